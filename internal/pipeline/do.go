@@ -1,0 +1,379 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+	"github.com/hubkit/iothub"
+	"github.com/hubkit/iothub/internal/hubwire"
+)
+
+// Do sends req, retrying as its class and the policy allow, and returns the
+// answer when its status is below 400. Otherwise it returns an
+// *iothub.Error (the hub answered with an error), an *iothub.TransportError
+// (no answer) or an *iothub.ResponseError (an answer that could not be
+// read).
+func (p *Pipeline) Do(ctx context.Context, req *Request) (*Response, error) {
+	c := &call{p: p, req: req, ctx: ctx}
+	c.timeout = req.AttemptTimeout
+	if c.timeout <= 0 {
+		c.timeout = DefaultAttemptTimeout
+	}
+	if p.clientTimeout > 0 && p.clientTimeout < c.timeout {
+		c.timeout = p.clientTimeout
+	}
+	c.limit = req.MaxResponseBytes
+	if c.limit <= 0 {
+		c.limit = DefaultMaxResponseBytes
+	}
+
+	u := p.baseURL + req.Path + "?api-version=" + url.QueryEscape(p.apiVersion)
+	if req.Query != "" {
+		u += "&" + req.Query
+	}
+	var body any
+	if req.Body != nil {
+		body = req.Body
+	}
+	rreq, err := retryablehttp.NewRequestWithContext(ctx, req.Method, u, body)
+	if err != nil {
+		return nil, &iothub.ArgumentError{Operation: req.Operation, Field: "request", Rule: "must form a valid URL", Err: err}
+	}
+	h := rreq.Header
+	for k, v := range req.Header {
+		h[k] = v
+	}
+	h.Set("User-Agent", p.userAgent)
+	h.Set("Accept", "application/json")
+	h.Set("Request-Id", newRequestID())
+	if req.Body != nil {
+		h.Set("Content-Type", "application/json; charset=utf-8")
+	}
+
+	rc := &retryablehttp.Client{
+		HTTPClient:   &http.Client{Transport: c, CheckRedirect: noRedirects},
+		RetryWaitMin: p.retry.MinDelay,
+		RetryWaitMax: p.retry.MaxDelay,
+		RetryMax:     p.retry.MaxAttempts - 1,
+		CheckRetry:   c.checkRetry,
+		Backoff:      c.backoff,
+		ErrorHandler: passThrough,
+	}
+	resp, err := rc.Do(rreq)
+	return c.finish(resp, err)
+}
+
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// passThrough hands the last answer or error back unchanged, so that finish
+// can classify it; retryablehttp's default would replace both with a
+// message that holds the URL.
+func passThrough(resp *http.Response, err error, _ int) (*http.Response, error) { return resp, err }
+
+// call is the state of one logical call across its attempts. It is the
+// http.RoundTripper of the call's attempts.
+type call struct {
+	p       *Pipeline
+	req     *Request
+	ctx     context.Context
+	timeout time.Duration
+	limit   int64
+
+	mu       sync.Mutex
+	attempts int
+	anySent  bool          // an earlier attempt may have been delivered
+	lastErr  *iothub.Error // parsed error answer of the last attempt, if any
+	start    time.Time
+}
+
+// attemptError is what an attempt that got no answer returns; it records
+// whether the request may have been written in full.
+type attemptError struct {
+	sent bool
+	auth bool // the credential failed; nothing was sent
+	err  error
+}
+
+func (e *attemptError) Error() string { return e.err.Error() }
+func (e *attemptError) Unwrap() error { return e.err }
+
+// attemptTrace records what the transport reported about one attempt.
+type attemptTrace struct {
+	getConn atomic.Bool // the transport reports its progress through httptrace
+	gotConn atomic.Bool
+	wrote   atomic.Bool // the request was written in full
+}
+
+// sent reports whether the request may have reached the server. A
+// transport that reports nothing through httptrace gets the conservative
+// answer: yes.
+func (t *attemptTrace) sent() bool {
+	if !t.getConn.Load() {
+		return true
+	}
+	return t.wrote.Load()
+}
+
+// RoundTrip is one attempt: sign, bound by the attempt deadline, and record
+// whether the request was written.
+func (c *call) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	c.attempts++
+	attempt := c.attempts
+	c.start = time.Now()
+	c.mu.Unlock()
+
+	authz, err := c.p.auth.Authorization(r.Context())
+	if err != nil {
+		return nil, &attemptError{auth: true, err: fmt.Errorf("get credential: %w", err)}
+	}
+	tr := new(attemptTrace)
+	trace := &httptrace.ClientTrace{
+		GetConn: func(string) { tr.getConn.Store(true) },
+		GotConn: func(httptrace.GotConnInfo) { tr.gotConn.Store(true) },
+		WroteRequest: func(i httptrace.WroteRequestInfo) {
+			if i.Err == nil {
+				tr.wrote.Store(true)
+			}
+		},
+	}
+	actx, cancel := context.WithTimeout(r.Context(), c.timeout)
+	r2 := r.WithContext(httptrace.WithClientTrace(actx, trace))
+	r2.Header = r.Header.Clone()
+	r2.Header.Set("Authorization", authz)
+
+	resp, err := c.p.transport.RoundTrip(r2)
+	if err != nil {
+		timedOut := errors.Is(actx.Err(), context.DeadlineExceeded) && r.Context().Err() == nil
+		cancel()
+		if timedOut {
+			// The attempt deadline passed, not the caller's.
+			err = fmt.Errorf("attempt %d timed out after %v: %w", attempt, c.timeout, context.DeadlineExceeded)
+		}
+		ae := &attemptError{sent: tr.sent(), err: stripURL(err)}
+		if ae.sent {
+			c.mu.Lock()
+			c.anySent = true
+			c.mu.Unlock()
+		}
+		c.log(slog.LevelDebug, "attempt failed", attempt, 0, slog.Bool("sent", ae.sent), slog.String("error", ae.err.Error()))
+		return nil, ae
+	}
+	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+// cancelBody ends the attempt's deadline when the body is closed.
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
+// stripURL unwraps a *url.Error so that no URL (with its query string)
+// reaches an error message.
+func stripURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// checkRetry decides, after each attempt, whether to try again.
+func (c *call) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if ctx.Err() != nil {
+		return false, nil
+	}
+	if err != nil {
+		var ae *attemptError
+		if !errors.As(err, &ae) || ae.auth {
+			return false, nil
+		}
+		if !ae.sent {
+			return true, nil
+		}
+		return c.req.Retry == RetryIdempotent, nil
+	}
+	if resp.StatusCode < 400 {
+		c.logResponse(resp, nil)
+		return false, nil
+	}
+	// Read the error answer now: the decision needs its code, and the
+	// answer must survive retryablehttp's draining for the final error.
+	b, _, _ := readCapped(resp.Body, c.limit)
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	info := hubwire.ParseError(b, resp.Header.Get("iothub-errorcode"))
+	he := &iothub.Error{
+		Operation:  c.req.Operation,
+		DeviceID:   c.req.DeviceID,
+		ModuleID:   c.req.ModuleID,
+		StatusCode: resp.StatusCode,
+		Code:       info.Code,
+		CodeName:   info.CodeName,
+		Message:    info.Message,
+		TrackingID: info.TrackingID,
+		RetryAfter: hubwire.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+	}
+	if he.CodeName == "" {
+		he.CodeName = he.Code.Name()
+	}
+	c.mu.Lock()
+	c.lastErr = he
+	if errors.Is(he, iothub.ErrOutcomeUnknown) {
+		c.anySent = true
+	}
+	c.mu.Unlock()
+	c.logResponse(resp, he)
+
+	if he.RetryAfter > c.p.retry.MaxRetryAfter {
+		return false, nil
+	}
+	switch {
+	case errors.Is(he, iothub.ErrThrottled), errors.Is(he, iothub.ErrServerBusy):
+		return true, nil
+	case he.Code == iothub.CodeDeviceNotOnline:
+		return c.req.RetryDeviceNotOnline, nil
+	case errors.Is(he, iothub.ErrOutcomeUnknown):
+		return c.req.Retry == RetryIdempotent, nil
+	}
+	return false, nil
+}
+
+// backoff is exponential with jitter; a Retry-After header wins.
+func (c *call) backoff(minDelay, maxDelay time.Duration, attemptNum int, resp *http.Response) time.Duration {
+	var wait time.Duration
+	if resp != nil {
+		wait = hubwire.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	}
+	if wait <= 0 {
+		wait = minDelay
+		for i := 0; i < attemptNum && wait < maxDelay; i++ {
+			wait *= 2
+		}
+		wait = min(wait, maxDelay)
+		// Take up to half away at random so that throttled callers spread out.
+		if half := int64(wait / 2); half > 0 {
+			wait -= time.Duration(rand.Int64N(half + 1))
+		}
+	}
+	c.mu.Lock()
+	attempt := c.attempts
+	c.mu.Unlock()
+	c.log(slog.LevelInfo, "retrying", attempt, 0, slog.Duration("wait", wait))
+	return wait
+}
+
+// finish turns the outcome of the retry loop into the call's result.
+func (c *call) finish(resp *http.Response, err error) (*Response, error) {
+	c.mu.Lock()
+	attempts, anySent, lastErr := c.attempts, c.anySent, c.lastErr
+	c.mu.Unlock()
+
+	if err != nil {
+		if resp != nil {
+			resp.Body.Close()
+		}
+		var ae *attemptError
+		if errors.As(err, &ae) {
+			err = ae.err
+		} else if lastErr != nil && c.ctx.Err() != nil {
+			// Cancelled while waiting to retry after an error answer.
+			err = fmt.Errorf("%w (while waiting to retry after %d %s)", err, lastErr.StatusCode, lastErr.CodeName)
+		}
+		return nil, &iothub.TransportError{
+			Operation: c.req.Operation,
+			DeviceID:  c.req.DeviceID,
+			ModuleID:  c.req.ModuleID,
+			Sent:      anySent,
+			Attempts:  attempts,
+			Err:       err,
+		}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		he := lastErr
+		if he == nil {
+			he = &iothub.Error{Operation: c.req.Operation, DeviceID: c.req.DeviceID, ModuleID: c.req.ModuleID, StatusCode: resp.StatusCode}
+		}
+		he.Attempts = attempts
+		if anySent && !errors.Is(he, iothub.ErrOutcomeUnknown) {
+			he.EarlierAttemptMayHaveRun = true
+		}
+		return nil, he
+	}
+	b, tooLong, rerr := readCapped(resp.Body, c.limit)
+	if rerr != nil || tooLong {
+		cause := rerr
+		if tooLong {
+			cause = fmt.Errorf("response body exceeds %d bytes", c.limit)
+		}
+		return nil, &iothub.ResponseError{
+			Operation:  c.req.Operation,
+			DeviceID:   c.req.DeviceID,
+			ModuleID:   c.req.ModuleID,
+			StatusCode: resp.StatusCode,
+			Err:        stripURL(cause),
+		}
+	}
+	return &Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: b, Attempts: attempts}, nil
+}
+
+func (c *call) logResponse(resp *http.Response, he *iothub.Error) {
+	if c.p.logger == nil {
+		return
+	}
+	c.mu.Lock()
+	attempt, start := c.attempts, c.start
+	c.mu.Unlock()
+	attrs := []slog.Attr{slog.Duration("duration", time.Since(start))}
+	level := slog.LevelDebug
+	if he != nil {
+		level = slog.LevelWarn
+		attrs = append(attrs, slog.Int("code", int(he.Code)), slog.String("codeName", he.CodeName), slog.String("trackingId", he.TrackingID))
+	}
+	c.log(level, "attempt done", attempt, resp.StatusCode, attrs...)
+}
+
+func (c *call) log(level slog.Level, msg string, attempt, status int, extra ...slog.Attr) {
+	l := c.p.logger
+	if l == nil || !l.Enabled(c.ctx, level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 8+len(extra))
+	attrs = append(attrs,
+		slog.String("operation", c.req.Operation),
+		slog.String("method", c.req.Method),
+		slog.String("path", c.req.Path),
+		slog.Int("attempt", attempt),
+	)
+	if c.req.DeviceID != "" {
+		attrs = append(attrs, slog.String("deviceId", c.req.DeviceID))
+	}
+	if c.req.ModuleID != "" {
+		attrs = append(attrs, slog.String("moduleId", c.req.ModuleID))
+	}
+	if status != 0 {
+		attrs = append(attrs, slog.Int("status", status))
+	}
+	attrs = append(attrs, extra...)
+	l.LogAttrs(c.ctx, level, "iothub: "+msg, attrs...)
+}

@@ -1,0 +1,226 @@
+// Package pipeline is the one HTTP pipeline every client of the module sends
+// its requests through: URL building, signing, per-attempt deadlines,
+// delivery tracking, retries (on go-retryablehttp), logging, and turning
+// answers into the module's error types.
+package pipeline
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/hubkit/iothub"
+)
+
+// Authorizer yields the Authorization header value for one attempt. The auth
+// package's authorizers satisfy it.
+type Authorizer interface {
+	Authorization(ctx context.Context) (string, error)
+}
+
+// RetryClass says which failures a request may be retried after.
+type RetryClass int
+
+const (
+	// RetryNotDelivered retries only failures where the hub guarantees the
+	// request was not carried out: 429xxx, 503xxx and connection failures
+	// before the request was written. It is the class of direct methods.
+	RetryNotDelivered RetryClass = iota
+	// RetryIdempotent also retries failures that leave the outcome unknown:
+	// other 5xx, a connection broken after writing, an attempt deadline. It
+	// is the class of reads and of methods the caller declared idempotent.
+	RetryIdempotent
+)
+
+// DefaultMaxResponseBytes bounds a response body unless a request sets its
+// own limit.
+const DefaultMaxResponseBytes = 4 << 20
+
+// DefaultAttemptTimeout bounds an attempt unless a request sets its own.
+const DefaultAttemptTimeout = 100 * time.Second
+
+// Request is one logical call.
+type Request struct {
+	// Operation names the SDK operation, for errors and logs.
+	Operation string
+	// DeviceID and ModuleID name the target, for errors and logs.
+	DeviceID, ModuleID string
+	// Method is the HTTP verb.
+	Method string
+	// Path is the escaped path, starting with "/".
+	Path string
+	// Query holds extra query parameters, already encoded, without a
+	// leading "&" (api-version is added by the pipeline).
+	Query string
+	// Header holds extra headers.
+	Header http.Header
+	// Body is the JSON body, or nil.
+	Body []byte
+	// AttemptTimeout bounds each attempt, including reading the body; 0
+	// means DefaultAttemptTimeout.
+	AttemptTimeout time.Duration
+	// Retry is the retry class.
+	Retry RetryClass
+	// RetryDeviceNotOnline also retries 404103.
+	RetryDeviceNotOnline bool
+	// MaxResponseBytes bounds the body; 0 means DefaultMaxResponseBytes.
+	MaxResponseBytes int64
+}
+
+// Response is a successful (status < 400) answer, body read in full.
+type Response struct {
+	StatusCode int
+	Header     http.Header
+	Body       []byte
+	Attempts   int
+}
+
+// Pipeline sends requests to one hub. It is immutable and safe for
+// concurrent use.
+type Pipeline struct {
+	host          string
+	baseURL       string
+	apiVersion    string
+	userAgent     string
+	auth          Authorizer
+	transport     http.RoundTripper
+	clientTimeout time.Duration
+	retry         iothub.RetryOptions
+	logger        *slog.Logger
+}
+
+// New validates the options and builds a pipeline. It does no I/O.
+func New(hostName string, a Authorizer, opts *iothub.ClientOptions) (*Pipeline, error) {
+	if err := ValidateHostName(hostName); err != nil {
+		return nil, err
+	}
+	if a == nil {
+		return nil, errors.New("iothub: a credential is required")
+	}
+	var o iothub.ClientOptions
+	if opts != nil {
+		o = *opts
+	}
+	p := &Pipeline{
+		host:       hostName,
+		apiVersion: o.APIVersion,
+		auth:       a,
+		retry:      o.Retry.WithDefaults(),
+		logger:     o.Logger,
+		userAgent:  UserAgent(),
+	}
+	if p.apiVersion == "" {
+		p.apiVersion = iothub.APIVersion
+	} else if strings.ContainsAny(p.apiVersion, "&?#/ ") {
+		return nil, fmt.Errorf("iothub: ClientOptions.APIVersion %q is not a valid api-version", p.apiVersion)
+	}
+	base := "https://" + hostName
+	if o.Endpoint != "" {
+		u, err := url.Parse(o.Endpoint)
+		if err != nil || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+			return nil, errors.New("iothub: ClientOptions.Endpoint must be a URL of the form https://host[:port]")
+		}
+		switch u.Scheme {
+		case "https":
+		case "http":
+			if !o.InsecureAllowHTTP {
+				return nil, errors.New("iothub: ClientOptions.Endpoint is http://, which would send credentials in clear text; set InsecureAllowHTTP (tests only) to allow it")
+			}
+		default:
+			return nil, fmt.Errorf("iothub: ClientOptions.Endpoint has scheme %q; want https", u.Scheme)
+		}
+		base = u.Scheme + "://" + u.Host
+	}
+	p.baseURL = base
+	switch {
+	case o.Transport != nil:
+		p.transport = o.Transport
+	case o.HTTPClient != nil && o.HTTPClient.Transport != nil:
+		p.transport = o.HTTPClient.Transport
+	default:
+		p.transport = DefaultTransport()
+	}
+	if o.HTTPClient != nil {
+		p.clientTimeout = o.HTTPClient.Timeout
+	}
+	return p, nil
+}
+
+// HostName returns the hub host name, the SAS audience.
+func (p *Pipeline) HostName() string { return p.host }
+
+// ValidateHostName checks a hub host name: a DNS name with an optional port,
+// no scheme, path or spaces.
+func ValidateHostName(h string) error {
+	if h == "" {
+		return errors.New("iothub: host name is empty")
+	}
+	if strings.Contains(h, "://") {
+		return fmt.Errorf("iothub: host name %q must not include a scheme; give the bare host, such as myhub.azure-devices.net", h)
+	}
+	host, port, err := net.SplitHostPort(h)
+	if err != nil {
+		host, port = h, ""
+	}
+	if port != "" {
+		for _, r := range port {
+			if r < '0' || r > '9' {
+				return fmt.Errorf("iothub: host name %q has an invalid port", h)
+			}
+		}
+	}
+	if host == "" {
+		return fmt.Errorf("iothub: host name %q has no host", h)
+	}
+	for _, r := range host {
+		ok := r == '-' || r == '.' || r == '_' || r == ':' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9')
+		if !ok {
+			return fmt.Errorf("iothub: host name %q contains %q; a host name has letters, digits, '-', '_' and '.'", h, r)
+		}
+	}
+	return nil
+}
+
+// UserAgent is the User-Agent header value: module path, version, Go
+// version, OS and architecture.
+func UserAgent() string {
+	return "github.com/hubkit/iothub/" + iothub.Version + " (" + runtime.Version() + "; " + runtime.GOOS + "; " + runtime.GOARCH + ")"
+}
+
+// DefaultTransport returns a transport sized for fan-out: keep-alive with a
+// large idle pool per host, HTTP/2 when the server offers it, proxy settings
+// from the environment and TLS 1.2 or later.
+func DefaultTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = http.ProxyFromEnvironment
+	t.ForceAttemptHTTP2 = true
+	t.MaxIdleConns = 0
+	t.MaxIdleConnsPerHost = 1024
+	t.IdleConnTimeout = 90 * time.Second
+	t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	return t
+}
+
+// newRequestID returns an identifier for one logical call, sent as
+// Request-Id on every attempt.
+func newRequestID() string { return rand.Text() }
+
+// readCapped reads at most limit bytes and reports whether the body was
+// longer.
+func readCapped(r io.Reader, limit int64) ([]byte, bool, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if int64(len(b)) > limit {
+		return b[:limit], true, err
+	}
+	return b, false, err
+}

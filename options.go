@@ -1,0 +1,120 @@
+package iothub
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// APIVersion is the IoT Hub data-plane REST API version the SDK speaks
+// unless ClientOptions.APIVersion overrides it.
+const APIVersion = "2021-04-12"
+
+// Version is this module's version, sent in the User-Agent header.
+const Version = "0.1.0"
+
+// ClientOptions configures the clients of this module (service.Client and,
+// later, registry.Client). The zero value, and a nil *ClientOptions, give the
+// defaults.
+type ClientOptions struct {
+	// HTTPClient, when set, supplies the transport (its Transport field)
+	// and, when its Timeout is set, a cap on every attempt. Redirects are
+	// never followed, whatever its CheckRedirect says.
+	HTTPClient *http.Client
+
+	// Transport, when set, is the http.RoundTripper requests go through. It
+	// takes precedence over HTTPClient.Transport. The default is a transport
+	// sized for fan-out: keep-alive, HTTP/2 when the hub offers it, proxy
+	// settings from the environment, TLS 1.2 or later.
+	Transport http.RoundTripper
+
+	// Retry sets the retry policy; its zero value gives DefaultRetryOptions.
+	Retry RetryOptions
+
+	// Logger receives structured logs of each attempt (operation, path,
+	// status, attempt, duration, tracking ID). Nil means silent. Bodies,
+	// tokens and keys are never logged.
+	Logger *slog.Logger
+
+	// APIVersion overrides the api-version query parameter; empty means
+	// APIVersion.
+	APIVersion string
+
+	// Endpoint overrides the URL requests are sent to, such as
+	// "https://127.0.0.1:8443" for an emulator or a test hub. The SAS
+	// audience stays the hub host name given to the constructor. Empty
+	// means "https://" + host name.
+	Endpoint string
+
+	// TokenScope is the Microsoft Entra scope requested for a
+	// TokenCredential. Empty means the scope of the hub's cloud, chosen by
+	// its host name: https://iothubs.azure.net/.default for the public
+	// cloud, the .azure.us scope for *.azure-devices.us (US Government) and
+	// the .azure.cn scope for *.azure-devices.cn (China).
+	TokenScope string
+
+	// SASTokenTTL is the lifetime of the SAS tokens minted from a
+	// connection string's key; 0 means the auth package's default (1 h).
+	// Tokens are cached and renewed ahead of expiry, never minted per call.
+	SASTokenTTL time.Duration
+
+	// InsecureAllowHTTP allows an http:// Endpoint, which sends credentials
+	// in clear text. It exists for tests against a local fake hub only.
+	InsecureAllowHTTP bool
+}
+
+// RetryOptions is the retry policy. Zero fields take the defaults of
+// DefaultRetryOptions.
+//
+// Whatever the policy, a direct-method invocation is retried automatically
+// only when IoT Hub guarantees that it was not delivered: throttling
+// (429xxx), server busy or unavailable (503xxx), and connection failures
+// before the request was written. See the service package for the per-call
+// opt-ins.
+type RetryOptions struct {
+	// MaxAttempts is the total number of attempts, the first included. 1
+	// disables retries. Default 4.
+	MaxAttempts int
+	// MinDelay is the delay before the first retry; later retries double
+	// it, up to MaxDelay. A random jitter takes up to half of each delay
+	// away. Default 500 ms.
+	MinDelay time.Duration
+	// MaxDelay caps the delay between attempts. Default 30 s.
+	MaxDelay time.Duration
+	// MaxRetryAfter caps how long the SDK waits when the hub sends a
+	// Retry-After header; a longer request ends the retries and returns
+	// the hub's error with Error.RetryAfter set, for the caller to decide.
+	// Default 60 s.
+	MaxRetryAfter time.Duration
+}
+
+// DefaultRetryOptions returns the default retry policy.
+func DefaultRetryOptions() RetryOptions {
+	return RetryOptions{
+		MaxAttempts:   4,
+		MinDelay:      500 * time.Millisecond,
+		MaxDelay:      30 * time.Second,
+		MaxRetryAfter: 60 * time.Second,
+	}
+}
+
+// WithDefaults returns o with every zero field set to its default.
+func (o RetryOptions) WithDefaults() RetryOptions {
+	d := DefaultRetryOptions()
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = d.MaxAttempts
+	}
+	if o.MinDelay <= 0 {
+		o.MinDelay = d.MinDelay
+	}
+	if o.MaxDelay <= 0 {
+		o.MaxDelay = d.MaxDelay
+	}
+	if o.MaxDelay < o.MinDelay {
+		o.MaxDelay = o.MinDelay
+	}
+	if o.MaxRetryAfter <= 0 {
+		o.MaxRetryAfter = d.MaxRetryAfter
+	}
+	return o
+}
