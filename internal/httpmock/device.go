@@ -1,0 +1,300 @@
+package httpmock
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// MethodHandler is a simulated device's (or module's) implementation of a
+// direct method. It runs on its own goroutine once the hub has delivered the
+// call (after the target's latency). ctx is cancelled when the hub stops
+// waiting for the answer: at the call's response timeout, or when the
+// caller goes away. A handler must return soon after ctx is done; the hub
+// answers the caller without waiting for it, and a handler that never
+// returns leaks its goroutine.
+type MethodHandler func(ctx context.Context, call MethodCall) MethodResponse
+
+// MethodCall is a direct-method invocation as the device receives it.
+type MethodCall struct {
+	// DeviceID and ModuleID name the target; ModuleID is empty for a
+	// device method.
+	DeviceID, ModuleID string
+	// Method is the method name.
+	Method string
+	// Payload is the request's payload exactly as sent, or nil when the
+	// request had no payload field. An explicit JSON null is "null".
+	Payload json.RawMessage
+	// ResponseTimeout and ConnectTimeout are the call's timeouts, with the
+	// hub's defaults (30 s and 0) applied.
+	ResponseTimeout, ConnectTimeout time.Duration
+}
+
+// MethodResponse is a device's answer to a direct method.
+type MethodResponse struct {
+	// Status is the device's status code, returned in the body of an
+	// HTTP 200 answer whatever its value.
+	Status int
+	// Payload is the device's JSON payload; nil or empty is sent as JSON
+	// null. It must be valid JSON: an invalid payload makes the hub answer
+	// 500 / 500001 ServerError.
+	Payload json.RawMessage
+}
+
+// NotImplementedStatus is the status a simulated device answers with when it
+// has no handler for a method (the device SDKs' usual answer); the payload
+// is null.
+const NotImplementedStatus = 501
+
+// DeviceOptions configures a device added with Hub.AddDevice. The zero
+// value, and nil, give an enabled, online device without latency or
+// handlers.
+type DeviceOptions struct {
+	// Offline adds the device disconnected; see Device.SetOnline.
+	Offline bool
+	// Disabled adds the device disabled; the hub treats it as not found.
+	Disabled bool
+	// Latency is how long the device takes to receive a method before its
+	// handler runs.
+	Latency time.Duration
+	// Handler answers the methods that have no handler of their own.
+	Handler MethodHandler
+}
+
+// endpoint is the connection state shared by devices and modules. It is
+// guarded by Hub.mu.
+type endpoint struct {
+	online   bool
+	latency  time.Duration
+	handlers map[string]MethodHandler
+	fallback MethodHandler
+	changed  chan struct{} // closed and replaced on every change
+}
+
+func newEndpoint(online bool, latency time.Duration, fallback MethodHandler) endpoint {
+	return endpoint{
+		online:   online,
+		latency:  latency,
+		handlers: make(map[string]MethodHandler),
+		fallback: fallback,
+		changed:  make(chan struct{}),
+	}
+}
+
+func (e *endpoint) handler(method string) MethodHandler {
+	if fn, ok := e.handlers[method]; ok {
+		return fn
+	}
+	return e.fallback
+}
+
+// Device is a simulated device registered in a Hub. Its methods are safe for
+// concurrent use, also while calls to it are in flight.
+type Device struct {
+	hub *Hub
+	id  string
+
+	// Guarded by hub.mu.
+	ep       endpoint
+	disabled bool
+	removed  bool
+	modules  map[string]*Module
+}
+
+// Module is a simulated module of a device. Its methods are safe for
+// concurrent use.
+type Module struct {
+	hub    *Hub
+	device *Device
+	id     string
+
+	// Guarded by hub.mu.
+	ep      endpoint
+	removed bool
+}
+
+// AddDevice registers a device and returns it. opts may be nil.
+//
+// Unlike the registry API, AddDevice does not apply IoT Hub's id rules, so
+// that tests can register ids such as "a/b" or "a b" to check how clients
+// escape them. It panics when id is empty or already registered.
+func (h *Hub) AddDevice(id string, opts *DeviceOptions) *Device {
+	var o DeviceOptions
+	if opts != nil {
+		o = *opts
+	}
+	if id == "" {
+		panic("httpmock: AddDevice: empty device id")
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.devices[id]; ok {
+		panic(fmt.Sprintf("httpmock: AddDevice: device %q already registered", id))
+	}
+	d := &Device{
+		hub:      h,
+		id:       id,
+		ep:       newEndpoint(!o.Offline, o.Latency, o.Handler),
+		disabled: o.Disabled,
+		modules:  make(map[string]*Module),
+	}
+	h.devices[id] = d
+	return d
+}
+
+// Device returns the registered device with the given id, or nil.
+func (h *Hub) Device(id string) *Device {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.devices[id]
+}
+
+// RemoveDevice unregisters a device and its modules. Calls waiting for it to
+// come online then fail with 404001 DeviceNotFound. It reports whether the
+// device was registered.
+func (h *Hub) RemoveDevice(id string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	d, ok := h.devices[id]
+	if !ok {
+		return false
+	}
+	delete(h.devices, id)
+	d.removed = true
+	broadcast(&d.ep.changed)
+	for _, m := range d.modules {
+		m.removed = true
+		broadcast(&m.ep.changed)
+	}
+	return true
+}
+
+// ID returns the device id.
+func (d *Device) ID() string { return d.id }
+
+// AddModule registers a module on the device and returns it. The module is
+// online, with no latency and no handlers. Like AddDevice it does not apply
+// the registry's id rules, and it panics when id is empty or already
+// registered on the device.
+func (d *Device) AddModule(id string) *Module {
+	if id == "" {
+		panic("httpmock: AddModule: empty module id")
+	}
+	d.hub.mu.Lock()
+	defer d.hub.mu.Unlock()
+	if _, ok := d.modules[id]; ok {
+		panic(fmt.Sprintf("httpmock: AddModule: module %q already registered on device %q", id, d.id))
+	}
+	m := &Module{hub: d.hub, device: d, id: id, ep: newEndpoint(true, 0, nil)}
+	d.modules[id] = m
+	return m
+}
+
+// Module returns the module with the given id, or nil.
+func (d *Device) Module(id string) *Module {
+	d.hub.mu.Lock()
+	defer d.hub.mu.Unlock()
+	return d.modules[id]
+}
+
+// HandleMethod sets the handler of the named method; a nil fn removes it.
+func (d *Device) HandleMethod(name string, fn MethodHandler) {
+	d.hub.mu.Lock()
+	defer d.hub.mu.Unlock()
+	setHandler(&d.ep, name, fn)
+}
+
+// SetDefaultHandler sets the handler for methods without their own, as
+// DeviceOptions.Handler does; nil removes it.
+func (d *Device) SetDefaultHandler(fn MethodHandler) {
+	d.hub.mu.Lock()
+	defer d.hub.mu.Unlock()
+	d.ep.fallback = fn
+}
+
+// SetOnline connects (true) or disconnects (false) the device. Calls waiting
+// within their connect timeout proceed as soon as it connects.
+func (d *Device) SetOnline(online bool) {
+	d.hub.mu.Lock()
+	defer d.hub.mu.Unlock()
+	d.ep.online = online
+	broadcast(&d.ep.changed)
+}
+
+// Online reports whether the device is connected.
+func (d *Device) Online() bool {
+	d.hub.mu.Lock()
+	defer d.hub.mu.Unlock()
+	return d.ep.online
+}
+
+// SetDisabled disables (true) or enables (false) the device. The hub answers
+// calls to a disabled device, and to its modules, with 404001 DeviceNotFound.
+func (d *Device) SetDisabled(disabled bool) {
+	d.hub.mu.Lock()
+	defer d.hub.mu.Unlock()
+	d.disabled = disabled
+	broadcast(&d.ep.changed)
+}
+
+// SetLatency sets how long the device takes to receive a method before its
+// handler runs. It applies to calls delivered afterwards.
+func (d *Device) SetLatency(latency time.Duration) {
+	d.hub.mu.Lock()
+	defer d.hub.mu.Unlock()
+	d.ep.latency = latency
+}
+
+// ID returns the module id.
+func (m *Module) ID() string { return m.id }
+
+// Device returns the device the module belongs to.
+func (m *Module) Device() *Device { return m.device }
+
+// HandleMethod sets the handler of the named method; a nil fn removes it.
+func (m *Module) HandleMethod(name string, fn MethodHandler) {
+	m.hub.mu.Lock()
+	defer m.hub.mu.Unlock()
+	setHandler(&m.ep, name, fn)
+}
+
+// SetDefaultHandler sets the handler for methods without their own; nil
+// removes it. Modules do not inherit their device's handlers.
+func (m *Module) SetDefaultHandler(fn MethodHandler) {
+	m.hub.mu.Lock()
+	defer m.hub.mu.Unlock()
+	m.ep.fallback = fn
+}
+
+// SetOnline connects (true) or disconnects (false) the module, independently
+// of its device.
+func (m *Module) SetOnline(online bool) {
+	m.hub.mu.Lock()
+	defer m.hub.mu.Unlock()
+	m.ep.online = online
+	broadcast(&m.ep.changed)
+}
+
+// Online reports whether the module is connected.
+func (m *Module) Online() bool {
+	m.hub.mu.Lock()
+	defer m.hub.mu.Unlock()
+	return m.ep.online
+}
+
+// SetLatency sets how long the module takes to receive a method before its
+// handler runs.
+func (m *Module) SetLatency(latency time.Duration) {
+	m.hub.mu.Lock()
+	defer m.hub.mu.Unlock()
+	m.ep.latency = latency
+}
+
+func setHandler(e *endpoint, name string, fn MethodHandler) {
+	if fn == nil {
+		delete(e.handlers, name)
+		return
+	}
+	e.handlers[name] = fn
+}

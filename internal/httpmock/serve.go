@@ -1,0 +1,312 @@
+package httpmock
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hubkit/iothub"
+)
+
+// MaxRequestBody is the largest request body the hub reads; a larger one
+// is answered with 413 / 413000 GenericRequestEntityTooLarge.
+const MaxRequestBody = 4 << 20
+
+// Request is a request as the hub received it.
+type Request struct {
+	// Method is the HTTP verb.
+	Method string
+	// Path is the escaped path as sent, such as "/twins/a%2Fb/methods".
+	Path string
+	// RawQuery is the query string as sent, without the '?'.
+	RawQuery string
+	// Proto is the protocol version, "HTTP/1.1" or "HTTP/2.0".
+	Proto string
+	// Header is a copy of the request headers, Authorization included.
+	Header http.Header
+	// Body is the request body (at most MaxRequestBody+1 bytes of it).
+	Body []byte
+	// Time is when the hub had read the request.
+	Time time.Time
+}
+
+// Requests returns every request the hub has received, in order, including
+// the ones it rejected. Requests a DropBeforeWrite fault stopped never
+// reached the hub and are not included. The result is a deep copy.
+func (h *Hub) Requests() []Request {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]Request, len(h.requests))
+	for i, r := range h.requests {
+		r.Header = r.Header.Clone()
+		r.Body = slices.Clone(r.Body)
+		out[i] = r
+	}
+	return out
+}
+
+// Deliveries returns how many method calls reached the device (moduleID
+// empty) or module: calls the hub handed to it, whether or not it answered
+// in time.
+func (h *Hub) Deliveries(deviceID, moduleID string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.deliveries[target{deviceID, moduleID}]
+}
+
+// Calls returns every delivered method call, in order of delivery. The
+// result is a deep copy.
+func (h *Hub) Calls() []MethodCall {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]MethodCall, len(h.calls))
+	for i, c := range h.calls {
+		c.Payload = slices.Clone(c.Payload)
+		out[i] = c
+	}
+	return out
+}
+
+// serveFunc handles a routed request after the common checks passed.
+type serveFunc func(w http.ResponseWriter, r *http.Request, rq *routed)
+
+// routed is a request that matched a route.
+type routed struct {
+	params []string // decoded path parameters, in order
+	body   []byte
+	now    time.Time // when the hub received it
+}
+
+// route is one path template of the REST API and the verbs it supports.
+type route struct {
+	segs  []string // literal segments; "" is a parameter
+	verbs []verb
+}
+
+// verb is what a route does for one HTTP method.
+type verb struct {
+	method string
+	rights Rights    // the SAS policy rights required
+	action string    // the Entra data action required
+	serve  serveFunc // nil: a real operation this simulator does not serve yet
+}
+
+// newRoutes returns the hub's routing table. Twin routes are listed so
+// that verbs they do not support get the real 405, even before they are
+// served.
+func (h *Hub) newRoutes() []route {
+	twinVerbs := []verb{
+		{method: http.MethodGet, rights: ServiceConnect, action: actTwinsRead},
+		{method: http.MethodPut, rights: ServiceConnect, action: actTwinsWrite},
+		{method: http.MethodPatch, rights: ServiceConnect, action: actTwinsWrite},
+	}
+	invoke := []verb{{method: http.MethodPost, rights: ServiceConnect, action: actInvokeMethod, serve: h.invokeMethod}}
+	return []route{
+		{segs: []string{"twins", ""}, verbs: twinVerbs},
+		{segs: []string{"twins", "", "methods"}, verbs: invoke},
+		{segs: []string{"twins", "", "modules", ""}, verbs: twinVerbs},
+		{segs: []string{"twins", "", "modules", "", "methods"}, verbs: invoke},
+	}
+}
+
+// match finds the route of the decoded path segments.
+func (h *Hub) match(segs []string) (*route, []string) {
+	for i := range h.routes {
+		rt := &h.routes[i]
+		if len(rt.segs) != len(segs) {
+			continue
+		}
+		var params []string
+		ok := true
+		for j, s := range rt.segs {
+			if s == "" {
+				params = append(params, segs[j])
+			} else if s != segs[j] {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return rt, params
+		}
+	}
+	return nil, nil
+}
+
+// splitPath splits an escaped path on '/' and percent-decodes each segment
+// once, keeping '+' literal. Empty segments are dropped, as ASP.NET routing
+// does, so "/twins/d/" and "/twins/d" route alike.
+func splitPath(escaped string) ([]string, error) {
+	var segs []string
+	for s := range strings.SplitSeq(escaped, "/") {
+		if s == "" {
+			continue
+		}
+		d, err := url.PathUnescape(s)
+		if err != nil {
+			return nil, err
+		}
+		segs = append(segs, d)
+	}
+	return segs, nil
+}
+
+// ServeHTTP serves the IoT Hub REST API. Each request goes through, in
+// order: routing (404 and 405 in ASP.NET's shape), the api-version check
+// (400001), authentication and authorization (401002, 401003), the body
+// size limit (413000), then the operation's own validation, faults and
+// processing; see the package documentation.
+//
+// When the caller goes away before the answer is ready (its request
+// context ends), and when a DropAfterRead or DropAfterDelivery fault hits,
+// ServeHTTP breaks the connection with panic(http.ErrAbortHandler), which
+// net/http servers, the in-process transport and StartTLS's server handle;
+// a caller of ServeHTTP with its own ResponseWriter must recover it.
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var body []byte
+	if r.Body != nil {
+		var err error
+		body, err = io.ReadAll(io.LimitReader(r.Body, MaxRequestBody+1))
+		if err != nil {
+			abort() // the client went away while sending
+		}
+	}
+	now := time.Now()
+	escaped := r.URL.EscapedPath()
+	h.mu.Lock()
+	h.requests = append(h.requests, Request{
+		Method:   r.Method,
+		Path:     escaped,
+		RawQuery: r.URL.RawQuery,
+		Proto:    r.Proto,
+		Header:   r.Header.Clone(),
+		Body:     body,
+		Time:     now,
+	})
+	h.mu.Unlock()
+
+	segs, err := splitPath(escaped)
+	if err != nil {
+		routingError(http.StatusBadRequest, "The request URI is invalid.").write(w, now)
+		return
+	}
+	rt, params := h.match(segs)
+	if rt == nil {
+		routingError(http.StatusNotFound, fmt.Sprintf("No HTTP resource was found that matches the request URI 'https://%s%s'.", h.hostName, escaped)).write(w, now)
+		return
+	}
+	i := slices.IndexFunc(rt.verbs, func(v verb) bool { return v.method == r.Method })
+	if i < 0 {
+		e := routingError(http.StatusMethodNotAllowed, fmt.Sprintf("The requested resource does not support http method '%s'.", r.Method))
+		var allow []string
+		for _, v := range rt.verbs {
+			allow = append(allow, v.method)
+		}
+		e.header = http.Header{"Allow": {strings.Join(allow, ", ")}}
+		e.write(w, now)
+		return
+	}
+	v := &rt.verbs[i]
+	if v.serve == nil {
+		routingError(http.StatusNotImplemented, fmt.Sprintf("httpmock: %s %s is not simulated yet.", r.Method, escaped)).write(w, now)
+		return
+	}
+	if e := h.checkAPIVersion(r); e != nil {
+		e.write(w, now)
+		return
+	}
+	if e := h.authorize(r, v, now); e != nil {
+		e.write(w, now)
+		return
+	}
+	if len(body) > MaxRequestBody {
+		newError(iothub.CodeGenericRequestEntityTooLarge, fmt.Sprintf("The request body exceeds the maximum size of %d bytes.", MaxRequestBody)).write(w, now)
+		return
+	}
+	v.serve(w, r, &routed{params: params, body: body, now: now})
+}
+
+// checkAPIVersion requires exactly one accepted api-version. The parameter
+// name is matched case-insensitively, as ASP.NET binds it.
+func (h *Hub) checkAPIVersion(r *http.Request) *hubError {
+	var got []string
+	for k, vs := range r.URL.Query() {
+		if strings.EqualFold(k, "api-version") {
+			got = append(got, vs...)
+		}
+	}
+	switch {
+	case len(got) == 0:
+		return newError(iothub.CodeInvalidProtocolVersion, "The api-version query parameter is required.")
+	case len(got) > 1:
+		return newError(iothub.CodeInvalidProtocolVersion, "The api-version query parameter must be given once.")
+	case !h.apiVersions[got[0]]:
+		return newError(iothub.CodeInvalidProtocolVersion, fmt.Sprintf("The api-version '%s' is not supported.", got[0]))
+	}
+	return nil
+}
+
+// authorize checks the Authorization header against what the verb needs.
+// Messages never quote the token.
+func (h *Hub) authorize(r *http.Request, v *verb, now time.Time) *hubError {
+	unauthorized := func(reason string) *hubError {
+		return newError(iothub.CodeIotHubUnauthorizedAccess, "Unauthorized: "+reason)
+	}
+	vals := r.Header.Values("Authorization")
+	switch {
+	case len(vals) == 0 || vals[0] == "":
+		return unauthorized("the Authorization header is missing.")
+	case len(vals) > 1:
+		return unauthorized("more than one Authorization header.")
+	}
+	auth := vals[0]
+	if scheme, tok, ok := strings.Cut(auth, " "); ok && strings.EqualFold(scheme, "Bearer") {
+		return h.authorizeBearer(r, v, strings.TrimSpace(tok), now)
+	}
+	if !strings.HasPrefix(auth, sasPrefix) {
+		return unauthorized("unsupported authorization scheme.")
+	}
+	name, err := VerifySAS(auth, h.hostName, h.policies, now, h.skew)
+	if err != nil {
+		reason := "the SharedAccessSignature is not valid."
+		switch {
+		case errors.Is(err, ErrSASExpired):
+			reason = "the SharedAccessSignature has expired."
+		case errors.Is(err, ErrSASAudience):
+			reason = "the SharedAccessSignature audience is not this hub."
+		case errors.Is(err, ErrSASPolicy):
+			reason = "the SharedAccessSignature names an unknown policy."
+		case errors.Is(err, ErrSASSignature):
+			reason = "the SharedAccessSignature signature does not verify."
+		}
+		return unauthorized(reason)
+	}
+	p, _ := h.Policy(name)
+	if p.Rights&v.rights != v.rights {
+		return unauthorized(fmt.Sprintf("policy '%s' does not grant %s.", name, v.rights))
+	}
+	return nil
+}
+
+func (h *Hub) authorizeBearer(r *http.Request, v *verb, tok string, now time.Time) *hubError {
+	h.mu.Lock()
+	bt, ok := h.tokens[tok]
+	h.mu.Unlock()
+	switch {
+	case !ok:
+		return newError(iothub.CodeIotHubUnauthorizedAccess, "Unauthorized: the bearer token is not valid.")
+	case !now.Before(bt.expires):
+		return newError(iothub.CodeIotHubUnauthorizedAccess, "Unauthorized: the bearer token has expired.")
+	case len(bt.scopes) != 1 || !h.acceptsScope(bt.scopes[0]):
+		return newError(iothub.CodeIotHubUnauthorizedAccess, "Unauthorized: the bearer token's audience is not this hub.")
+	case !bt.role.allows(v.action):
+		return newError(iothub.CodeIotHubUnauthorized, fmt.Sprintf(
+			"Principal %s is not authorized for %s on %s due to no assigned permissions", bt.principal, r.Method, r.URL.EscapedPath()))
+	}
+	return nil
+}
