@@ -47,10 +47,10 @@ type ClientOptions struct {
 	Endpoint string
 
 	// TokenScope is the Microsoft Entra scope requested for a
-	// TokenCredential. Empty means the scope of the hub's cloud, chosen by
-	// its host name: https://iothubs.azure.net/.default for the public
-	// cloud, the .azure.us scope for *.azure-devices.us (US Government) and
-	// the .azure.cn scope for *.azure-devices.cn (China).
+	// TokenCredential. Empty means auth.ScopePublicCloud,
+	// https://iothubs.azure.net/.default, which IoT Hub accepts in every
+	// cloud; set it only for a hub that asks for a cloud-specific audience
+	// (see the auth package's Scope constants).
 	TokenScope string
 
 	// SASTokenTTL is the lifetime of the SAS tokens minted from a

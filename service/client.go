@@ -1,0 +1,109 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/hubkit/iothub"
+	"github.com/hubkit/iothub/auth"
+	"github.com/hubkit/iothub/internal/pipeline"
+)
+
+// Client invokes direct methods on the devices and modules of one IoT hub.
+// It is immutable after construction and safe for concurrent use; create one
+// per hub and share it.
+type Client struct {
+	p *pipeline.Pipeline
+}
+
+// NewClientFromConnectionString returns a client for the hub named in a
+// shared access policy connection string,
+// "HostName=…;SharedAccessKeyName=…;SharedAccessKey=…" (or one that carries
+// a ready-made SharedAccessSignature, used as is until it expires). Direct
+// methods need a policy with the ServiceConnect permission, such as
+// "service" or "iothubowner". A device connection string is refused. It
+// does no I/O; nil options mean the defaults.
+func NewClientFromConnectionString(connectionString string, options *iothub.ClientOptions) (*Client, error) {
+	cs, err := auth.ParseConnectionString(connectionString)
+	if err != nil {
+		return nil, err
+	}
+	var a pipeline.Authorizer
+	if sig := cs.SharedAccessSignature(); sig != "" {
+		a, err = auth.StaticSAS(sig)
+	} else {
+		var cred *auth.SharedAccessKeyCredential
+		cred, err = auth.NewSharedAccessKeyCredential(cs.SharedAccessKeyName, cs.SharedAccessKey(), sasOptions(options))
+		if err == nil {
+			a = cred.Authorizer(cs.HostName)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return newClient(cs.HostName, a, options)
+}
+
+// NewClient returns a client for hostName (such as
+// "myhub.azure-devices.net") that authenticates with Microsoft Entra ID
+// through cred, for example azidentity.NewDefaultAzureCredential. The
+// identity needs a role that allows direct methods, such as IoT Hub Data
+// Contributor; IoT Hub Twin Contributor cannot invoke methods. The token is
+// cached and refreshed ahead of expiry. It does no I/O; nil options mean the
+// defaults.
+func NewClient(hostName string, cred azcore.TokenCredential, options *iothub.ClientOptions) (*Client, error) {
+	if err := pipeline.ValidateHostName(hostName); err != nil {
+		return nil, err
+	}
+	if cred == nil {
+		return nil, errors.New("iothub: NewClient needs a TokenCredential")
+	}
+	scope := auth.ScopePublicCloud
+	if options != nil && options.TokenScope != "" {
+		scope = options.TokenScope
+	}
+	a, err := auth.NewTokenCredentialAuthorizer(cred, &auth.TokenCredentialOptions{Scopes: []string{scope}})
+	if err != nil {
+		return nil, err
+	}
+	return newClient(hostName, a, options)
+}
+
+// NewClientWithSharedAccessKey returns a client for hostName that signs its
+// requests with a shared access policy key. Keep the credential to rotate
+// the key at run time (SharedAccessKeyCredential.Update). It does no I/O;
+// nil options mean the defaults.
+func NewClientWithSharedAccessKey(hostName string, cred *auth.SharedAccessKeyCredential, options *iothub.ClientOptions) (*Client, error) {
+	if err := pipeline.ValidateHostName(hostName); err != nil {
+		return nil, err
+	}
+	if cred == nil {
+		return nil, errors.New("iothub: NewClientWithSharedAccessKey needs a SharedAccessKeyCredential")
+	}
+	return newClient(hostName, cred.Authorizer(hostName), options)
+}
+
+func newClient(hostName string, a pipeline.Authorizer, options *iothub.ClientOptions) (*Client, error) {
+	p, err := pipeline.New(hostName, a, options)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{p: p}, nil
+}
+
+func sasOptions(o *iothub.ClientOptions) *auth.SharedAccessKeyCredentialOptions {
+	if o == nil || o.SASTokenTTL == 0 {
+		return nil
+	}
+	return &auth.SharedAccessKeyCredentialOptions{TTL: o.SASTokenTTL}
+}
+
+// HostName returns the hub's host name.
+func (c *Client) HostName() string { return c.p.HostName() }
+
+// String describes the client without any secret.
+func (c *Client) String() string { return fmt.Sprintf("service.Client{HostName: %s}", c.p.HostName()) }
+
+// GoString describes the client without any secret, for %#v.
+func (c *Client) GoString() string { return c.String() }
