@@ -658,8 +658,8 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		sigs = append(sigs, sig)
 	}
 	outputs := []string{
-		fmt.Sprintf("%v", client), fmt.Sprintf("%+v", client), fmt.Sprintf("%#v", client), fmt.Sprintf("%s", client),
-		fmt.Sprintf("%v", *client), fmt.Sprintf("%+v", *client), fmt.Sprintf("%#v", *client),
+		fmt.Sprintf("%v", client), fmt.Sprintf("%+v", client), fmt.Sprintf("%#v", client),
+		fmt.Sprintf("%v", *client), fmt.Sprintf("%+v", *client), fmt.Sprintf("%#v", *client), client.String(),
 		fmt.Sprintf("%+v", opts), callErr.Error(), fmt.Sprintf("%+v", callErr), logs.String(),
 	}
 	for _, out := range outputs {

@@ -109,7 +109,6 @@ func errBody(code int, name string) (string, http.Header) {
 	return body, http.Header{"Iothub-Errorcode": {name}}
 }
 
-
 func hubErr(status, code int, name string) step {
 	body, h := errBody(code, name)
 	return step{status: status, body: body, header: h}
