@@ -1,7 +1,6 @@
 package service
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -25,24 +24,7 @@ type Client struct {
 // "service" or "iothubowner". A device connection string is refused. It
 // does no I/O; nil options mean the defaults.
 func NewClientFromConnectionString(connectionString string, options *iothub.ClientOptions) (*Client, error) {
-	cs, err := auth.ParseConnectionString(connectionString)
-	if err != nil {
-		return nil, err
-	}
-	var a pipeline.Authorizer
-	if sig := cs.SharedAccessSignature(); sig != "" {
-		a, err = auth.StaticSAS(sig)
-	} else {
-		var cred *auth.SharedAccessKeyCredential
-		cred, err = auth.NewSharedAccessKeyCredential(cs.SharedAccessKeyName, cs.SharedAccessKey(), sasOptions(options))
-		if err == nil {
-			a = cred.Authorizer(cs.HostName)
-		}
-	}
-	if err != nil {
-		return nil, err
-	}
-	return newClient(cs.HostName, a, options)
+	return newClient(pipeline.FromConnectionString(connectionString, options))
 }
 
 // NewClient returns a client for hostName (such as
@@ -53,21 +35,7 @@ func NewClientFromConnectionString(connectionString string, options *iothub.Clie
 // cached and refreshed ahead of expiry. It does no I/O; nil options mean the
 // defaults.
 func NewClient(hostName string, cred azcore.TokenCredential, options *iothub.ClientOptions) (*Client, error) {
-	if err := pipeline.ValidateHostName(hostName); err != nil {
-		return nil, err
-	}
-	if cred == nil {
-		return nil, errors.New("iothub: NewClient needs a TokenCredential")
-	}
-	scope := auth.ScopePublicCloud
-	if options != nil && options.TokenScope != "" {
-		scope = options.TokenScope
-	}
-	a, err := auth.NewTokenCredentialAuthorizer(cred, &auth.TokenCredentialOptions{Scopes: []string{scope}})
-	if err != nil {
-		return nil, err
-	}
-	return newClient(hostName, a, options)
+	return newClient(pipeline.FromTokenCredential(hostName, cred, options))
 }
 
 // NewClientWithSharedAccessKey returns a client for hostName that signs its
@@ -75,28 +43,14 @@ func NewClient(hostName string, cred azcore.TokenCredential, options *iothub.Cli
 // the key at run time (SharedAccessKeyCredential.Update). It does no I/O;
 // nil options mean the defaults.
 func NewClientWithSharedAccessKey(hostName string, cred *auth.SharedAccessKeyCredential, options *iothub.ClientOptions) (*Client, error) {
-	if err := pipeline.ValidateHostName(hostName); err != nil {
-		return nil, err
-	}
-	if cred == nil {
-		return nil, errors.New("iothub: NewClientWithSharedAccessKey needs a SharedAccessKeyCredential")
-	}
-	return newClient(hostName, cred.Authorizer(hostName), options)
+	return newClient(pipeline.FromSharedAccessKey(hostName, cred, options))
 }
 
-func newClient(hostName string, a pipeline.Authorizer, options *iothub.ClientOptions) (*Client, error) {
-	p, err := pipeline.New(hostName, a, options)
+func newClient(p *pipeline.Pipeline, err error) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
 	return &Client{p: p}, nil
-}
-
-func sasOptions(o *iothub.ClientOptions) *auth.SharedAccessKeyCredentialOptions {
-	if o == nil || o.SASTokenTTL == 0 {
-		return nil
-	}
-	return &auth.SharedAccessKeyCredentialOptions{TTL: o.SASTokenTTL}
 }
 
 // HostName returns the hub's host name.
