@@ -698,3 +698,31 @@ func TestOverTLSWithHTTP2(t *testing.T) {
 		}
 	}
 }
+
+func TestAPIVersionOverride(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		version string
+		code    iothub.ErrorCode // 0 means success
+	}{
+		{"", 0},
+		{"2020-09-30", 0},
+		{"2015-01-01", iothub.CodeInvalidProtocolVersion},
+	}
+	for _, tt := range tests {
+		hub, client := setup(t, &iothub.ClientOptions{APIVersion: tt.version})
+		hub.AddDevice("d1", &httpmock.DeviceOptions{Handler: echo})
+		_, err := client.InvokeDeviceMethod(t.Context(), "d1", service.MethodParams[any]{Name: "m"}, nil)
+		he, _ := errors.AsType[*iothub.Error](err)
+		if (tt.code == 0 && err != nil) || (tt.code != 0 && (he == nil || he.Code != tt.code)) {
+			t.Errorf("api-version %q: err = %v, want code %d", tt.version, err, tt.code)
+		}
+		want := tt.version
+		if want == "" {
+			want = iothub.APIVersion
+		}
+		if got := hub.Requests()[0].RawQuery; got != "api-version="+want {
+			t.Errorf("query = %q, want api-version=%s", got, want)
+		}
+	}
+}
