@@ -127,9 +127,12 @@ func (e *Error) Error() string {
 	if e.Attempts > 1 {
 		fmt.Fprintf(&b, " after %d attempts", e.Attempts)
 	}
-	if e.outcomeUnknown() {
+	switch {
+	case e.EarlierAttemptMayHaveRun:
+		b.WriteString(" [outcome unknown: an earlier attempt may have run]")
+	case e.outcomeUnknown():
 		b.WriteString(" [outcome unknown: it may have run]")
-	} else {
+	default:
 		b.WriteString(" [not delivered]")
 	}
 	return b.String()

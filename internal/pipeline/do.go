@@ -309,7 +309,7 @@ func (c *call) finish(resp *http.Response, err error) (*Response, error) {
 		}
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode >= 400 {
+	if resp.StatusCode >= 400 && (lastErr == nil || c.req.AnswerCode == 0 || lastErr.Code != c.req.AnswerCode) {
 		he := lastErr
 		if he == nil {
 			he = &iothub.Error{Operation: c.req.Operation, DeviceID: c.req.DeviceID, ModuleID: c.req.ModuleID, StatusCode: resp.StatusCode}

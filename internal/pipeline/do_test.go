@@ -428,3 +428,24 @@ func TestReadCapped(t *testing.T) {
 		}
 	}
 }
+
+func TestAnswerCodeIsAnAnswer(t *testing.T) {
+	t.Parallel()
+	body := `{"isSuccessful":false,"errors":[{"deviceId":"d1","errorCode":"DeviceAlreadyExists","errorStatus":"exists"}],"warnings":[]}`
+	h := http.Header{"Iothub-Errorcode": {"BulkRegistryOperationFailure"}}
+	for _, answer := range []iothub.ErrorCode{0, iothub.CodeBulkRegistryOperationFailure} {
+		s := &script{steps: []step{{status: 400, body: body, header: h}}}
+		p := newTestPipeline(t, s, iothub.RetryOptions{})
+		req := &Request{Operation: "BulkCreateDevices", Method: http.MethodPost, Path: "/devices", Body: []byte(`[]`), AnswerCode: answer}
+		resp, err := p.Do(t.Context(), req)
+		if answer == 0 {
+			if !errors.Is(err, iothub.ErrBadRequest) {
+				t.Errorf("without AnswerCode: err = %v, want a 400 error", err)
+			}
+			continue
+		}
+		if err != nil || resp.StatusCode != 400 || string(resp.Body) != body {
+			t.Errorf("with AnswerCode: %+v, %v", resp, err)
+		}
+	}
+}

@@ -75,6 +75,10 @@ type Request struct {
 	RetryDeviceNotOnline bool
 	// MaxResponseBytes bounds the body; 0 means DefaultMaxResponseBytes.
 	MaxResponseBytes int64
+	// AnswerCode, when not 0, is an error code whose body is an answer to
+	// decode rather than an error, such as 400013 for a bulk registry
+	// operation that partly failed. Do returns it as a Response.
+	AnswerCode iothub.ErrorCode
 }
 
 // Response is a successful (status < 400) answer, body read in full.
