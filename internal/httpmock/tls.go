@@ -20,7 +20,7 @@ import (
 	"time"
 )
 
-// Server is the hub served over TLS by Hub.StartTLS.
+// Server is the hub served over TLS by Hub.StartTLS or Hub.StartTLSOn.
 type Server struct {
 	// URL is the base URL of the server, such as "https://127.0.0.1:41234",
 	// with no trailing slash. Point the client's endpoint here and keep
@@ -38,7 +38,8 @@ type Server struct {
 // certificate valid for localhost, 127.0.0.1, ::1 and the hub's host name
 // (without port). The server listens on a random port, unless the hub's
 // HostName has a port and a loopback host ("localhost:8443"): then it
-// listens there and URL is "https://" + HostName.
+// listens there and URL is "https://" + HostName. StartTLSOn chooses the
+// address instead.
 //
 // On this server DropAfterRead and DropAfterDelivery faults abort the
 // response (panic(http.ErrAbortHandler)): HTTP/1.1 clients see the
@@ -53,23 +54,45 @@ type Server struct {
 // The server cannot run inside a testing/synctest bubble; use
 // RoundTripper there.
 func (h *Hub) StartTLS() (*Server, error) {
+	addr, ok := loopbackListenAddr(h.hostName)
+	if !ok {
+		addr = "127.0.0.1:0"
+	}
+	return h.startTLS("StartTLS", addr)
+}
+
+// StartTLSOn is StartTLS listening on addr, a TCP address such as
+// "127.0.0.1:8443" (port 0 picks a free port). Use it to serve a hub whose
+// HostName, fixed at New, names the address in advance: a hub with
+// HostName "localhost:8443" served on "127.0.0.1:8443" can be reached
+// with its connection string alone, by a client that trusts CertPEM (for
+// example through SSL_CERT_FILE).
+//
+// URL is "https://" + HostName when HostName is a loopback host with a
+// port and addr is where StartTLS would listen for it ("127.0.0.1:8443"
+// for "localhost:8443"); otherwise it is "https://" + the address the
+// server listens on. The certificate is StartTLS's: it covers localhost,
+// 127.0.0.1, ::1 and the host of HostName, not other addresses.
+func (h *Hub) StartTLSOn(addr string) (*Server, error) {
+	return h.startTLS("StartTLSOn", addr)
+}
+
+// startTLS serves the hub over TLS on addr; op names the caller in errors.
+func (h *Hub) startTLS(op, addr string) (*Server, error) {
 	certPair, certPEM, err := selfSignedCert(hostWithoutPort(h.hostName), time.Now())
 	if err != nil {
 		return nil, err
 	}
-	ts := httptest.NewUnstartedServer(h)
-	ln := ts.Listener
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("httpmock: %s: %w", op, err)
+	}
 	url := ""
-	if addr, ok := loopbackListenAddr(h.hostName); ok {
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			ts.Listener.Close()
-			return nil, fmt.Errorf("httpmock: StartTLS: %w", err)
-		}
-		ts.Listener.Close()
-		ln = l
+	if want, ok := loopbackListenAddr(h.hostName); ok && want == ln.Addr().String() {
 		url = "https://" + h.hostName
 	}
+	ts := httptest.NewUnstartedServer(h)
+	ts.Listener.Close() // the default listener; ln replaces it
 	ts.Listener = &dropListener{Listener: ln, hub: h}
 	ctx, cancel := context.WithCancel(context.Background())
 	ts.Config.BaseContext = func(net.Listener) context.Context { return ctx }

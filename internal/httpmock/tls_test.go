@@ -245,3 +245,53 @@ func TestTLSCloseWithCallsInFlight(t *testing.T) {
 		t.Errorf("call in flight: %v; want a broken connection", err)
 	}
 }
+
+func TestTLSOn(t *testing.T) {
+	t.Parallel()
+	freePort := func(t *testing.T) string {
+		t.Helper()
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	}
+
+	t.Run("host name known in advance", func(t *testing.T) {
+		t.Parallel()
+		port := freePort(t)
+		h := New(&Options{HostName: "localhost:" + port})
+		h.AddDevice("d1", &DeviceOptions{Handler: echo})
+		srv, err := h.StartTLSOn("127.0.0.1:" + port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Close)
+		if want := "https://localhost:" + port; srv.URL != want {
+			t.Errorf("URL = %q, want %q", srv.URL, want)
+		}
+		// The default base is "https://" + HostName: no endpoint override.
+		methodResult(t, send(t.Context(), t, h, srv.Client(), call{path: "/twins/d1/methods", body: methodBody("m", "")}))
+
+		// The address is taken now.
+		if _, err := New(nil).StartTLSOn("127.0.0.1:" + port); err == nil || !strings.Contains(err.Error(), "httpmock: StartTLSOn:") {
+			t.Errorf("second listener on the port: %v", err)
+		}
+	})
+
+	t.Run("random port", func(t *testing.T) {
+		t.Parallel()
+		h := New(&Options{HostName: "localhost:1"}) // not where it listens
+		h.AddDevice("d1", &DeviceOptions{Handler: echo})
+		srv, err := h.StartTLSOn("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Close)
+		if !strings.HasPrefix(srv.URL, "https://127.0.0.1:") || srv.URL == "https://127.0.0.1:0" {
+			t.Errorf("URL = %q, want the listener's address", srv.URL)
+		}
+		methodResult(t, send(t.Context(), t, h, srv.Client(), call{base: srv.URL, path: "/twins/d1/methods", body: methodBody("m", "")}))
+	})
+}
