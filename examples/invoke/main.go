@@ -47,6 +47,10 @@ const (
 	exitUsage    = 2
 )
 
+// errFlagsReported stands for a flag error the flag package has already
+// printed.
+var errFlagsReported = errors.New("bad flags")
+
 type config struct {
 	device, module, method, payload string
 	timeout, connectTimeout         int
@@ -70,7 +74,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return c, err
+		// The flag package has printed the problem and the usage.
+		return c, errFlagsReported
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -81,6 +86,13 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	if c.method == "" {
 		return c, errors.New("-method is required")
 	}
+	if t := c.timeout; t != 0 && (t < service.MinTimeoutInSeconds || t > service.MaxTimeoutInSeconds) {
+		return c, fmt.Errorf("-timeout must be 0 (the hub default, %d s) or within [%d, %d]; got %d",
+			service.DefaultTimeoutInSeconds, service.MinTimeoutInSeconds, service.MaxTimeoutInSeconds, t)
+	}
+	if t := c.connectTimeout; t < 0 || t > service.MaxConnectTimeoutInSeconds {
+		return c, fmt.Errorf("-connect-timeout must be within [0, %d]; got %d", service.MaxConnectTimeoutInSeconds, t)
+	}
 	if !json.Valid([]byte(c.payload)) {
 		return c, fmt.Errorf("-payload is not valid JSON: %s", c.payload)
 	}
@@ -88,7 +100,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		c.connectionString = getenv("IOTHUB_CONNECTION_STRING")
 	}
 	if c.connectionString != "" && c.hub != "" {
-		return c, errors.New("give either -connection-string (or $IOTHUB_CONNECTION_STRING) or -hub, not both")
+		return c, errors.New("give either -connection-string or -hub, not both")
 	}
 	return c, nil
 }
@@ -96,7 +108,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	cfg, err := parseFlags(args, getenv, stderr)
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
+		if !errors.Is(err, errFlagsReported) {
 			fmt.Fprintln(stderr, "invoke:", err)
 		}
 		return exitUsage
@@ -114,7 +126,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		client, err = service.NewClient(cfg.hub, cred, nil)
 	default:
-		sim, serr := simhub.Start()
+		sim, serr := simhub.Start(nil)
 		if serr != nil {
 			fmt.Fprintln(stderr, "invoke: start the embedded simulated hub:", serr)
 			return exitHubError

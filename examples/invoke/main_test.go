@@ -376,14 +376,14 @@ func TestRunSendsNothing(t *testing.T) {
 			connectionString: "HostName={host};SharedAccessKeyName=service;SharedAccessKey={key}",
 			args:             []string{"-device", "d1", "-method", "reboot", "-timeout", "3"},
 			wantCode:         exitUsage,
-			wantStderr:       []string{"invalid MethodParams.TimeoutInSeconds", "within [5, 300]; got 3"},
+			wantStderr:       []string{"-timeout must be 0", "within [5, 300]; got 3"},
 		},
 		{
 			name:             "connect timeout above 300",
 			connectionString: "HostName={host};SharedAccessKeyName=service;SharedAccessKey={key}",
 			args:             []string{"-device", "d1", "-method", "reboot", "-connect-timeout", "301"},
 			wantCode:         exitUsage,
-			wantStderr:       []string{"invalid MethodParams.ConnectTimeoutInSeconds", "within [0, 300]; got 301"},
+			wantStderr:       []string{"-connect-timeout must be within [0, 300]; got 301"},
 		},
 		{
 			name:             "invalid method name",

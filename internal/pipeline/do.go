@@ -3,6 +3,8 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -204,7 +206,7 @@ func (c *call) checkRetry(ctx context.Context, resp *http.Response, err error) (
 	}
 	if err != nil {
 		var ae *attemptError
-		if !errors.As(err, &ae) || ae.auth {
+		if !errors.As(err, &ae) || ae.auth || permanentTLS(err) {
 			return false, nil
 		}
 		if !ae.sent {
@@ -280,6 +282,18 @@ func (c *call) backoff(minDelay, maxDelay time.Duration, attemptNum int, resp *h
 	c.mu.Unlock()
 	c.log(slog.LevelInfo, "retrying", attempt, 0, slog.Duration("wait", wait))
 	return wait
+}
+
+// permanentTLS reports a certificate the client does not trust: retrying
+// cannot help, so the caller should hear about it at once.
+func permanentTLS(err error) bool {
+	var (
+		verify   *tls.CertificateVerificationError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+	)
+	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid)
 }
 
 // finish turns the outcome of the retry loop into the call's result.

@@ -3,6 +3,8 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"log/slog"
@@ -27,6 +29,7 @@ type step struct {
 	body       string
 	header     http.Header
 	failBefore bool          // fail before the request is written
+	badCert    bool          // fail the TLS handshake on an untrusted certificate
 	failAfter  bool          // fail after the request is written
 	delay      time.Duration // wait before answering (honouring the request context)
 	silent     bool          // report nothing through httptrace
@@ -58,6 +61,9 @@ func (s *script) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	if st.failBefore {
 		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	}
+	if st.badCert {
+		return nil, &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}
 	}
 	if trace.GotConn != nil {
 		trace.GotConn(httptrace.GotConnInfo{})
@@ -151,6 +157,7 @@ func TestRetryDecisions(t *testing.T) {
 		{"504101 not retried", RetryNotDelivered, false, []step{hubErr(504, 504101, "GatewayTimeout"), ok}, 1, iothub.ErrGatewayTimeout, true},
 		{"500 not retried", RetryNotDelivered, false, []step{hubErr(500, 500001, "ServerError"), ok}, 1, iothub.ErrOutcomeUnknown, true},
 		{"broken after write not retried", RetryNotDelivered, false, []step{{failAfter: true}, ok}, 1, io.ErrUnexpectedEOF, true},
+		{"untrusted certificate not retried", RetryIdempotent, false, []step{{badCert: true}, ok}, 1, iothub.ErrNotDelivered, false},
 		{"silent transport is conservative", RetryNotDelivered, false, []step{{failBefore: true, silent: true}, ok}, 1, syscall.ECONNREFUSED, true},
 		{"404103 not retried", RetryNotDelivered, false, []step{hubErr(404, 404103, "DeviceNotOnline"), ok}, 1, iothub.ErrDeviceNotOnline, false},
 		{"404103 opted in", RetryNotDelivered, true, []step{hubErr(404, 404103, "DeviceNotOnline"), ok}, 2, nil, false},

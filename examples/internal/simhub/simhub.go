@@ -6,12 +6,20 @@ package simhub
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/hubkit/iothub"
 	"github.com/hubkit/iothub/internal/httpmock"
+	"github.com/hubkit/iothub/registry"
 	"github.com/hubkit/iothub/service"
 )
+
+// Options configures the simulated hub.
+type Options struct {
+	// Fleet is how many devices to add besides the named ones.
+	Fleet int
+}
 
 // Hub is a running simulated hub.
 type Hub struct {
@@ -32,7 +40,10 @@ type Hub struct {
 // "echo" (its payload back), and "fail" with status 500, a device-side
 // error: the invocation itself succeeds. A method a device or module does
 // not know is answered with status 501.
-func Start() (*Hub, error) {
+//
+// Options.Fleet adds that many more online devices, sim-fleet-00001 and
+// on, for programs that work on a whole fleet. A nil *Options adds none.
+func Start(opts *Options) (*Hub, error) {
 	h := httpmock.New(nil)
 	var ids []string
 	add := func(id string, opts *httpmock.DeviceOptions) *httpmock.Device {
@@ -50,6 +61,11 @@ func Start() (*Hub, error) {
 	add("sim-device-slow", &httpmock.DeviceOptions{Latency: 2 * time.Second})
 	add("sim-device-offline", &httpmock.DeviceOptions{Offline: true})
 	edge := add("sim-edge-1", nil)
+	if opts != nil {
+		for i := 1; i <= opts.Fleet; i++ {
+			add(fmt.Sprintf("sim-fleet-%05d", i), nil)
+		}
+	}
 	agent := edge.AddModule("$edgeAgent")
 	agent.HandleMethod("RestartModule", func(_ context.Context, call httpmock.MethodCall) httpmock.MethodResponse {
 		return httpmock.MethodResponse{Status: 200, Payload: json.RawMessage(`null`)}
@@ -101,6 +117,16 @@ func (h *Hub) DeviceIDs() []string { return h.devices }
 // "service" policy, sending to its TLS listener.
 func (h *Hub) Client() (*service.Client, error) {
 	return service.NewClientFromConnectionString(h.hub.ConnectionString("service"), &iothub.ClientOptions{
+		Endpoint:  h.srv.URL,
+		Transport: h.srv.Client().Transport,
+	})
+}
+
+// RegistryClient returns a registry client for the simulated hub, signed
+// with the "iothubowner" policy (registry reads and writes, twins and
+// queries), sending to its TLS listener.
+func (h *Hub) RegistryClient() (*registry.Client, error) {
+	return registry.NewClientFromConnectionString(h.hub.ConnectionString("iothubowner"), &iothub.ClientOptions{
 		Endpoint:  h.srv.URL,
 		Transport: h.srv.Client().Transport,
 	})
