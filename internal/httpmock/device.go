@@ -100,6 +100,13 @@ type Device struct {
 	disabled bool
 	removed  bool
 	modules  map[string]*Module
+	reg      entry // registry and twin state
+	// Registry fields of devices only.
+	statusReason  *string
+	statusUpdated time.Time
+	iotEdge       bool
+	deviceScope   *string // of a non-edge device: its parent's scope
+	parentScopes  []string
 }
 
 // Module is a simulated module of a device. Its methods are safe for
@@ -110,8 +117,10 @@ type Module struct {
 	id     string
 
 	// Guarded by hub.mu.
-	ep      endpoint
-	removed bool
+	ep        endpoint
+	removed   bool
+	reg       entry // registry and twin state
+	managedBy *string
 }
 
 // AddDevice registers a device and returns it. opts may be nil.
@@ -132,14 +141,19 @@ func (h *Hub) AddDevice(id string, opts *DeviceOptions) *Device {
 	if _, ok := h.devices[id]; ok {
 		panic(fmt.Sprintf("httpmock: AddDevice: device %q already registered", id))
 	}
+	now := time.Now()
 	d := &Device{
 		hub:      h,
 		id:       id,
 		ep:       newEndpoint(!o.Offline, o.Latency, o.Handler),
 		disabled: o.Disabled,
 		modules:  make(map[string]*Module),
+		reg:      h.newEntry(now),
 	}
-	h.devices[id] = d
+	if !o.Offline {
+		d.reg.connUpdated, d.reg.lastActivity = now, now
+	}
+	h.addDeviceLocked(d)
 	return d
 }
 
@@ -160,14 +174,27 @@ func (h *Hub) RemoveDevice(id string) bool {
 	if !ok {
 		return false
 	}
-	delete(h.devices, id)
+	h.removeDeviceLocked(d)
+	return true
+}
+
+// addDeviceLocked registers d. The caller holds h.mu.
+func (h *Hub) addDeviceLocked(d *Device) {
+	h.devices[d.id] = d
+	h.sortedIDs = nil
+}
+
+// removeDeviceLocked unregisters d, its modules and their twins, and wakes
+// the calls waiting for them. The caller holds h.mu.
+func (h *Hub) removeDeviceLocked(d *Device) {
+	delete(h.devices, d.id)
+	h.sortedIDs = nil
 	d.removed = true
 	broadcast(&d.ep.changed)
 	for _, m := range d.modules {
 		m.removed = true
 		broadcast(&m.ep.changed)
 	}
-	return true
 }
 
 // ID returns the device id.
@@ -186,7 +213,9 @@ func (d *Device) AddModule(id string) *Module {
 	if _, ok := d.modules[id]; ok {
 		panic(fmt.Sprintf("httpmock: AddModule: module %q already registered on device %q", id, d.id))
 	}
-	m := &Module{hub: d.hub, device: d, id: id, ep: newEndpoint(true, 0, nil)}
+	now := time.Now()
+	m := &Module{hub: d.hub, device: d, id: id, ep: newEndpoint(true, 0, nil), reg: d.hub.newEntry(now)}
+	m.reg.connUpdated, m.reg.lastActivity = now, now
 	d.modules[id] = m
 	return m
 }
@@ -215,11 +244,14 @@ func (d *Device) SetDefaultHandler(fn MethodHandler) {
 
 // SetOnline connects (true) or disconnects (false) the device. Calls waiting
 // within their connect timeout proceed as soon as it connects.
+//
+// The registry follows: connectionState becomes Connected or Disconnected
+// and connectionStateUpdatedTime (and, on connecting, lastActivityTime)
+// now.
 func (d *Device) SetOnline(online bool) {
 	d.hub.mu.Lock()
 	defer d.hub.mu.Unlock()
-	d.ep.online = online
-	broadcast(&d.ep.changed)
+	d.reg.setOnline(&d.ep, online, time.Now())
 }
 
 // Online reports whether the device is connected.
@@ -231,10 +263,16 @@ func (d *Device) Online() bool {
 
 // SetDisabled disables (true) or enables (false) the device. The hub answers
 // calls to a disabled device, and to its modules, with 404001 DeviceNotFound.
+// In the registry the device's status becomes "disabled" (or "enabled"),
+// which changes its etag and statusUpdatedTime when the status changes.
 func (d *Device) SetDisabled(disabled bool) {
 	d.hub.mu.Lock()
 	defer d.hub.mu.Unlock()
-	d.disabled = disabled
+	if d.disabled != disabled {
+		d.disabled = disabled
+		d.statusUpdated = time.Now()
+		d.reg.etag = d.hub.nextETag()
+	}
 	broadcast(&d.ep.changed)
 }
 
@@ -272,8 +310,7 @@ func (m *Module) SetDefaultHandler(fn MethodHandler) {
 func (m *Module) SetOnline(online bool) {
 	m.hub.mu.Lock()
 	defer m.hub.mu.Unlock()
-	m.ep.online = online
-	broadcast(&m.ep.changed)
+	m.reg.setOnline(&m.ep, online, time.Now())
 }
 
 // Online reports whether the module is connected.

@@ -4,27 +4,62 @@
 //
 // # What it simulates
 //
-// For now, direct methods on devices and modules:
+// Direct methods on devices and modules:
 //
 //	POST /twins/{deviceId}/methods?api-version=…
 //	POST /twins/{deviceId}/modules/{moduleId}/methods?api-version=…
 //
+// The identity registry, with ETags (RegistryRead to read, RegistryWrite
+// to write):
+//
+//	GET|PUT|DELETE /devices/{id}, GET /devices?top=N, POST /devices (bulk)
+//	GET /devices/{id}/modules, GET|PUT|DELETE /devices/{id}/modules/{mid}
+//	GET /statistics/devices, GET /statistics/service
+//
+// PUT without If-Match creates (409001, or 409301 for a module, when the
+// id exists); with If-Match (*, "*" or the etag, quotes and W/ ignored) it
+// replaces (404001 or 404010 when missing, 412001 on a mismatch). Read-only
+// fields of the body are ignored; missing SAS keys are generated. Devices
+// and modules created through the API start disconnected; tests connect
+// them with Device.SetOnline (Hub.AddDevice, which skips the id rules,
+// adds them connected unless told otherwise). Bulk
+// POST /devices takes 1 to 100 ExportImportDevice items, applies each on
+// its own and answers 200, or 400 with iothub-errorcode
+// BulkRegistryOperationFailure and the same result body when any failed.
+//
+// Twins (ServiceConnect): GET, PATCH (merge; null deletes) and PUT
+// (replace tags and desired) on /twins/{id} and
+// /twins/{id}/modules/{mid}, with the twin's etag in If-Match and the
+// twin rules (no arrays, key characters, depth, sizes) enforced with
+// 400004. POST with X-HTTP-Method-Override: PATCH is a PATCH.
+//
+// Queries (ServiceConnect): POST /devices/query with a subset of the IoT
+// Hub query language (SELECT *, projections, COUNT() and GROUP BY, TOP,
+// FROM devices or devices.modules, WHERE with AND, OR, NOT, comparisons,
+// IN, NIN and IS_DEFINED). Answers are bare JSON arrays with
+// x-ms-item-type; x-ms-continuation appears only when more pages exist.
+// Pages follow device id, then module id, and a token names the last twin
+// returned, so a scan sees every unchanged twin exactly once. Projections
+// are named by their alias or the path's last name; an unnamed COUNT() is
+// "$1". Aggregates are answered in one page.
+//
 // A request the real hub would reject is rejected with the real HTTP
-// status, six-digit code and body shape. Checks happen in this order:
+// status, six-digit code and body shape. For direct methods, checks happen
+// in this order (other operations follow the same first three steps):
 //
 //  1. Routing. The escaped path is split on '/', each segment decoded once
 //     ('+' stays '+', "%2F" inside an id is part of the id) and empty
 //     segments dropped. An unknown path gets 404 and a known path with a
 //     verb it does not support 405, both in ASP.NET's shape without code:
 //     {"Message":"The requested resource does not support http method 'GET'."}.
-//     Twin paths are known (so that POST to them is a 405, as real clients
-//     that sent an empty module id saw) but not simulated yet: GET, PUT
-//     and PATCH on them answer 501.
+//     Twin paths are routes too, so a POST to them (as real clients that
+//     sent an empty module id did) is a 405.
 //  2. The api-version query parameter: required, once, and one of
 //     Options.APIVersions, else 400 / 400001 InvalidProtocolVersion.
 //  3. Authentication: a service SAS token (see VerifySAS) of a policy with
-//     ServiceConnect, or a bearer token minted by a Credential of this hub
-//     (see Hub.TokenCredential) whose role may invoke methods. Failures
+//     the operation's rights (ServiceConnect for methods), or a bearer
+//     token minted by a Credential of this hub (see Hub.TokenCredential)
+//     whose role allows the operation. Failures
 //     are 401 / 401002 IotHubUnauthorizedAccess; a valid Entra principal
 //     without the permission gets 401 / 401003. Messages never quote the
 //     token.

@@ -80,11 +80,38 @@ func (s ErrorShape) String() string {
 	return fmt.Sprintf("ErrorShape(%d)", int(s))
 }
 
-// Fault is a scripted hub-side failure of direct-method calls, added with
-// Hub.AddFault.
+// Operation names the kind of request a Fault applies to.
+type Operation string
+
+// The operations faults can target.
+const (
+	// OperationMethod is direct-method invocations.
+	OperationMethod Operation = "method"
+	// OperationRegistry is the identity registry: device and module GET,
+	// PUT and DELETE, module and device lists, statistics and bulk POST
+	// /devices.
+	OperationRegistry Operation = "registry"
+	// OperationTwin is twin GET, PATCH and PUT.
+	OperationTwin Operation = "twin"
+	// OperationQuery is POST /devices/query.
+	OperationQuery Operation = "query"
+	// OperationAny is every operation, as is the zero Operation.
+	OperationAny Operation = "*"
+)
+
+// covers reports whether a fault's Operation selects op.
+func (o Operation) covers(op Operation) bool {
+	return o == "" || o == OperationAny || o == op
+}
+
+// Fault is a scripted hub-side failure, added with Hub.AddFault. It
+// applies to every operation (direct methods, registry, twins, queries)
+// unless Operation narrows it; a fault with a Method matches only direct
+// methods.
 //
-// Faults are checked in the order they were added, for every method request
-// that passed routing, api-version, authentication and body validation. Each
+// Faults are checked in the order they were added, for every request of
+// their Operation that passed routing, api-version, authentication and (for
+// methods) body validation. Each
 // fault that matches the request counts it; the first fault whose Skip is
 // used up and whose Times is not hits, and the later faults do not see the
 // request. (DropBeforeWrite faults are checked apart: by the in-process
@@ -105,8 +132,14 @@ func (s ErrorShape) String() string {
 // an AfterDelivery or DropAfterDelivery fault hits a call that cannot be
 // delivered (device not found, offline) the hub answers that error instead.
 type Fault struct {
-	// DeviceID, ModuleID and Method select the calls the fault applies to;
-	// "" matches any. Method is the direct-method name.
+	// Operation selects the kind of request; "" matches any.
+	Operation Operation
+
+	// DeviceID, ModuleID and Method select the requests the fault applies
+	// to; "" matches any. DeviceID and ModuleID are matched against the
+	// path's ids (a request without them, such as a query, matches only
+	// when they are empty). Method is the direct-method name; a fault with
+	// a Method matches no other operation.
 	DeviceID, ModuleID, Method string
 
 	// Skip lets the first Skip matching calls through.
@@ -159,8 +192,10 @@ type faultState struct {
 	hits int
 }
 
-func (fs *faultState) matches(t target, method string) bool {
-	return (fs.f.DeviceID == "" || fs.f.DeviceID == t.deviceID) &&
+func (fs *faultState) matches(op Operation, t target, method string) bool {
+	return fs.f.Operation.covers(op) &&
+		(fs.f.Method == "" || op == OperationMethod) &&
+		(fs.f.DeviceID == "" || fs.f.DeviceID == t.deviceID) &&
 		(fs.f.ModuleID == "" || fs.f.ModuleID == t.moduleID) &&
 		(fs.f.Method == "" || fs.f.Method == method)
 }
@@ -196,14 +231,14 @@ func (h *Hub) ClearFaults() {
 	h.faults = nil
 }
 
-// takeFault returns the fault that hits a method call, or nil. When
+// takeFault returns the fault that hits a request of op, or nil. When
 // beforeWrite is true only DropBeforeWrite faults are considered, otherwise
 // only the others.
-func (h *Hub) takeFault(t target, method string, beforeWrite bool) *Fault {
+func (h *Hub) takeFault(op Operation, t target, method string, beforeWrite bool) *Fault {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, fs := range h.faults {
-		if (fs.f.Drop == DropBeforeWrite) != beforeWrite || !fs.matches(t, method) {
+		if (fs.f.Drop == DropBeforeWrite) != beforeWrite || !fs.matches(op, t, method) {
 			continue
 		}
 		if fs.count() {

@@ -100,8 +100,9 @@ func DefaultAPIVersions() []string {
 // Options.ClockSkew is zero.
 const DefaultClockSkew = 5 * time.Minute
 
-// Hub is a simulated IoT Hub. It serves the hub's REST API (direct methods
-// for now) with the real hub's validation, status codes and error bodies,
+// Hub is a simulated IoT Hub. It serves the hub's REST API (direct methods,
+// the identity registry, twins and queries) with the real hub's
+// validation, status codes and error bodies,
 // keeps a registry of simulated devices and modules, injects scripted
 // faults, and records every request it receives.
 //
@@ -123,6 +124,10 @@ type Hub struct {
 	calls      []MethodCall
 	deliveries map[target]int
 	tokens     map[string]bearerToken
+	sortedIDs  []string // device ids in order; nil when stale
+	etagSeq    int64    // last device or module etag counter
+	twinSeq    uint64   // last twin etag counter
+	genSeq     int64    // makes generationIds unique
 }
 
 // target names a device (ModuleID empty) or a module.
@@ -146,6 +151,7 @@ func New(opts *Options) *Hub {
 		devices:     make(map[string]*Device),
 		deliveries:  make(map[target]int),
 		tokens:      make(map[string]bearerToken),
+		etagSeq:     randomETagBase(),
 	}
 	if h.hostName == "" {
 		h.hostName = DefaultHostName

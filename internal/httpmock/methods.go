@@ -59,7 +59,7 @@ func (h *Hub) invokeMethod(w http.ResponseWriter, r *http.Request, rq *routed) {
 		return
 	}
 
-	f := h.takeFault(t, mr.name, false)
+	f := h.takeFault(OperationMethod, t, mr.name, false)
 	if f != nil && !f.afterDelivery() {
 		if !sleep(ctx, f.Delay) {
 			abort()

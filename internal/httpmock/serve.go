@@ -93,29 +93,58 @@ type verb struct {
 	method string
 	rights Rights    // the SAS policy rights required
 	action string    // the Entra data action required
+	op     Operation // what faults see
 	serve  serveFunc // nil: a real operation this simulator does not serve yet
 }
 
-// newRoutes returns the hub's routing table. Twin routes are listed so
-// that verbs they do not support get the real 405, even before they are
-// served.
+// newRoutes returns the hub's routing table.
 func (h *Hub) newRoutes() []route {
 	twinVerbs := []verb{
-		{method: http.MethodGet, rights: ServiceConnect, action: actTwinsRead},
-		{method: http.MethodPut, rights: ServiceConnect, action: actTwinsWrite},
-		{method: http.MethodPatch, rights: ServiceConnect, action: actTwinsWrite},
+		{method: http.MethodGet, rights: ServiceConnect, action: actTwinsRead, op: OperationTwin, serve: h.getTwin},
+		{method: http.MethodPut, rights: ServiceConnect, action: actTwinsWrite, op: OperationTwin, serve: h.replaceTwin},
+		{method: http.MethodPatch, rights: ServiceConnect, action: actTwinsWrite, op: OperationTwin, serve: h.patchTwin},
 	}
-	invoke := []verb{{method: http.MethodPost, rights: ServiceConnect, action: actInvokeMethod, serve: h.invokeMethod}}
+	invoke := []verb{{method: http.MethodPost, rights: ServiceConnect, action: actInvokeMethod, op: OperationMethod, serve: h.invokeMethod}}
+	read := func(fn serveFunc) verb {
+		return verb{method: http.MethodGet, rights: RegistryRead, action: actDevicesRead, op: OperationRegistry, serve: fn}
+	}
+	put := func(fn serveFunc) verb {
+		return verb{method: http.MethodPut, rights: RegistryWrite, action: actDevicesWrite, op: OperationRegistry, serve: fn}
+	}
+	del := func(fn serveFunc) verb {
+		return verb{method: http.MethodDelete, rights: RegistryWrite, action: actDevicesDelete, op: OperationRegistry, serve: fn}
+	}
+	stats := func(fn serveFunc) []verb {
+		return []verb{{method: http.MethodGet, rights: RegistryRead, action: actStatsRead, op: OperationRegistry, serve: fn}}
+	}
 	return []route{
 		{segs: []string{"twins", ""}, verbs: twinVerbs},
 		{segs: []string{"twins", "", "methods"}, verbs: invoke},
 		{segs: []string{"twins", "", "modules", ""}, verbs: twinVerbs},
 		{segs: []string{"twins", "", "modules", "", "methods"}, verbs: invoke},
+		{segs: []string{"devices"}, verbs: []verb{
+			read(h.listDevices),
+			{method: http.MethodPost, rights: RegistryWrite, action: actDevicesWrite, op: OperationRegistry, serve: h.bulkDevices},
+		}},
+		{segs: []string{"devices", "query"}, verbs: []verb{
+			{method: http.MethodPost, rights: ServiceConnect, action: actTwinsRead, op: OperationQuery, serve: h.queryDevices},
+		}},
+		{segs: []string{"devices", ""}, verbs: []verb{read(h.getDevice), put(h.putDevice), del(h.deleteDevice)}},
+		{segs: []string{"devices", "", "modules"}, verbs: []verb{read(h.listModules)}},
+		{segs: []string{"devices", "", "modules", ""}, verbs: []verb{read(h.getModule), put(h.putModule), del(h.deleteModule)}},
+		{segs: []string{"statistics", "devices"}, verbs: stats(h.deviceStats)},
+		{segs: []string{"statistics", "service"}, verbs: stats(h.serviceStats)},
 	}
 }
 
-// match finds the route of the decoded path segments.
-func (h *Hub) match(segs []string) (*route, []string) {
+// match finds the route of the decoded path segments and the verb for
+// method. Literal segments win over parameters only when the literal route
+// supports the method, so that GET /devices/query reads the device
+// "query" while POST /devices/query runs a query. The verb is nil when the
+// route does not support the method.
+func (h *Hub) match(segs []string, method string) (*route, *verb, []string) {
+	var first *route
+	var firstParams []string
 	for i := range h.routes {
 		rt := &h.routes[i]
 		if len(rt.segs) != len(segs) {
@@ -131,11 +160,28 @@ func (h *Hub) match(segs []string) (*route, []string) {
 				break
 			}
 		}
-		if ok {
-			return rt, params
+		if !ok {
+			continue
+		}
+		if k := slices.IndexFunc(rt.verbs, func(v verb) bool { return v.method == method }); k >= 0 {
+			return rt, &rt.verbs[k], params
+		}
+		if first == nil {
+			first, firstParams = rt, params
 		}
 	}
-	return nil, nil
+	return first, nil, firstParams
+}
+
+// effectiveMethod is the request's verb, honouring X-HTTP-Method-Override
+// on POST as the Java SDK sends PATCH.
+func effectiveMethod(r *http.Request) string {
+	if r.Method == http.MethodPost {
+		if o := strings.TrimSpace(r.Header.Get("X-HTTP-Method-Override")); o != "" {
+			return strings.ToUpper(o)
+		}
+	}
+	return r.Method
 }
 
 // splitPath splits an escaped path on '/' and percent-decodes each segment
@@ -195,14 +241,14 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		routingError(http.StatusBadRequest, "The request URI is invalid.").write(w, now)
 		return
 	}
-	rt, params := h.match(segs)
+	method := effectiveMethod(r)
+	rt, v, params := h.match(segs, method)
 	if rt == nil {
 		routingError(http.StatusNotFound, fmt.Sprintf("No HTTP resource was found that matches the request URI 'https://%s%s'.", h.hostName, escaped)).write(w, now)
 		return
 	}
-	i := slices.IndexFunc(rt.verbs, func(v verb) bool { return v.method == r.Method })
-	if i < 0 {
-		e := routingError(http.StatusMethodNotAllowed, fmt.Sprintf("The requested resource does not support http method '%s'.", r.Method))
+	if v == nil {
+		e := routingError(http.StatusMethodNotAllowed, fmt.Sprintf("The requested resource does not support http method '%s'.", method))
 		var allow []string
 		for _, v := range rt.verbs {
 			allow = append(allow, v.method)
@@ -211,9 +257,8 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.write(w, now)
 		return
 	}
-	v := &rt.verbs[i]
 	if v.serve == nil {
-		routingError(http.StatusNotImplemented, fmt.Sprintf("httpmock: %s %s is not simulated yet.", r.Method, escaped)).write(w, now)
+		routingError(http.StatusNotImplemented, fmt.Sprintf("httpmock: %s %s is not simulated yet.", method, escaped)).write(w, now)
 		return
 	}
 	if e := h.checkAPIVersion(r); e != nil {
@@ -228,8 +273,62 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		newError(iothub.CodeGenericRequestEntityTooLarge, fmt.Sprintf("The request body exceeds the maximum size of %d bytes.", MaxRequestBody)).write(w, now)
 		return
 	}
-	v.serve(w, r, &routed{params: params, body: body, now: now})
+	rq := &routed{params: params, body: body, now: now}
+	if v.op == OperationMethod {
+		v.serve(w, r, rq) // faults are the method's own business
+		return
+	}
+	h.serveWithFaults(w, r, v, rq)
 }
+
+// serveWithFaults serves a registry, twin or query request, applying the
+// faults of its operation; see Fault.
+func (h *Hub) serveWithFaults(w http.ResponseWriter, r *http.Request, v *verb, rq *routed) {
+	f := h.takeFault(v.op, paramsTarget(rq.params), "", false)
+	if f == nil {
+		v.serve(w, r, rq)
+		return
+	}
+	ctx := r.Context()
+	if !f.afterDelivery() {
+		if !sleep(ctx, f.Delay) {
+			abort()
+		}
+		switch {
+		case f.Drop != DropNone:
+			abort()
+		case f.answers():
+			writeFault(w, f)
+		default:
+			v.serve(w, r, rq) // a delay-only fault
+		}
+		return
+	}
+	v.serve(&discardWriter{header: make(http.Header)}, r, rq)
+	if !sleep(ctx, f.Delay) || f.Drop != DropNone {
+		abort()
+	}
+	writeFault(w, f)
+}
+
+// paramsTarget is the target named by a route's parameters.
+func paramsTarget(params []string) target {
+	var t target
+	if len(params) > 0 {
+		t.deviceID = params[0]
+	}
+	if len(params) > 1 {
+		t.moduleID = params[1]
+	}
+	return t
+}
+
+// discardWriter is an http.ResponseWriter that forgets the answer.
+type discardWriter struct{ header http.Header }
+
+func (d *discardWriter) Header() http.Header         { return d.header }
+func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discardWriter) WriteHeader(int)             {}
 
 // checkAPIVersion requires exactly one accepted api-version. The parameter
 // name is matched case-insensitively, as ASP.NET binds it.

@@ -127,7 +127,10 @@ func TestRouting(t *testing.T) {
 			wantBody: `{"Message":"No HTTP resource was found that matches the request URI 'https://test-hub.azure-devices.net/devices/d1/methods'."}`},
 		{name: "root", c: call{method: "GET", path: "/"}, wantStatus: 404},
 		{name: "extra segment", c: call{path: "/twins/d1/methods/x", body: methodBody("m", "")}, wantStatus: 404},
-		{name: "twin GET not simulated", c: call{method: "GET", path: "/twins/d1"}, wantStatus: 501},
+		{name: "twin GET", c: call{method: "GET", path: "/twins/d1"}, wantStatus: 200},
+		{name: "PATCH override on twin", c: call{path: "/twins/d1", body: "{}", header: http.Header{"X-Http-Method-Override": {"PATCH"}}}, wantStatus: 200},
+		{name: "POST on device", c: call{path: "/devices/d1", body: "{}"}, wantStatus: 405,
+			wantBody: `{"Message":"The requested resource does not support http method 'POST'."}`, wantAllow: "GET, PUT, DELETE"},
 		{name: "trailing slash", c: call{path: "/twins/d1/methods/", body: methodBody("m", "")}, wantStatus: 200},
 		{name: "module route", c: call{path: "/twins/d1/modules/m1/methods", body: methodBody("m", "")}, wantStatus: 200},
 	}

@@ -182,13 +182,13 @@ func (h *Hub) dropBeforeWrite(req *http.Request, body []byte) bool {
 	if err != nil {
 		return false
 	}
-	rt, params := h.match(segs)
-	if rt == nil || req.Method != http.MethodPost || rt.segs[len(rt.segs)-1] != "methods" {
+	_, v, params := h.match(segs, effectiveMethod(req))
+	if v == nil {
 		return false
 	}
-	t := target{deviceID: params[0]}
-	if len(params) > 1 {
-		t.moduleID = params[1]
+	t := paramsTarget(params)
+	if v.op != OperationMethod {
+		return h.takeFault(v.op, t, "", true) != nil
 	}
 	var fields map[string]json.RawMessage
 	var name string
@@ -197,7 +197,7 @@ func (h *Hub) dropBeforeWrite(req *http.Request, body []byte) bool {
 			_ = json.Unmarshal(raw, &name)
 		}
 	}
-	return h.takeFault(t, name, true) != nil
+	return h.takeFault(OperationMethod, t, name, true) != nil
 }
 
 func closeBody(req *http.Request) {
