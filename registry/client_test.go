@@ -463,3 +463,28 @@ func TestValidationBeforeSending(t *testing.T) {
 		t.Errorf("%d requests sent", n)
 	}
 }
+
+func TestRetriedWritesExplainThemselves(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		hub, client := setup(t)
+		// The create reaches the hub, then the connection breaks: the retry
+		// meets the device the first attempt created.
+		hub.AddFault(httpmock.Fault{Operation: httpmock.OperationRegistry, DeviceID: "d1", Drop: httpmock.DropAfterDelivery})
+		_, err := client.CreateDevice(t.Context(), registry.Device{DeviceID: "d1"})
+		if !errors.Is(err, iothub.ErrConflict) || !errors.Is(err, iothub.ErrOutcomeUnknown) || !strings.Contains(err.Error(), "an earlier attempt may have run") {
+			t.Fatalf("err = %v; want a conflict that says an earlier attempt may have created it", err)
+		}
+		if _, err := client.GetDevice(t.Context(), "d1"); err != nil {
+			t.Errorf("the device exists: %v", err)
+		}
+		// The same for a delete: the retry finds nothing, and that is done.
+		hub.AddFault(httpmock.Fault{Operation: httpmock.OperationRegistry, DeviceID: "d1", Drop: httpmock.DropAfterDelivery})
+		if err := client.DeleteDevice(t.Context(), "d1", nil); err != nil {
+			t.Errorf("delete whose first attempt deleted: %v", err)
+		}
+		if hub.DeviceCount() != 0 {
+			t.Errorf("%d devices left", hub.DeviceCount())
+		}
+	})
+}
