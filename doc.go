@@ -7,6 +7,8 @@
 // clients live in sub-packages:
 //
 //   - service: direct methods on devices and modules (service.Client).
+//   - registry: devices, modules, twins, bulk operations and queries
+//     (registry.Client).
 //   - auth: connection strings, SAS tokens and credentials, and the
 //     Microsoft Entra adapter.
 //
