@@ -85,6 +85,10 @@ type InvokeOptions struct {
 	// client's backoff. Usually ConnectTimeoutInSeconds is the better tool:
 	// the hub then waits for the device itself.
 	RetryDeviceNotOnline bool
+
+	// noRetryThrottled leaves 429 to the caller; the fan-out sets it to
+	// back off all its workers together.
+	noRetryThrottled bool
 }
 
 // PayloadError reports a device answer whose payload could not be decoded
@@ -189,6 +193,7 @@ func invoke[R, P any](ctx context.Context, c *Client, op, deviceID, moduleID str
 			req.Retry = pipeline.RetryIdempotent
 		}
 		req.RetryDeviceNotOnline = options.RetryDeviceNotOnline
+		req.NoRetryThrottled = options.noRetryThrottled
 	}
 	resp, err := c.p.Do(ctx, req)
 	if err != nil {

@@ -250,7 +250,9 @@ func (c *call) checkRetry(ctx context.Context, resp *http.Response, err error) (
 		return false, nil
 	}
 	switch {
-	case errors.Is(he, iothub.ErrThrottled), errors.Is(he, iothub.ErrServerBusy):
+	case errors.Is(he, iothub.ErrThrottled):
+		return !c.req.NoRetryThrottled, nil
+	case errors.Is(he, iothub.ErrServerBusy):
 		return true, nil
 	case he.Code == iothub.CodeDeviceNotOnline:
 		return c.req.RetryDeviceNotOnline, nil

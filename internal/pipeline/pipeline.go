@@ -79,6 +79,9 @@ type Request struct {
 	// decode rather than an error, such as 400013 for a bulk registry
 	// operation that partly failed. Do returns it as a Response.
 	AnswerCode iothub.ErrorCode
+	// NoRetryThrottled leaves 429 answers to the caller, for callers that
+	// coordinate their own backoff across many calls (fleet fan-out).
+	NoRetryThrottled bool
 }
 
 // Response is a successful (status < 400) answer, body read in full.
