@@ -88,6 +88,20 @@ type Options struct {
 	// accepted. Zero means 5 minutes, as the hub's parser allows; a
 	// negative value means no tolerance.
 	ClockSkew time.Duration
+
+	// MaxActiveJobs is how many jobs v2 may be queued, scheduled or
+	// running at once; one more is refused with 429004. Zero means
+	// DefaultMaxActiveJobs, the limit of an S1 hub.
+	MaxActiveJobs int
+	// JobDeviceOpsPerSecond is the rate at which jobs call methods on or
+	// update twins of their devices, across all jobs. Zero means
+	// DefaultJobDeviceOpsPerSecond, the rate of an S1 hub.
+	JobDeviceOpsPerSecond float64
+
+	// Throttle, when non-nil, enforces IoT Hub's per-tier throttles on
+	// direct methods and queries; see ThrottleOptions. Nil means no
+	// throttling.
+	Throttle *ThrottleOptions
 }
 
 // DefaultAPIVersions returns the api-version values a Hub accepts unless
@@ -128,6 +142,8 @@ type Hub struct {
 	etagSeq    int64    // last device or module etag counter
 	twinSeq    uint64   // last twin etag counter
 	genSeq     int64    // makes generationIds unique
+	jobs       *jobEngine
+	throttle   *throttler // nil: no throttling
 }
 
 // target names a device (ModuleID empty) or a module.
@@ -196,6 +212,8 @@ func New(opts *Options) *Hub {
 		h.policies = append(h.policies, p)
 	}
 	h.scope = EntraScope(h.hostName)
+	h.throttle = newThrottler(o.Throttle)
+	h.jobs = newJobEngine(o.MaxActiveJobs, o.JobDeviceOpsPerSecond)
 	h.routes = h.newRoutes()
 	return h
 }

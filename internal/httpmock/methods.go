@@ -36,6 +36,7 @@ const (
 type methodRequest struct {
 	name            string
 	payload         json.RawMessage // nil when absent
+	size            int             // payload size as compact JSON; 0 when absent
 	responseTimeout time.Duration
 	connectTimeout  time.Duration
 }
@@ -47,6 +48,10 @@ func (h *Hub) invokeMethod(w http.ResponseWriter, r *http.Request, rq *routed) {
 	t := target{deviceID: rq.params[0]}
 	if len(rq.params) > 1 {
 		t.moduleID = rq.params[1]
+	}
+	if e := h.throttle.methodsUnavailable(); e != nil {
+		e.write(w, rq.now)
+		return
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		newError(iothub.CodeGenericUnsupportedMediaType,
@@ -72,6 +77,10 @@ func (h *Hub) invokeMethod(w http.ResponseWriter, r *http.Request, rq *routed) {
 			return
 		}
 		// A delay-only fault: carry on.
+	}
+	if e := h.throttle.method(ctx, mr.size); e != nil {
+		e.write(w, time.Now())
+		return
 	}
 
 	d, ok := h.deliver(ctx, t, mr)
@@ -149,6 +158,7 @@ func parseMethodRequest(body []byte) (*methodRequest, *hubError) {
 				fmt.Sprintf("'payload' size should be less than %d bytes", MaxPayloadSize))
 		}
 		mr.payload = slices.Clone(raw)
+		mr.size = compact.Len()
 	}
 	return mr, nil
 }

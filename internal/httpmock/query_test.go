@@ -156,7 +156,7 @@ func TestQueryErrors(t *testing.T) {
 		{name: "empty", q: ""},
 		{name: "no FROM", q: "SELECT *"},
 		{name: "bad collection", q: "SELECT * FROM things"},
-		{name: "jobs", q: "SELECT * FROM devices.jobs"},
+		{name: "jobs projection", q: "SELECT deviceId FROM devices.jobs"},
 		{name: "arithmetic", q: "SELECT * FROM devices WHERE tags.a + 1 = 2"},
 		{name: "unknown function", q: "SELECT * FROM devices WHERE STARTSWITH(deviceId, 'd')"},
 		{name: "unterminated string", q: "SELECT * FROM devices WHERE deviceId = 'd1"},

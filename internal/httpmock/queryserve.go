@@ -54,6 +54,10 @@ func parseCursor(tok, q string) (cursor, bool) {
 
 // queryDevices serves POST /devices/query.
 func (h *Hub) queryDevices(w http.ResponseWriter, r *http.Request, rq *routed) {
+	if e := h.throttle.query(); e != nil {
+		e.write(w, rq.now)
+		return
+	}
 	if e := checkJSONContentType(r, rq.body); e != nil {
 		e.write(w, rq.now)
 		return

@@ -127,13 +127,16 @@ func (h *Hub) newRoutes() []route {
 			{method: http.MethodPost, rights: RegistryWrite, action: actDevicesWrite, op: OperationRegistry, serve: h.bulkDevices},
 		}},
 		{segs: []string{"devices", "query"}, verbs: []verb{
-			{method: http.MethodPost, rights: ServiceConnect, action: actTwinsRead, op: OperationQuery, serve: h.queryDevices},
+			{method: http.MethodPost, rights: ServiceConnect, action: actTwinsRead, op: OperationQuery, serve: h.queryDevicesOrJobs},
 		}},
 		{segs: []string{"devices", ""}, verbs: []verb{read(h.getDevice), put(h.putDevice), del(h.deleteDevice)}},
 		{segs: []string{"devices", "", "modules"}, verbs: []verb{read(h.listModules)}},
 		{segs: []string{"devices", "", "modules", ""}, verbs: []verb{read(h.getModule), put(h.putModule), del(h.deleteModule)}},
 		{segs: []string{"statistics", "devices"}, verbs: stats(h.deviceStats)},
 		{segs: []string{"statistics", "service"}, verbs: stats(h.serviceStats)},
+		{segs: []string{"jobs", "v2", "query"}, verbs: []verb{jobVerb(http.MethodGet, h.queryJobs)}},
+		{segs: []string{"jobs", "v2", ""}, verbs: []verb{jobVerb(http.MethodGet, h.getJob), jobVerb(http.MethodPut, h.createJob)}},
+		{segs: []string{"jobs", "v2", "", "cancel"}, verbs: []verb{jobVerb(http.MethodPost, h.cancelJob)}},
 	}
 }
 
