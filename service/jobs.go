@@ -1,0 +1,789 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/hubkit/iothub"
+	"github.com/hubkit/iothub/internal/ids"
+	"github.com/hubkit/iothub/internal/pipeline"
+)
+
+// MaxJobIDLength is the longest job id IoT Hub accepts.
+const MaxJobIDLength = 128
+
+// MaxJobPageSize is the largest page size the SDK asks for in job queries.
+const MaxJobPageSize = 1000
+
+// JobType is the kind of a jobs v2 job. Values the SDK does not know are
+// kept as sent.
+type JobType string
+
+// The job types this package schedules.
+const (
+	// JobTypeMethod invokes a direct method on every matching device.
+	JobTypeMethod JobType = "scheduleDeviceMethod"
+	// JobTypeTwin updates the twin (tags and desired properties) of every
+	// matching device.
+	JobTypeTwin JobType = "scheduleUpdateTwin"
+)
+
+// JobStatus is the status of a job. Values the SDK does not know are kept
+// as sent. Note the spelling JobCancelled (two Ls), unlike
+// DeviceJobCanceled.
+type JobStatus string
+
+// The job statuses IoT Hub reports.
+const (
+	JobUnknown   JobStatus = "unknown"
+	JobEnqueued  JobStatus = "enqueued"
+	JobQueued    JobStatus = "queued"
+	JobScheduled JobStatus = "scheduled"
+	JobRunning   JobStatus = "running"
+	JobCompleted JobStatus = "completed"
+	JobFailed    JobStatus = "failed"
+	JobCancelled JobStatus = "cancelled"
+)
+
+// Done reports whether the job has ended: completed, failed or cancelled.
+// It compares case-insensitively.
+func (s JobStatus) Done() bool {
+	for _, d := range []JobStatus{JobCompleted, JobFailed, JobCancelled} {
+		if strings.EqualFold(string(s), string(d)) {
+			return true
+		}
+	}
+	return false
+}
+
+// DeviceJobStatus is the status of one device's part in a job. Values the
+// SDK does not know are kept as sent. Note the spelling DeviceJobCanceled
+// (one L), unlike JobCancelled.
+type DeviceJobStatus string
+
+// The per-device statuses IoT Hub reports.
+const (
+	DeviceJobPending   DeviceJobStatus = "pending"
+	DeviceJobScheduled DeviceJobStatus = "scheduled"
+	DeviceJobRunning   DeviceJobStatus = "running"
+	DeviceJobCompleted DeviceJobStatus = "completed"
+	DeviceJobFailed    DeviceJobStatus = "failed"
+	DeviceJobCanceled  DeviceJobStatus = "canceled"
+)
+
+// JobStatistics counts a job's devices by state (deviceJobStatistics on
+// the wire).
+type JobStatistics struct {
+	DeviceCount    int `json:"deviceCount"`
+	FailedCount    int `json:"failedCount"`
+	SucceededCount int `json:"succeededCount"`
+	RunningCount   int `json:"runningCount"`
+	PendingCount   int `json:"pendingCount"`
+}
+
+// JobMethod is the direct method a job invokes (cloudToDeviceMethod on the
+// wire).
+type JobMethod struct {
+	MethodName               string          `json:"methodName"`
+	Payload                  json.RawMessage `json:"payload,omitempty"`
+	ResponseTimeoutInSeconds int             `json:"responseTimeoutInSeconds,omitempty"`
+	ConnectTimeoutInSeconds  int             `json:"connectTimeoutInSeconds,omitempty"`
+}
+
+// Job is a jobs v2 job as IoT Hub reports it (JobResponse on the wire).
+type Job struct {
+	// ID is the job id (jobId).
+	ID string
+	// Type is the job's kind.
+	Type JobType
+	// Status is the job's status.
+	Status JobStatus
+	// QueryCondition selects the job's devices.
+	QueryCondition string
+	// CreatedTime, StartTime and EndTime are zero when the hub did not
+	// report them (EndTime until the job ends).
+	CreatedTime, StartTime, EndTime time.Time
+	// MaxExecutionTime bounds the job's run.
+	MaxExecutionTime time.Duration
+	// Method is the method a JobTypeMethod job invokes.
+	Method *JobMethod
+	// UpdateTwin is the twin patch of a JobTypeTwin job, as JSON.
+	UpdateTwin json.RawMessage
+	// FailureReason and StatusMessage explain a failed job.
+	FailureReason, StatusMessage string
+	// Statistics counts the devices by state; nil until the hub reports
+	// them (it may not before the job runs).
+	Statistics *JobStatistics
+}
+
+// jobWire is Job with its wire names.
+type jobWire struct {
+	JobID                     string          `json:"jobId"`
+	Type                      JobType         `json:"type"`
+	Status                    JobStatus       `json:"status"`
+	QueryCondition            string          `json:"queryCondition,omitempty"`
+	CreatedTime               hubTime         `json:"createdTime,omitzero"`
+	StartTime                 hubTime         `json:"startTime,omitzero"`
+	EndTime                   hubTime         `json:"endTime,omitzero"`
+	MaxExecutionTimeInSeconds int64           `json:"maxExecutionTimeInSeconds,omitempty"`
+	CloudToDeviceMethod       *JobMethod      `json:"cloudToDeviceMethod,omitempty"`
+	UpdateTwin                json.RawMessage `json:"updateTwin,omitempty"`
+	FailureReason             string          `json:"failureReason,omitempty"`
+	StatusMessage             string          `json:"statusMessage,omitempty"`
+	DeviceJobStatistics       *JobStatistics  `json:"deviceJobStatistics,omitempty"`
+}
+
+// UnmarshalJSON reads a JobResponse.
+func (j *Job) UnmarshalJSON(b []byte) error {
+	var w jobWire
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*j = Job{
+		ID: w.JobID, Type: w.Type, Status: w.Status, QueryCondition: w.QueryCondition,
+		CreatedTime: w.CreatedTime.Time, StartTime: w.StartTime.Time, EndTime: w.EndTime.Time,
+		MaxExecutionTime: time.Duration(w.MaxExecutionTimeInSeconds) * time.Second,
+		Method:           w.CloudToDeviceMethod, UpdateTwin: w.UpdateTwin,
+		FailureReason: w.FailureReason, StatusMessage: w.StatusMessage, Statistics: w.DeviceJobStatistics,
+	}
+	return nil
+}
+
+// MarshalJSON writes the job as a JobResponse.
+func (j Job) MarshalJSON() ([]byte, error) {
+	return json.Marshal(jobWire{
+		JobID: j.ID, Type: j.Type, Status: j.Status, QueryCondition: j.QueryCondition,
+		CreatedTime: hubTime{j.CreatedTime}, StartTime: hubTime{j.StartTime}, EndTime: hubTime{j.EndTime},
+		MaxExecutionTimeInSeconds: int64(j.MaxExecutionTime / time.Second),
+		CloudToDeviceMethod:       j.Method, UpdateTwin: j.UpdateTwin,
+		FailureReason: j.FailureReason, StatusMessage: j.StatusMessage, DeviceJobStatistics: j.Statistics,
+	})
+}
+
+// hubTime reads IoT Hub timestamps: RFC 3339, or seven fractional digits
+// without a zone (UTC); 0001-01-01T00:00:00 ("never") is the zero time.
+type hubTime struct{ time.Time }
+
+var hubTimeLayouts = [...]string{time.RFC3339Nano, "2006-01-02T15:04:05.9999999", "2006-01-02T15:04:05"}
+
+func (t *hubTime) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		t.Time = time.Time{}
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("IoT Hub timestamp must be a JSON string: %w", err)
+	}
+	var err error
+	for _, layout := range hubTimeLayouts {
+		var v time.Time
+		if v, err = time.Parse(layout, s); err == nil {
+			if v.Year() <= 1 {
+				v = time.Time{}
+			}
+			t.Time = v
+			return nil
+		}
+	}
+	return err
+}
+
+func (t hubTime) MarshalJSON() ([]byte, error) {
+	return json.Marshal(t.UTC().Format("2006-01-02T15:04:05.0000000Z"))
+}
+
+// MethodJob describes a job that invokes a direct method on many devices.
+// Give exactly one of QueryCondition and DeviceIDs.
+type MethodJob struct {
+	// Method is the method to invoke, validated as for
+	// Client.InvokeDeviceMethod.
+	Method MethodParams[any]
+	// QueryCondition selects the devices: the body of a WHERE clause
+	// without the WHERE keyword ("tags.building = '43'"), or "*" for all.
+	QueryCondition string
+	// DeviceIDs lists the devices; it becomes deviceId IN ['…', …].
+	DeviceIDs []string
+	// StartTime is when the job starts; zero means now.
+	StartTime time.Time
+	// MaxExecutionTime bounds the job's run, in whole seconds; zero
+	// leaves it to the hub.
+	MaxExecutionTime time.Duration
+}
+
+// TwinJob describes a job that updates the twins of many devices: their
+// tags and desired properties are patched (merged; a nil value removes a
+// property). Give exactly one of QueryCondition and DeviceIDs.
+type TwinJob struct {
+	// Tags and Desired are the patch; at least one must be non-empty.
+	Tags, Desired map[string]any
+	// QueryCondition and DeviceIDs select the devices; see MethodJob.
+	QueryCondition string
+	DeviceIDs      []string
+	// StartTime is when the job starts; zero means now.
+	StartTime time.Time
+	// MaxExecutionTime bounds the job's run; zero leaves it to the hub.
+	MaxExecutionTime time.Duration
+}
+
+// JobOptions are the options of scheduling a job. A nil *JobOptions gives
+// the defaults.
+type JobOptions struct {
+	// WaitForSlot retries scheduling, with backoff, while the hub refuses
+	// it because its active-job limit is reached (429004), until a slot
+	// frees or ctx ends. By default that refusal is returned at once.
+	WaitForSlot bool
+}
+
+// Backoff of WaitForSlot.
+const (
+	slotMinDelay = time.Second
+	slotMaxDelay = 30 * time.Second
+	// throttleRetries is how many more times a job operation throttled for
+	// another reason than the active-job limit is tried.
+	throttleRetries = 4
+)
+
+// Operation names of jobs, as errors and logs give them.
+const (
+	opScheduleMethodJob = "ScheduleMethodJob"
+	opScheduleTwinJob   = "ScheduleTwinJob"
+	opGetJob            = "GetJob"
+	opCancelJob         = "CancelJob"
+	opQueryJobs         = "QueryJobs"
+	opWaitJob           = "WaitJob"
+	opJobDeviceResults  = "JobDeviceResults"
+)
+
+// ScheduleMethodJob schedules a job that invokes spec.Method on the devices
+// spec selects, from spec.StartTime, and returns the job as the hub
+// accepted it (status queued). Follow it with WaitJob and
+// JobDeviceResults. The credential needs ServiceConnect and registry
+// rights (the iothubowner policy) or IoT Hub Data Contributor.
+//
+// Scheduling is idempotent by jobID: when a retry after a lost answer finds
+// the job already there (409104) and it is the same kind of job with the
+// same method, that job is returned. Errors: an *iothub.ArgumentError before
+// anything is sent; an error matching iothub.ErrThrottled when the hub's
+// active-job limit is reached (see JobOptions.WaitForSlot); an error
+// matching iothub.ErrConflict when another job has the id.
+func (c *Client) ScheduleMethodJob(ctx context.Context, jobID string, spec MethodJob, options *JobOptions) (Job, error) {
+	const op = opScheduleMethodJob
+	if err := checkJobID(op, jobID); err != nil {
+		return Job{}, err
+	}
+	// The target id is a placeholder: methodBody checks it, the job does not use it.
+	method, err := methodBody(op, "job", "", false, spec.Method)
+	if err != nil {
+		return Job{}, err
+	}
+	cond, err := jobCondition(op, spec.QueryCondition, spec.DeviceIDs)
+	if err != nil {
+		return Job{}, err
+	}
+	body, err := jobRequest(op, jobID, JobTypeMethod, cond, spec.StartTime, spec.MaxExecutionTime, "cloudToDeviceMethod", method)
+	if err != nil {
+		return Job{}, err
+	}
+	return c.schedule(ctx, op, jobID, body, JobTypeMethod, spec.Method.Name, options)
+}
+
+// ScheduleTwinJob schedules a job that patches the twins of the devices
+// spec selects, whatever their etag. Results and errors are as for
+// ScheduleMethodJob.
+func (c *Client) ScheduleTwinJob(ctx context.Context, jobID string, spec TwinJob, options *JobOptions) (Job, error) {
+	const op = opScheduleTwinJob
+	if err := checkJobID(op, jobID); err != nil {
+		return Job{}, err
+	}
+	if len(spec.Tags) == 0 && len(spec.Desired) == 0 {
+		return Job{}, &iothub.ArgumentError{Operation: op, Field: "TwinJob.Tags", Rule: "Tags or Desired must not be empty"}
+	}
+	cond, err := jobCondition(op, spec.QueryCondition, spec.DeviceIDs)
+	if err != nil {
+		return Job{}, err
+	}
+	type props struct {
+		Desired map[string]any `json:"desired,omitempty"`
+	}
+	patch := struct {
+		Tags       map[string]any `json:"tags,omitempty"`
+		Properties *props         `json:"properties,omitempty"`
+		ETag       string         `json:"etag"`
+	}{Tags: spec.Tags, ETag: "*"}
+	if len(spec.Desired) > 0 {
+		patch.Properties = &props{spec.Desired}
+	}
+	twin, err := json.Marshal(patch)
+	if err != nil {
+		return Job{}, &iothub.ArgumentError{Operation: op, Field: "TwinJob.Tags", Rule: "Tags and Desired must encode as JSON", Err: err}
+	}
+	body, err := jobRequest(op, jobID, JobTypeTwin, cond, spec.StartTime, spec.MaxExecutionTime, "updateTwin", twin)
+	if err != nil {
+		return Job{}, err
+	}
+	return c.schedule(ctx, op, jobID, body, JobTypeTwin, "", options)
+}
+
+// checkJobID applies IoT Hub's rule: 1 to 128 characters, none of them
+// control characters.
+func checkJobID(op, id string) error {
+	rule := ""
+	switch {
+	case id == "":
+		rule = "must not be empty"
+	case len(id) > MaxJobIDLength:
+		rule = fmt.Sprintf("must be at most %d characters (got %d)", MaxJobIDLength, len(id))
+	case strings.IndexFunc(id, unicode.IsControl) >= 0:
+		rule = "must not contain control characters"
+	}
+	if rule != "" {
+		return &iothub.ArgumentError{Operation: op, Field: "jobID", Rule: rule}
+	}
+	return nil
+}
+
+// jobCondition returns the queryCondition: the caller's, or deviceId IN
+// [...] built from ids with each quoted and ' escaped.
+func jobCondition(op, cond string, deviceIDs []string) (string, error) {
+	bad := func(field, rule string) error { return &iothub.ArgumentError{Operation: op, Field: field, Rule: rule} }
+	cond = strings.TrimSpace(cond)
+	switch {
+	case cond != "" && len(deviceIDs) > 0:
+		return "", bad("QueryCondition", "give QueryCondition or DeviceIDs, not both")
+	case cond == "" && len(deviceIDs) == 0:
+		return "", bad("QueryCondition", "give QueryCondition (\"*\" for every device) or DeviceIDs")
+	case cond != "":
+		if len(cond) >= 6 && strings.EqualFold(cond[:6], "WHERE ") {
+			return "", bad("QueryCondition", "must leave out the WHERE keyword")
+		}
+		return cond, nil
+	}
+	var b strings.Builder
+	b.WriteString("deviceId IN [")
+	for i, id := range deviceIDs {
+		if rule := ids.Check(id); rule != "" {
+			return "", bad(fmt.Sprintf("DeviceIDs[%d]", i), rule)
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('\'')
+		b.WriteString(strings.ReplaceAll(id, "'", `\'`))
+		b.WriteByte('\'')
+	}
+	b.WriteByte(']')
+	return b.String(), nil
+}
+
+// jobRequest encodes a JobRequest.
+func jobRequest(op, jobID string, typ JobType, cond string, start time.Time, maxExec time.Duration, field string, spec json.RawMessage) ([]byte, error) {
+	if maxExec < 0 {
+		return nil, &iothub.ArgumentError{Operation: op, Field: "MaxExecutionTime", Rule: fmt.Sprintf("must not be negative; got %v", maxExec)}
+	}
+	if start.IsZero() {
+		start = time.Now()
+	}
+	req := map[string]any{
+		"jobId":          jobID,
+		"type":           typ,
+		field:            spec,
+		"queryCondition": cond,
+		"startTime":      start.UTC().Format("2006-01-02T15:04:05.000Z"),
+	}
+	if maxExec > 0 {
+		req["maxExecutionTimeInSeconds"] = int64((maxExec + time.Second - 1) / time.Second)
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(req); err != nil {
+		return nil, &iothub.ArgumentError{Operation: op, Field: "job", Rule: "must encode as JSON", Err: err}
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// schedule sends the PUT, waiting for a slot if asked, and resolves a
+// 409104 met after an attempt whose outcome is unknown.
+func (c *Client) schedule(ctx context.Context, op, jobID string, body []byte, typ JobType, method string, options *JobOptions) (Job, error) {
+	var opts JobOptions
+	if options != nil {
+		opts = *options
+	}
+	mayHaveRun := false
+	throttled := 0
+	delay := slotMinDelay
+	for {
+		resp, err := c.p.Do(ctx, &pipeline.Request{
+			Operation:        op,
+			Method:           http.MethodPut,
+			Path:             "/jobs/v2/" + ids.Escape(jobID),
+			Body:             body,
+			Retry:            pipeline.RetryIdempotent,
+			NoRetryThrottled: true,
+		})
+		if err == nil {
+			return decodeJob(op, resp)
+		}
+		he, ok := errors.AsType[*iothub.Error](err)
+		switch {
+		case ok && he.Code == iothub.CodeJobAlreadyExists && (mayHaveRun || he.EarlierAttemptMayHaveRun):
+			job, gerr := c.GetJob(ctx, jobID)
+			if gerr == nil && job.Type == typ && (method == "" || job.Method != nil && job.Method.MethodName == method) {
+				return job, nil
+			}
+			return Job{}, err
+		case ok && he.Code == iothub.CodeThrottlingMaxActiveJobCountExceeded:
+			if !opts.WaitForSlot {
+				return Job{}, fmt.Errorf("iothub: %s %q: the hub's limit of active jobs is reached (Free and S1 allow 1 at a time, S2 5, S3 10); wait for a job to end, cancel one, or set JobOptions.WaitForSlot: %w", op, jobID, err)
+			}
+		case ok && errors.Is(he, iothub.ErrThrottled) && throttled < throttleRetries:
+			throttled++
+		default:
+			return Job{}, err
+		}
+		if errors.Is(err, iothub.ErrOutcomeUnknown) {
+			mayHaveRun = true
+		}
+		if he.RetryAfter > delay {
+			delay = he.RetryAfter
+		}
+		if !sleepCtx(ctx, delay) {
+			return Job{}, fmt.Errorf("iothub: %s %q: gave up waiting to schedule: %w (last answer: %w)", op, jobID, ctx.Err(), err)
+		}
+		delay = min(2*delay, slotMaxDelay)
+	}
+}
+
+// sleepCtx waits for d, reporting false when ctx ends first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func decodeJob(op string, resp *pipeline.Response) (Job, error) {
+	var j Job
+	if err := json.Unmarshal(resp.Body, &j); err != nil {
+		return Job{}, &iothub.ResponseError{Operation: op, StatusCode: resp.StatusCode, Err: fmt.Errorf("decode job: %w", err)}
+	}
+	return j, nil
+}
+
+// GetJob returns a job. When there is none the error is an *iothub.Error
+// with Code iothub.CodeJobNotFound (404002).
+func (c *Client) GetJob(ctx context.Context, jobID string) (Job, error) {
+	if err := checkJobID(opGetJob, jobID); err != nil {
+		return Job{}, err
+	}
+	resp, err := c.p.Do(ctx, &pipeline.Request{Operation: opGetJob, Method: http.MethodGet, Path: "/jobs/v2/" + ids.Escape(jobID), Retry: pipeline.RetryIdempotent})
+	if err != nil {
+		return Job{}, err
+	}
+	return decodeJob(opGetJob, resp)
+}
+
+// CancelJob cancels a job and returns it (status JobCancelled). Devices the
+// job has not reached yet are not called (their records become
+// DeviceJobCanceled); calls in flight run to their end. Cancelling a job
+// that already ended returns it unchanged.
+func (c *Client) CancelJob(ctx context.Context, jobID string) (Job, error) {
+	if err := checkJobID(opCancelJob, jobID); err != nil {
+		return Job{}, err
+	}
+	resp, err := c.p.Do(ctx, &pipeline.Request{Operation: opCancelJob, Method: http.MethodPost, Path: "/jobs/v2/" + ids.Escape(jobID) + "/cancel", Retry: pipeline.RetryIdempotent})
+	if err != nil {
+		return Job{}, err
+	}
+	return decodeJob(opCancelJob, resp)
+}
+
+// JobQueryOptions filter and page QueryJobs. A nil *JobQueryOptions lists
+// every job.
+type JobQueryOptions struct {
+	// Type and Status, when not empty, select the jobs of that type and
+	// status.
+	Type   JobType
+	Status JobStatus
+	// PageSize is the number of jobs asked for per page, 0 to
+	// MaxJobPageSize; 0 lets the hub choose.
+	PageSize int
+}
+
+// QueryJobs lists jobs, newest history included (IoT Hub keeps 30 days),
+// and yields each as its page arrives. Nothing is read until the loop
+// starts, and the sequence can be ranged again to rerun the query. An error
+// is yielded once, and ends the sequence.
+func (c *Client) QueryJobs(ctx context.Context, options *JobQueryOptions) iter.Seq2[Job, error] {
+	var opts JobQueryOptions
+	if options != nil {
+		opts = *options
+	}
+	return func(yield func(Job, error) bool) {
+		if opts.PageSize < 0 || opts.PageSize > MaxJobPageSize {
+			yield(Job{}, &iothub.ArgumentError{Operation: opQueryJobs, Field: "JobQueryOptions.PageSize", Rule: fmt.Sprintf("must be within [0, %d]; got %d", MaxJobPageSize, opts.PageSize)})
+			return
+		}
+		q := url.Values{}
+		if opts.Type != "" {
+			q.Set("jobType", string(opts.Type))
+		}
+		if opts.Status != "" {
+			q.Set("jobStatus", string(opts.Status))
+		}
+		req := pipeline.Request{Operation: opQueryJobs, Method: http.MethodGet, Path: "/jobs/v2/query", Query: q.Encode(), Retry: pipeline.RetryIdempotent}
+		pages(ctx, c, req, opts.PageSize, "", yield)
+	}
+}
+
+// pages runs a paged request and yields its items decoded as T.
+func pages[T any](ctx context.Context, c *Client, req pipeline.Request, pageSize int, token string, yield func(T, error) bool) {
+	var zero T
+	for {
+		r := req
+		r.Header = http.Header{}
+		if pageSize > 0 {
+			r.Header.Set("x-ms-max-item-count", strconv.Itoa(pageSize))
+		}
+		if token != "" {
+			r.Header.Set("x-ms-continuation", token)
+		}
+		resp, err := c.p.Do(ctx, &r)
+		if err != nil {
+			yield(zero, err)
+			return
+		}
+		var items []T
+		if err := json.Unmarshal(resp.Body, &items); err != nil {
+			yield(zero, &iothub.ResponseError{Operation: req.Operation, StatusCode: resp.StatusCode, Err: fmt.Errorf("decode page: %w", err)})
+			return
+		}
+		for _, it := range items {
+			if !yield(it, nil) {
+				return
+			}
+		}
+		if token = resp.Header.Get("x-ms-continuation"); token == "" {
+			return
+		}
+	}
+}
+
+// WaitOptions are the options of WaitJob. A nil *WaitOptions gives the
+// defaults.
+type WaitOptions struct {
+	// MinPollInterval is the first wait between two polls; it doubles up
+	// to MaxPollInterval. Defaults 1 s and 15 s.
+	MinPollInterval, MaxPollInterval time.Duration
+	// OnProgress, when set, is called with the job after every poll,
+	// including the last; Job.Statistics carries the device counts once
+	// the hub reports them.
+	OnProgress func(Job)
+}
+
+// Default poll intervals of WaitJob.
+const (
+	DefaultMinPollInterval = time.Second
+	DefaultMaxPollInterval = 15 * time.Second
+)
+
+// WaitJob polls a job until it ends (completed, failed or cancelled) and
+// returns it. When ctx ends first it returns the last job seen and an error
+// matching ctx.Err(); an error from a poll is returned at once (reads are
+// retried by the client's retry policy first).
+func (c *Client) WaitJob(ctx context.Context, jobID string, options *WaitOptions) (Job, error) {
+	var opts WaitOptions
+	if options != nil {
+		opts = *options
+	}
+	if opts.MinPollInterval <= 0 {
+		opts.MinPollInterval = DefaultMinPollInterval
+	}
+	if opts.MaxPollInterval <= 0 {
+		opts.MaxPollInterval = DefaultMaxPollInterval
+	}
+	if opts.MaxPollInterval < opts.MinPollInterval {
+		return Job{}, &iothub.ArgumentError{Operation: opWaitJob, Field: "WaitOptions.MaxPollInterval", Rule: "must not be below MinPollInterval"}
+	}
+	delay := opts.MinPollInterval
+	var last Job
+	for {
+		job, err := c.GetJob(ctx, jobID)
+		if err != nil {
+			return last, err
+		}
+		last = job
+		if opts.OnProgress != nil {
+			opts.OnProgress(job)
+		}
+		if job.Status.Done() {
+			return job, nil
+		}
+		if !sleepCtx(ctx, delay) {
+			return last, fmt.Errorf("iothub: %s %q: stopped waiting with the job %s: %w", opWaitJob, jobID, last.Status, ctx.Err())
+		}
+		delay = min(2*delay, opts.MaxPollInterval)
+	}
+}
+
+// QueryOptions are the options of a query. A nil *QueryOptions gives the
+// defaults.
+type QueryOptions struct {
+	// PageSize is the number of items asked for per page
+	// (x-ms-max-item-count), 0 to MaxJobPageSize; 0 lets the hub choose.
+	PageSize int
+	// ContinuationToken resumes a query where an earlier one stopped.
+	ContinuationToken string
+}
+
+// DeviceJobResult is one device's part in a job (a devices.jobs row),
+// with its Outcome in the fan-out model.
+type DeviceJobResult struct {
+	DeviceID string
+	JobID    string
+	JobType  JobType
+	Status   DeviceJobStatus
+	// Outcome classifies the result; see JobDeviceResults.
+	Outcome Outcome
+	// Response is the device's answer to a method job's call; nil when it
+	// did not answer.
+	Response *MethodResult[json.RawMessage]
+	// ErrorCode and ErrorDescription are the hub's reason for a failed
+	// device, such as "DeviceNotOnline".
+	ErrorCode, ErrorDescription string
+	// The record's times; zero when the hub reports "never".
+	StartTime, EndTime, CreatedTime, LastUpdatedTime time.Time
+}
+
+// deviceJobWire is a devices.jobs row.
+type deviceJobWire struct {
+	DeviceID               string          `json:"deviceId"`
+	JobID                  string          `json:"jobId"`
+	JobType                JobType         `json:"jobType"`
+	Status                 DeviceJobStatus `json:"status"`
+	StartTimeUTC           hubTime         `json:"startTimeUtc"`
+	EndTimeUTC             hubTime         `json:"endTimeUtc"`
+	CreatedDateTimeUTC     hubTime         `json:"createdDateTimeUtc"`
+	LastUpdatedDateTimeUTC hubTime         `json:"lastUpdatedDateTimeUtc"`
+	Outcome                *struct {
+		DeviceMethodResponse *struct {
+			Status  int             `json:"status"`
+			Payload json.RawMessage `json:"payload"`
+		} `json:"deviceMethodResponse"`
+	} `json:"outcome"`
+	Error *struct {
+		Code        string `json:"code"`
+		Description string `json:"description"`
+	} `json:"error"`
+}
+
+// result maps the row to a DeviceJobResult.
+func (w deviceJobWire) result() DeviceJobResult {
+	r := DeviceJobResult{
+		DeviceID: w.DeviceID, JobID: w.JobID, JobType: w.JobType, Status: w.Status,
+		StartTime: w.StartTimeUTC.Time, EndTime: w.EndTimeUTC.Time,
+		CreatedTime: w.CreatedDateTimeUTC.Time, LastUpdatedTime: w.LastUpdatedDateTimeUTC.Time,
+	}
+	if w.Outcome != nil && w.Outcome.DeviceMethodResponse != nil {
+		p := w.Outcome.DeviceMethodResponse.Payload
+		if len(p) == 0 {
+			p = json.RawMessage("null")
+		}
+		r.Response = &MethodResult[json.RawMessage]{Status: w.Outcome.DeviceMethodResponse.Status, Payload: p}
+	}
+	if w.Error != nil {
+		r.ErrorCode, r.ErrorDescription = w.Error.Code, w.Error.Description
+	}
+	r.Outcome = deviceJobOutcome(r)
+	return r
+}
+
+// notDeliveredCodes are the device-record error codes after which IoT Hub
+// guarantees the device was not reached or not changed.
+var notDeliveredCodes = map[iothub.ErrorCode]bool{
+	iothub.CodeDeviceNotFound:  true,
+	iothub.CodeModuleNotFound:  true,
+	iothub.CodeDeviceNotOnline: true,
+	// Twin jobs: the patch was refused.
+	iothub.CodePreconditionFailed: true,
+	iothub.CodeArgumentInvalid:    true,
+}
+
+// deviceJobOutcome classifies a device record.
+func deviceJobOutcome(r DeviceJobResult) Outcome {
+	switch DeviceJobStatus(strings.ToLower(string(r.Status))) {
+	case DeviceJobCompleted:
+		if r.Response == nil || r.Response.Status >= 200 && r.Response.Status < 300 {
+			return OutcomeSucceeded // a twin update, or a 2xx answer
+		}
+		return OutcomeDeviceError
+	case DeviceJobPending, DeviceJobScheduled, DeviceJobCanceled:
+		return OutcomeNotDelivered
+	case DeviceJobFailed:
+		if r.ErrorCode == "JobExecutionTimeExceeded" {
+			return OutcomeNotDelivered // never started before the deadline
+		}
+		code, ok := iothub.ParseErrorCode(r.ErrorCode)
+		if ok && (notDeliveredCodes[code] || code.HTTPStatus() == http.StatusTooManyRequests) {
+			return OutcomeNotDelivered
+		}
+	}
+	return OutcomeUnknown
+}
+
+// JobDeviceResults yields the per-device results of a job (the
+// devices.jobs rows) as their pages arrive, each with its Outcome:
+//
+//   - OutcomeSucceeded: completed, and the device answered 2xx (or, for a
+//     twin job, the twin was updated);
+//   - OutcomeDeviceError: completed with another device status;
+//   - OutcomeNotDelivered: not reached (pending or canceled), or failed
+//     with DeviceNotFound, DeviceNotOnline, a throttling code, or (twin
+//     jobs) a refused patch;
+//   - OutcomeUnknown: failed with GatewayTimeout (504101: the method may
+//     have run) or a code the SDK cannot place, or still running.
+//
+// Nothing is read until the loop starts, and the sequence can be ranged
+// again. An error is yielded once, and ends the sequence.
+func (c *Client) JobDeviceResults(ctx context.Context, jobID string, options *QueryOptions) iter.Seq2[DeviceJobResult, error] {
+	var opts QueryOptions
+	if options != nil {
+		opts = *options
+	}
+	return func(yield func(DeviceJobResult, error) bool) {
+		if err := checkJobID(opJobDeviceResults, jobID); err != nil {
+			yield(DeviceJobResult{}, err)
+			return
+		}
+		if opts.PageSize < 0 || opts.PageSize > MaxJobPageSize {
+			yield(DeviceJobResult{}, &iothub.ArgumentError{Operation: opJobDeviceResults, Field: "QueryOptions.PageSize", Rule: fmt.Sprintf("must be within [0, %d]; got %d", MaxJobPageSize, opts.PageSize)})
+			return
+		}
+		q := "SELECT * FROM devices.jobs WHERE devices.jobs.jobId = '" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(jobID) + "'"
+		body, _ := json.Marshal(struct {
+			Query string `json:"query"`
+		}{q})
+		req := pipeline.Request{Operation: opJobDeviceResults, Method: http.MethodPost, Path: "/devices/query", Body: body, Retry: pipeline.RetryIdempotent}
+		pages(ctx, c, req, opts.PageSize, opts.ContinuationToken, func(w deviceJobWire, err error) bool {
+			if err != nil {
+				return yield(DeviceJobResult{}, err)
+			}
+			return yield(w.result(), nil)
+		})
+	}
+}

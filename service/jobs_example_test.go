@@ -1,0 +1,65 @@
+package service_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"slices"
+	"time"
+
+	"github.com/hubkit/iothub"
+	"github.com/hubkit/iothub/internal/httpmock"
+	"github.com/hubkit/iothub/service"
+)
+
+func ExampleClient_ScheduleMethodJob() {
+	hub := httpmock.New(&httpmock.Options{JobDeviceOpsPerSecond: 1000})
+	defer hub.Close()
+	hub.AddDevice("dev-1", &httpmock.DeviceOptions{Handler: respond(200, `{"rebooting":true}`)})
+	hub.AddDevice("dev-2", &httpmock.DeviceOptions{Offline: true})
+	hub.AddDevice("dev-3", &httpmock.DeviceOptions{Handler: respond(500, `{"error":"busy"}`)})
+
+	// Jobs need the iothubowner policy (or IoT Hub Data Contributor).
+	client, err := service.NewClientFromConnectionString(hub.ConnectionString("iothubowner"),
+		&iothub.ClientOptions{Transport: hub.RoundTripper()})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	_, err = client.ScheduleMethodJob(ctx, "reboot-1", service.MethodJob{
+		Method:    service.MethodParams[any]{Name: "reboot", Payload: map[string]int{"delay": 5}},
+		DeviceIDs: []string{"dev-1", "dev-2", "dev-3"},
+	}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	job, err := client.WaitJob(ctx, "reboot-1", &service.WaitOptions{MinPollInterval: 10 * time.Millisecond})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("job", job.Status)
+
+	var lines []string
+	for r, err := range client.JobDeviceResults(ctx, "reboot-1", nil) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		line := fmt.Sprintf("%s: %s", r.DeviceID, r.Outcome)
+		if r.Response != nil {
+			line += fmt.Sprintf(" (status %d)", r.Response.Status)
+		}
+		if r.ErrorCode != "" {
+			line += " (" + r.ErrorCode + ")"
+		}
+		lines = append(lines, line)
+	}
+	slices.Sort(lines)
+	for _, l := range lines {
+		fmt.Println(l)
+	}
+	// Output:
+	// job completed
+	// dev-1: succeeded (status 200)
+	// dev-2: not-delivered (DeviceNotOnline)
+	// dev-3: device-error (status 500)
+}
