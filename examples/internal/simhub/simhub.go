@@ -19,7 +19,47 @@ import (
 type Options struct {
 	// Fleet is how many devices to add besides the named ones.
 	Fleet int
+	// Troubled makes some fleet devices misbehave, chosen by their number
+	// i so that every run is the same: i%10 == 3 is offline (404103),
+	// i%10 == 7 answers every method with status 500, i%20 == 5 is slow
+	// (SlowLatency), and i%25 == 11 loses its responses (the method runs,
+	// the hub answers 504101). The others behave. False: every fleet
+	// device behaves.
+	Troubled bool
+	// SlowLatency is the latency of Troubled's slow devices; 0 means 3 s.
+	SlowLatency time.Duration
 }
+
+// Trouble is how a Troubled fleet device misbehaves.
+type Trouble int
+
+// The troubles of Options.Troubled.
+const (
+	Fine Trouble = iota
+	Offline
+	Failing
+	Slow
+	LosesResponse
+)
+
+// TroubleOf returns how fleet device number i (1 for sim-fleet-00001)
+// misbehaves under Options.Troubled.
+func TroubleOf(i int) Trouble {
+	switch {
+	case i%10 == 3:
+		return Offline
+	case i%10 == 7:
+		return Failing
+	case i%20 == 5:
+		return Slow
+	case i%25 == 11:
+		return LosesResponse
+	}
+	return Fine
+}
+
+// FleetID returns the id of fleet device number i.
+func FleetID(i int) string { return fmt.Sprintf("sim-fleet-%05d", i) }
 
 // Hub is a running simulated hub.
 type Hub struct {
@@ -42,7 +82,9 @@ type Hub struct {
 // not know is answered with status 501.
 //
 // Options.Fleet adds that many more online devices, sim-fleet-00001 and
-// on, for programs that work on a whole fleet. A nil *Options adds none.
+// on, for programs that work on a whole fleet, and Options.Troubled makes
+// some of them offline, failing, slow or losing their responses. A nil
+// *Options adds none.
 func Start(opts *Options) (*Hub, error) {
 	h := httpmock.New(nil)
 	var ids []string
@@ -62,8 +104,33 @@ func Start(opts *Options) (*Hub, error) {
 	add("sim-device-offline", &httpmock.DeviceOptions{Offline: true})
 	edge := add("sim-edge-1", nil)
 	if opts != nil {
+		slow := opts.SlowLatency
+		if slow <= 0 {
+			slow = 3 * time.Second
+		}
 		for i := 1; i <= opts.Fleet; i++ {
-			add(fmt.Sprintf("sim-fleet-%05d", i), nil)
+			id := FleetID(i)
+			trouble := Fine
+			if opts.Troubled {
+				trouble = TroubleOf(i)
+			}
+			switch trouble {
+			case Offline:
+				add(id, &httpmock.DeviceOptions{Offline: true})
+			case Failing:
+				d := add(id, nil)
+				for _, m := range []string{"reboot", "getStatus", "echo"} {
+					d.HandleMethod(m, fail)
+				}
+				d.SetDefaultHandler(fail)
+			case Slow:
+				add(id, &httpmock.DeviceOptions{Latency: slow})
+			case LosesResponse:
+				add(id, nil)
+				h.AddFault(httpmock.Fault{Operation: httpmock.OperationMethod, DeviceID: id, AfterDelivery: true, Times: -1})
+			default:
+				add(id, nil)
+			}
 		}
 	}
 	agent := edge.AddModule("$edgeAgent")
@@ -122,6 +189,15 @@ func (h *Hub) Client() (*service.Client, error) {
 	})
 }
 
+// OwnerClient returns a service client signed with the "iothubowner"
+// policy, which jobs need (ServiceConnect with registry rights).
+func (h *Hub) OwnerClient() (*service.Client, error) {
+	return service.NewClientFromConnectionString(h.hub.ConnectionString("iothubowner"), &iothub.ClientOptions{
+		Endpoint:  h.srv.URL,
+		Transport: h.srv.Client().Transport,
+	})
+}
+
 // RegistryClient returns a registry client for the simulated hub, signed
 // with the "iothubowner" policy (registry reads and writes, twins and
 // queries), sending to its TLS listener.
@@ -131,6 +207,10 @@ func (h *Hub) RegistryClient() (*registry.Client, error) {
 		Transport: h.srv.Client().Transport,
 	})
 }
+
+// Mock returns the simulated hub itself, for tests that count what reached
+// its devices or script faults.
+func (h *Hub) Mock() *httpmock.Hub { return h.hub }
 
 // Close stops the listener.
 func (h *Hub) Close() { h.srv.Close() }

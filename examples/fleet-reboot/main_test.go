@@ -1,0 +1,546 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hubkit/iothub/examples/internal/simhub"
+	"github.com/hubkit/iothub/internal/httpmock"
+	"github.com/hubkit/iothub/service"
+)
+
+const embedded = "no credentials given; using the embedded simulated hub"
+
+// result is what one run of the program left behind.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// syncBuffer is a bytes.Buffer safe for the progress goroutine and the
+// test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startSim starts a simulated hub for one test.
+func startSim(t *testing.T, opts *simhub.Options) *simhub.Hub {
+	t.Helper()
+	sim, err := simhub.Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sim.Close)
+	return sim
+}
+
+// runSim runs the program against sim, without credentials.
+func runSim(ctx context.Context, sim *simhub.Hub, args ...string) result {
+	var stdout, stderr syncBuffer
+	code := runWith(ctx, args, func(string) string { return "" }, &stdout, &stderr, deps{sim: sim, progressEvery: 100 * time.Millisecond})
+	return result{code, stdout.String(), stderr.String()}
+}
+
+// readReportFile reads a report written by the program.
+func readReportFile(t *testing.T, file string) []line {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []line
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var l line
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("report line %q: %v", sc.Text(), err)
+		}
+		out = append(out, l)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// byDevice indexes report lines by device id; the last line wins.
+func byDevice(lines []line) map[string]line {
+	m := make(map[string]line)
+	for _, l := range lines {
+		m[l.DeviceID] = l
+	}
+	return m
+}
+
+// TestOutcomes runs the whole troubled fleet: every outcome appears, for
+// its cause, with one report line per target and at most one delivery.
+func TestOutcomes(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, &simhub.Options{Fleet: 30, Troubled: true, SlowLatency: 300 * time.Millisecond})
+	report := filepath.Join(t.TempDir(), "r.jsonl")
+	got := runSim(t.Context(), sim, "-report", report, "-concurrency", "8", "-timeout", "5")
+	if got.code != exitFailed {
+		t.Errorf("exit %d, want %d; stderr:\n%s", got.code, exitFailed, got.stderr)
+	}
+	for _, w := range []string{embedded, "summary", "succeeded", "device-error", "not-delivered", "unknown", "calls/s", "-resume"} {
+		if !strings.Contains(got.stderr, w) {
+			t.Errorf("stderr lacks %q:\n%s", w, got.stderr)
+		}
+	}
+	lines := readReportFile(t, report)
+	ids := sim.DeviceIDs()
+	if len(lines) != len(ids) {
+		t.Errorf("report has %d lines, want %d (one per device)", len(lines), len(ids))
+	}
+	m := byDevice(lines)
+	if len(m) != len(lines) {
+		t.Errorf("report has %d lines for %d devices", len(lines), len(m))
+	}
+	mock := sim.Mock()
+	for _, id := range ids {
+		l, ok := m[id]
+		if !ok {
+			t.Errorf("%s: no report line", id)
+			continue
+		}
+		n := mock.Deliveries(id, "")
+		if n > 1 || (l.Outcome == service.OutcomeSucceeded && n != 1) {
+			t.Errorf("%s: %s with %d deliveries", id, l.Outcome, n)
+		}
+		if l.Attempts < 1 {
+			t.Errorf("%s: attempts %d", id, l.Attempts)
+		}
+	}
+	want := map[string]struct {
+		outcome service.Outcome
+		status  int
+		code    int
+	}{
+		"sim-device-1":       {service.OutcomeSucceeded, 200, 0},
+		"sim-device-offline": {service.OutcomeNotDelivered, 0, 404103},
+		FleetID(1):           {service.OutcomeSucceeded, 200, 0},
+		FleetID(3):           {service.OutcomeNotDelivered, 0, 404103},
+		FleetID(5):           {service.OutcomeSucceeded, 200, 0}, // slow
+		FleetID(7):           {service.OutcomeDeviceError, 500, 0},
+		FleetID(11):          {service.OutcomeUnknown, 0, 504101},
+	}
+	for id, w := range want {
+		l := m[id]
+		if l.Outcome != w.outcome || l.Status != w.status || l.ErrorCode != w.code {
+			t.Errorf("%s: %+v, want outcome %s status %d errorCode %d", id, l, w.outcome, w.status, w.code)
+		}
+		if w.code != 0 && (l.Error == "" || l.TrackingID == "") {
+			t.Errorf("%s: error %q, tracking ID %q", id, l.Error, l.TrackingID)
+		}
+		if w.status != 0 && len(l.Payload) == 0 {
+			t.Errorf("%s: no payload", id)
+		}
+	}
+	if n := mock.Deliveries(FleetID(11), ""); n != 1 {
+		t.Errorf("the response-losing device got %d deliveries, want 1", n)
+	}
+	if l := m[FleetID(5)]; l.MS < 300 {
+		t.Errorf("slow device took %d ms", l.MS)
+	}
+}
+
+// FleetID is simhub.FleetID, shorter.
+func FleetID(i int) string { return simhub.FleetID(i) }
+
+// TestReportFields checks a report line's JSON field names.
+func TestReportFields(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, nil)
+	report := filepath.Join(t.TempDir(), "r.jsonl")
+	got := runSim(t.Context(), sim, "-devices", "sim-device-1,sim-device-offline", "-report", report)
+	if got.code != exitFailed {
+		t.Fatalf("exit %d; stderr:\n%s", got.code, got.stderr)
+	}
+	data, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	if len(rows) != 2 {
+		t.Fatalf("report:\n%s", data)
+	}
+	keys := func(row string) []string {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(row), &m); err != nil {
+			t.Fatal(err)
+		}
+		var k []string
+		for key := range m {
+			k = append(k, key)
+		}
+		slices.Sort(k)
+		return k
+	}
+	for _, row := range rows {
+		var want []string
+		if strings.Contains(row, `"sim-device-1"`) {
+			want = []string{"attempts", "deviceId", "ms", "outcome", "payload", "status"}
+		} else {
+			want = []string{"attempts", "deviceId", "error", "errorCode", "ms", "outcome", "trackingId"}
+		}
+		if k := keys(row); !slices.Equal(k, want) {
+			t.Errorf("fields %v, want %v: %s", k, want, row)
+		}
+	}
+}
+
+// TestDevicesFile reads targets from a file, with comments and blank lines.
+func TestDevicesFile(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, &simhub.Options{Fleet: 5})
+	file := filepath.Join(t.TempDir(), "ids.txt")
+	content := "# plant 3\n" + FleetID(1) + "\n\n  " + FleetID(2) + "  \n# " + FleetID(3) + "\n" + FleetID(4) + "\n" + FleetID(1) + "\n"
+	if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := runSim(t.Context(), sim, "-devices", "@"+file)
+	if got.code != exitOK {
+		t.Fatalf("exit %d; stderr:\n%s", got.code, got.stderr)
+	}
+	for i := 1; i <= 5; i++ {
+		want := 1
+		if i == 3 || i == 5 {
+			want = 0
+		}
+		if n := sim.Mock().Deliveries(FleetID(i), ""); n != want {
+			t.Errorf("%s: %d deliveries, want %d", FleetID(i), n, want)
+		}
+	}
+	if !strings.Contains(got.stderr, "3/3") {
+		t.Errorf("stderr lacks the 3/3 total:\n%s", got.stderr)
+	}
+}
+
+// TestDryRun lists the targets and invokes nothing.
+func TestDryRun(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, &simhub.Options{Fleet: 3, Troubled: true})
+	got := runSim(t.Context(), sim, "-dry-run", "-query", "SELECT * FROM devices WHERE deviceId = 'sim-fleet-00002' OR deviceId = 'sim-device-1'")
+	if got.code != exitOK {
+		t.Fatalf("exit %d; stderr:\n%s", got.code, got.stderr)
+	}
+	lines := strings.Fields(got.stdout)
+	slices.Sort(lines)
+	if want := []string{"sim-device-1", FleetID(2)}; !slices.Equal(lines, want) {
+		t.Errorf("stdout %q, want %q", lines, want)
+	}
+	got = runSim(t.Context(), sim, "-dry-run")
+	if n := len(strings.Fields(got.stdout)); got.code != exitOK || n != len(sim.DeviceIDs()) {
+		t.Errorf("exit %d, %d targets; stderr:\n%s", got.code, n, got.stderr)
+	}
+	if calls := sim.Mock().Calls(); len(calls) != 0 {
+		t.Errorf("%d method calls in a dry run", len(calls))
+	}
+}
+
+// TestInterruptAndResume cancels a run mid-way, then resumes it: every
+// delivered target is in the first report, and the resumed run invokes
+// each of the others once.
+func TestInterruptAndResume(t *testing.T) {
+	t.Parallel()
+	const fleet = 60
+	sim := startSim(t, &simhub.Options{Fleet: fleet})
+	mock := sim.Mock()
+	for i := 1; i <= fleet; i++ {
+		mock.Device(FleetID(i)).SetLatency(40 * time.Millisecond)
+	}
+	report := filepath.Join(t.TempDir(), "r.jsonl")
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() {
+		for len(mock.Calls()) < 10 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+	}()
+	got := runSim(ctx, sim, "-report", report, "-concurrency", "4")
+	cancel()
+	if got.code != exitFailed || !strings.Contains(got.stderr, "interrupted") {
+		t.Errorf("exit %d, want %d; stderr:\n%s", got.code, exitFailed, got.stderr)
+	}
+	first := byDevice(readReportFile(t, report))
+	delivered := 0
+	for _, id := range sim.DeviceIDs() {
+		if mock.Deliveries(id, "") == 0 {
+			continue
+		}
+		delivered++
+		if l, ok := first[id]; !ok || l.Outcome != service.OutcomeSucceeded {
+			t.Errorf("%s was delivered; report line %+v (present %v)", id, l, ok)
+		}
+	}
+	if delivered >= len(sim.DeviceIDs())-1 {
+		t.Fatalf("the run was not interrupted: %d delivered", delivered)
+	}
+
+	// Resume. The offline named device never succeeds: it is tried again.
+	got = runSim(t.Context(), sim, "-report", report, "-resume", "-concurrency", "8")
+	if got.code != exitFailed {
+		t.Errorf("resume: exit %d; stderr:\n%s", got.code, got.stderr)
+	}
+	if !strings.Contains(got.stderr, "skipped (succeeded before)") {
+		t.Errorf("resume: stderr lacks the skipped count:\n%s", got.stderr)
+	}
+	final := byDevice(readReportFile(t, report))
+	for _, id := range sim.DeviceIDs() {
+		n := mock.Deliveries(id, "")
+		if id == "sim-device-offline" {
+			if final[id].Outcome != service.OutcomeNotDelivered {
+				t.Errorf("%s: %+v", id, final[id])
+			}
+			continue
+		}
+		if n != 1 || final[id].Outcome != service.OutcomeSucceeded {
+			t.Errorf("%s: %d deliveries, last line %+v", id, n, final[id])
+		}
+	}
+
+	// A third run has nothing left but the offline device.
+	got = runSim(t.Context(), sim, "-report", report, "-resume", "-dry-run")
+	if got.stdout != "sim-device-offline\n" {
+		t.Errorf("dry run after resume lists %q", got.stdout)
+	}
+}
+
+// TestResumeTruncatedReport resumes from a report whose last line was cut
+// off: that target is invoked again and the file stays one JSON per line.
+func TestResumeTruncatedReport(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, nil)
+	report := filepath.Join(t.TempDir(), "r.jsonl")
+	content := `{"deviceId":"sim-device-1","outcome":"succeeded","status":200,"attempts":1,"ms":3}` + "\n" +
+		`{"deviceId":"sim-device-2","outcome":"unknown","attempts":1,"ms":3}` + "\n" +
+		`{"deviceId":"sim-device-3","outcome":"succ`
+	if err := os.WriteFile(report, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := runSim(t.Context(), sim, "-devices", "sim-device-1,sim-device-2,sim-device-3", "-report", report, "-resume")
+	if got.code != exitOK {
+		t.Fatalf("exit %d; stderr:\n%s", got.code, got.stderr)
+	}
+	if !strings.Contains(got.stderr, "truncated last line") {
+		t.Errorf("no warning about the truncated line:\n%s", got.stderr)
+	}
+	for id, want := range map[string]int{"sim-device-1": 0, "sim-device-2": 1, "sim-device-3": 1} {
+		if n := sim.Mock().Deliveries(id, ""); n != want {
+			t.Errorf("%s: %d deliveries, want %d", id, n, want)
+		}
+	}
+	data, _ := os.ReadFile(report)
+	rows := strings.Split(string(data), "\n")
+	if last := rows[len(rows)-1]; last != "" {
+		t.Errorf("report does not end with a newline: %q", last)
+	}
+	if n := len(rows); n != 6 { // 3 old (one truncated), 2 new, ""
+		t.Errorf("report has %d rows:\n%s", n, data)
+	}
+}
+
+// TestAbort abandons the calls in flight: they are reported unknown.
+func TestAbort(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, &simhub.Options{Fleet: 8})
+	mock := sim.Mock()
+	for i := 1; i <= 8; i++ {
+		mock.Device(FleetID(i)).SetLatency(10 * time.Second)
+	}
+	ids := make([]string, 8)
+	for i := range ids {
+		ids[i] = FleetID(i + 1)
+	}
+	report := filepath.Join(t.TempDir(), "r.jsonl")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	abort := make(chan struct{})
+	go func() {
+		for len(mock.Calls()) < 4 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+		time.Sleep(50 * time.Millisecond)
+		close(abort)
+	}()
+	var stdout, stderr syncBuffer
+	start := time.Now()
+	code := runWith(ctx, []string{"-devices", strings.Join(ids, ","), "-report", report, "-concurrency", "4"},
+		func(string) string { return "" }, &stdout, &stderr, deps{sim: sim, abort: abort})
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("abort took %s", d)
+	}
+	if code != exitFailed {
+		t.Errorf("exit %d; stderr:\n%s", code, stderr.String())
+	}
+	m := byDevice(readReportFile(t, report))
+	for _, id := range ids {
+		if mock.Deliveries(id, "") == 1 && m[id].Outcome != service.OutcomeUnknown {
+			t.Errorf("%s was delivered; report %+v", id, m[id])
+		}
+	}
+	if !strings.Contains(stderr.String(), "abandoning") {
+		t.Errorf("stderr:\n%s", stderr.String())
+	}
+}
+
+// TestBadFlags refuses bad input with exit 2 and no request sent.
+func TestBadFlags(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	existing := filepath.Join(dir, "existing.jsonl")
+	if err := os.WriteFile(existing, []byte(`{"deviceId":"d","outcome":"succeeded","attempts":1,"ms":1}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty.txt")
+	if err := os.WriteFile(empty, []byte("# nothing\n\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"concurrency 0", []string{"-concurrency", "0"}, "-concurrency must be 1 or more"},
+		{"negative rate", []string{"-rate", "-1"}, "-rate must be"},
+		{"unknown mode", []string{"-mode", "cloud"}, `-mode must be client or job; got "cloud"`},
+		{"unreadable devices file", []string{"-devices", "@" + filepath.Join(dir, "nope.txt")}, "-devices: open"},
+		{"empty devices file", []string{"-devices", "@" + empty}, "lists no device"},
+		{"empty device id", []string{"-devices", "a,,b"}, "empty device id"},
+		{"resume without report", []string{"-resume"}, "-resume needs -report"},
+		{"existing report", []string{"-report", existing}, "add -resume"},
+		{"bad payload", []string{"-payload", `{"delay":`}, "-payload is not valid JSON"},
+		{"timeout 3", []string{"-timeout", "3"}, "-timeout must be 0"},
+		{"connect timeout 301", []string{"-connect-timeout", "301"}, "-connect-timeout must be within [0, 300]"},
+		{"bad method name", []string{"-method", "re boot"}, "invalid MethodParams.Name"},
+		{"query and devices", []string{"-query", "SELECT * FROM devices", "-devices", "a"}, "not both"},
+		{"not a twin query", []string{"-query", "SELECT deviceId FROM devices"}, "-query must be SELECT * FROM devices"},
+		{"unexpected argument", []string{"now"}, `unexpected argument "now"`},
+		{"unknown flag", []string{"-retries", "3"}, "flag provided but not defined"},
+		{"simulate with credentials", []string{"-simulate", "5", "-connection-string", "HostName=h;SharedAccessKeyName=s;SharedAccessKey=" + httpmock.NewKey()}, "-simulate is for"},
+		{"invalid device id", []string{"-devices", "bad id"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			sim := startSim(t, &simhub.Options{Fleet: 2})
+			got := runSim(t.Context(), sim, tt.args...)
+			if tt.want == "" { // not a flag error: refused per target
+				if n := len(sim.Mock().Calls()); n != 0 {
+					t.Errorf("%d calls", n)
+				}
+				return
+			}
+			if got.code != exitUsage {
+				t.Errorf("exit %d, want %d; stderr:\n%s", got.code, exitUsage, got.stderr)
+			}
+			if !strings.Contains(got.stderr, tt.want) {
+				t.Errorf("stderr lacks %q:\n%s", tt.want, got.stderr)
+			}
+			if n := len(sim.Mock().Requests()); n != 0 {
+				t.Errorf("%d requests sent", n)
+			}
+		})
+	}
+}
+
+// TestQueryAndCount runs a query's targets with a known total.
+func TestQueryAndCount(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, &simhub.Options{Fleet: 10})
+	for i := 1; i <= 10; i++ {
+		sim.Mock().Device(FleetID(i)).SetLatency(30 * time.Millisecond)
+	}
+	got := runSim(t.Context(), sim, "-query", "SELECT * FROM devices WHERE deviceId = 'sim-fleet-00001' OR deviceId = 'sim-fleet-00002' OR deviceId = 'sim-fleet-00003' OR deviceId = 'sim-fleet-00004' OR deviceId = 'sim-fleet-00005' OR deviceId = 'sim-fleet-00006' OR deviceId = 'sim-fleet-00007' OR deviceId = 'sim-fleet-00008' OR deviceId = 'sim-fleet-00009' OR deviceId = 'sim-fleet-00010'", "-concurrency", "2")
+	if got.code != exitOK {
+		t.Fatalf("exit %d; stderr:\n%s", got.code, got.stderr)
+	}
+	if !strings.Contains(got.stderr, "/10") {
+		t.Errorf("no total of 10 in the progress:\n%s", got.stderr)
+	}
+	for i := 1; i <= 10; i++ {
+		if n := sim.Mock().Deliveries(FleetID(i), ""); n != 1 {
+			t.Errorf("%s: %d deliveries", FleetID(i), n)
+		}
+	}
+	if n := sim.Mock().Deliveries("sim-device-1", ""); n != 0 {
+		t.Errorf("sim-device-1 was not selected but got %d deliveries", n)
+	}
+}
+
+// TestEmbeddedDefault runs with no simulated hub given, as a user would.
+func TestEmbeddedDefault(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr syncBuffer
+	code := run(t.Context(), []string{"-simulate", "4", "-devices", "sim-device-1,sim-fleet-00001"}, func(string) string { return "" }, &stdout, &stderr)
+	if code != exitOK || !strings.Contains(stderr.String(), embedded) {
+		t.Errorf("exit %d; stderr:\n%s", code, stderr.String())
+	}
+}
+
+func TestBar(t *testing.T) {
+	for _, tt := range []struct {
+		done, total int
+		want        string
+	}{{0, 10, "[.....]"}, {5, 10, "[##...]"}, {10, 10, "[#####]"}, {0, 0, "[#####]"}} {
+		if got := bar(tt.done, tt.total, 5); got != tt.want {
+			t.Errorf("bar(%d, %d) = %q, want %q", tt.done, tt.total, got, tt.want)
+		}
+	}
+}
+
+// TestJobMode schedules a device-method job over a list and reports each
+// device's result.
+func TestJobMode(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, &simhub.Options{Fleet: 8, Troubled: true})
+	report := filepath.Join(t.TempDir(), "r.jsonl")
+	ids := []string{"sim-device-1", FleetID(1), FleetID(3), FleetID(7)}
+	got := runSim(t.Context(), sim, "-mode", "job", "-devices", strings.Join(ids, ","), "-report", report, "-concurrency", "4")
+	if got.code != exitFailed {
+		t.Errorf("exit %d; stderr:\n%s", got.code, got.stderr)
+	}
+	if !strings.Contains(got.stderr, "do not apply to -mode job") || !strings.Contains(got.stderr, "scheduled job") {
+		t.Errorf("stderr:\n%s", got.stderr)
+	}
+	m := byDevice(readReportFile(t, report))
+	want := map[string]service.Outcome{
+		"sim-device-1": service.OutcomeSucceeded, FleetID(1): service.OutcomeSucceeded,
+		FleetID(3): service.OutcomeNotDelivered, FleetID(7): service.OutcomeDeviceError,
+	}
+	if len(m) != len(want) {
+		t.Errorf("report has %d devices: %+v", len(m), m)
+	}
+	for id, o := range want {
+		if m[id].Outcome != o {
+			t.Errorf("%s: %+v, want %s", id, m[id], o)
+		}
+		if n := sim.Mock().Deliveries(id, ""); n > 1 {
+			t.Errorf("%s: %d deliveries", id, n)
+		}
+	}
+}

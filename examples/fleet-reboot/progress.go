@@ -1,0 +1,192 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hubkit/iothub/service"
+)
+
+// outcomes in the order progress and the summary show them.
+var outcomes = []service.Outcome{
+	service.OutcomeSucceeded,
+	service.OutcomeDeviceError,
+	service.OutcomeNotDelivered,
+	service.OutcomeUnknown,
+}
+
+// progress counts results and shows them on stderr: a live bar redrawn in
+// place on a terminal, a plain line every period otherwise.
+type progress struct {
+	w        io.Writer
+	terminal bool
+	every    time.Duration
+	start    time.Time
+
+	mu      sync.Mutex
+	counts  map[service.Outcome]int
+	skipped int
+	total   int // -1: unknown
+	drawn   bool
+	stop    chan struct{}
+	stopped chan struct{}
+}
+
+func newProgress(w io.Writer, terminal bool, every time.Duration, total int) *progress {
+	if every <= 0 {
+		every = 2 * time.Second
+		if terminal {
+			every = 200 * time.Millisecond
+		}
+	}
+	p := &progress{w: w, terminal: terminal, every: every, start: time.Now(),
+		counts: make(map[service.Outcome]int), total: total,
+		stop: make(chan struct{}), stopped: make(chan struct{})}
+	go p.loop()
+	return p
+}
+
+func (p *progress) loop() {
+	defer close(p.stopped)
+	t := time.NewTicker(p.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			p.mu.Lock()
+			p.drawLocked()
+			p.mu.Unlock()
+		case <-p.stop:
+			return
+		}
+	}
+}
+
+func (p *progress) add(o service.Outcome) {
+	p.mu.Lock()
+	p.counts[o]++
+	p.mu.Unlock()
+}
+
+func (p *progress) skip() {
+	p.mu.Lock()
+	p.skipped++
+	p.mu.Unlock()
+}
+
+// setTotal sets the number of targets once it is known.
+func (p *progress) setTotal(n int) {
+	p.mu.Lock()
+	p.total = n
+	p.mu.Unlock()
+}
+
+// printf prints a message on its own line, clearing the bar first.
+func (p *progress) printf(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clearLocked()
+	fmt.Fprintf(p.w, format, args...)
+}
+
+func (p *progress) clearLocked() {
+	if p.terminal && p.drawn {
+		fmt.Fprint(p.w, "\r\x1b[K")
+		p.drawn = false
+	}
+}
+
+func (p *progress) doneLocked() int {
+	n := p.skipped
+	for _, c := range p.counts {
+		n += c
+	}
+	return n
+}
+
+func (p *progress) drawLocked() {
+	var b strings.Builder
+	done := p.doneLocked()
+	elapsed := time.Since(p.start)
+	calls := done - p.skipped
+	rate := float64(calls) / elapsed.Seconds()
+	if p.total >= 0 {
+		fmt.Fprintf(&b, "%d/%d", done, p.total)
+		if p.terminal {
+			b.WriteString(" " + bar(done, p.total, 20))
+		}
+	} else {
+		fmt.Fprintf(&b, "%d done", done)
+	}
+	for _, o := range outcomes {
+		fmt.Fprintf(&b, "  %s %d", o, p.counts[o])
+	}
+	if p.skipped > 0 {
+		fmt.Fprintf(&b, "  skipped %d", p.skipped)
+	}
+	fmt.Fprintf(&b, "  %.1f calls/s", rate)
+	if p.total >= 0 && calls > 0 && done < p.total {
+		eta := time.Duration(float64(p.total-done) / rate * float64(time.Second))
+		fmt.Fprintf(&b, "  ETA %s", eta.Round(time.Second))
+	}
+	if p.terminal {
+		fmt.Fprintf(p.w, "\r\x1b[K%s: %s", name, b.String())
+		p.drawn = true
+	} else {
+		fmt.Fprintf(p.w, "%s: %s\n", name, b.String())
+	}
+}
+
+// bar draws [#####.....] for done out of total.
+func bar(done, total, width int) string {
+	filled := width
+	if total > 0 {
+		filled = min(width, done*width/total)
+	}
+	return "[" + strings.Repeat("#", filled) + strings.Repeat(".", width-filled) + "]"
+}
+
+// finish stops the live display and prints the summary table.
+func (p *progress) finish(interrupted bool) {
+	close(p.stop)
+	<-p.stopped
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.drawLocked() // the final state
+	if p.terminal {
+		fmt.Fprintln(p.w)
+		p.drawn = false
+	}
+	elapsed := time.Since(p.start)
+	calls := p.doneLocked() - p.skipped
+	fmt.Fprintf(p.w, "%s: summary\n", name)
+	fmt.Fprintf(p.w, "  %-28s %8s\n", "outcome", "targets")
+	for _, o := range outcomes {
+		fmt.Fprintf(p.w, "  %-28s %8d\n", o, p.counts[o])
+	}
+	if p.skipped > 0 {
+		fmt.Fprintf(p.w, "  %-28s %8d\n", "skipped (succeeded before)", p.skipped)
+	}
+	if left := p.total - p.doneLocked(); p.total >= 0 && left > 0 {
+		fmt.Fprintf(p.w, "  %-28s %8d\n", "not reached", left)
+	}
+	fmt.Fprintf(p.w, "  %-28s %8d\n", "total", max(p.total, p.doneLocked()))
+	fmt.Fprintf(p.w, "  wall time %s, %.1f calls/s\n", elapsed.Round(time.Millisecond), float64(calls)/elapsed.Seconds())
+	if p.counts[service.OutcomeUnknown] > 0 {
+		fmt.Fprintf(p.w, "%s: %d targets may or may not have run the method (outcome unknown); check them before invoking it again\n",
+			name, p.counts[service.OutcomeUnknown])
+	}
+	if interrupted {
+		fmt.Fprintf(p.w, "%s: interrupted\n", name)
+	}
+}
+
+// count returns the count of an outcome.
+func (p *progress) count(o service.Outcome) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.counts[o]
+}

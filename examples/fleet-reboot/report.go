@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/hubkit/iothub/service"
+)
+
+// parseDevices reads -devices: "id1,id2,…" or "@FILE" with one id per
+// line, blank lines and # comments skipped.
+func parseDevices(arg string) ([]string, error) {
+	var ids []string
+	if file, ok := strings.CutPrefix(arg, "@"); ok {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("-devices: %w", err)
+		}
+		for line := range strings.Lines(string(data)) {
+			line = strings.TrimSpace(line)
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			ids = append(ids, line)
+		}
+		if len(ids) == 0 {
+			return nil, fmt.Errorf("-devices: %s lists no device", file)
+		}
+		return ids, nil
+	}
+	for id := range strings.SplitSeq(arg, ",") {
+		id = strings.TrimSpace(id)
+		if id == "" {
+			return nil, fmt.Errorf("-devices: empty device id in %q", arg)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// line is one line of the report: one target's result.
+type line struct {
+	DeviceID   string          `json:"deviceId"`
+	ModuleID   string          `json:"moduleId,omitempty"`
+	Outcome    service.Outcome `json:"outcome"`
+	Status     int             `json:"status,omitempty"`
+	Payload    json.RawMessage `json:"payload,omitempty"`
+	ErrorCode  int             `json:"errorCode,omitempty"`
+	Error      string          `json:"error,omitempty"`
+	TrackingID string          `json:"trackingId,omitempty"`
+	Attempts   int             `json:"attempts"`
+	MS         int64           `json:"ms"`
+}
+
+func lineOf(r service.Result) line {
+	l := line{
+		DeviceID:   r.DeviceID,
+		ModuleID:   r.ModuleID,
+		Outcome:    r.Outcome,
+		Status:     r.Status,
+		Payload:    r.Payload,
+		ErrorCode:  int(r.ErrorCode),
+		TrackingID: r.TrackingID,
+		Attempts:   r.Attempts,
+		MS:         r.Latency.Milliseconds(),
+	}
+	if r.Err != nil {
+		l.Error = r.Err.Error()
+	}
+	return l
+}
+
+// readReport reads a report and returns the targets whose last line says
+// succeeded. A missing file is an empty report. A last line without its
+// newline (a run killed mid-write) is ignored; other lines that do not
+// parse are ignored with a warning.
+func readReport(file string) (map[service.Target]bool, []string, error) {
+	done := make(map[service.Target]bool)
+	data, err := os.ReadFile(file)
+	if errors.Is(err, os.ErrNotExist) {
+		return done, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var warn []string
+	n := 0
+	for raw := range bytes.Lines(data) {
+		n++
+		if !bytes.HasSuffix(raw, []byte("\n")) {
+			warn = append(warn, fmt.Sprintf("%s:%d: ignoring a truncated last line", file, n))
+			break
+		}
+		if len(bytes.TrimSpace(raw)) == 0 {
+			continue
+		}
+		var l line
+		if err := json.Unmarshal(raw, &l); err != nil || l.DeviceID == "" || l.Outcome == "" {
+			warn = append(warn, fmt.Sprintf("%s:%d: ignoring a line that is not a result", file, n))
+			continue
+		}
+		done[service.Target{DeviceID: l.DeviceID, ModuleID: l.ModuleID}] = l.Outcome == service.OutcomeSucceeded
+	}
+	for t, ok := range done {
+		if !ok {
+			delete(done, t)
+		}
+	}
+	return done, warn, nil
+}
+
+// reportWriter writes one line per result straight to the file: each line
+// is in the file (the kernel's) before the next result is handled.
+type reportWriter struct {
+	mu  sync.Mutex
+	f   *os.File
+	err error
+}
+
+// openReport opens the report for appending (resume) or creates it.
+func openReport(file string, resume bool) (*reportWriter, error) {
+	flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if resume {
+		flags = os.O_RDWR | os.O_CREATE | os.O_APPEND
+	}
+	f, err := os.OpenFile(file, flags, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	w := &reportWriter{f: f}
+	if resume {
+		// A truncated last line must not swallow the first new one.
+		if fi, err := f.Stat(); err == nil && fi.Size() > 0 {
+			b := make([]byte, 1)
+			if _, err := f.ReadAt(b, fi.Size()-1); err == nil && b[0] != '\n' {
+				if _, err := f.Write([]byte("\n")); err != nil {
+					f.Close()
+					return nil, err
+				}
+			}
+		}
+	}
+	return w, nil
+}
+
+func (w *reportWriter) write(r service.Result) {
+	b, err := marshalLine(lineOf(r))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return
+	}
+	if err == nil {
+		_, err = w.f.Write(b)
+	}
+	w.err = err
+}
+
+// close syncs and closes the file and returns the first error.
+func (w *reportWriter) close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.f.Sync(); w.err == nil {
+		w.err = err
+	}
+	if err := w.f.Close(); w.err == nil {
+		w.err = err
+	}
+	return w.err
+}
+
+// marshalLine encodes a line without HTML escaping, newline-terminated.
+func marshalLine(l line) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(l); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
