@@ -57,7 +57,7 @@ func runJob(ctx context.Context, cfg config, d deps, client *service.Client, reg
 	}
 	if list != nil || len(done) > 0 {
 		if len(spec.DeviceIDs) == 0 {
-			fmt.Fprintf(stderr, "%s: nothing to do: all %d targets succeeded already\n", name, skipped)
+			fmt.Fprintf(stderr, "%s: nothing to do: all %d targets succeeded or may have run already\n", name, skipped)
 			return exitOK
 		}
 	}

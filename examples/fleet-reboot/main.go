@@ -19,7 +19,9 @@
 // guarantees the method did not reach it) or unknown (it may have run: the
 // answer was lost). -report FILE writes one JSON line per target as its
 // result arrives; -resume reads FILE, skips the targets whose last line
-// says succeeded, and appends. A target is never invoked twice in a run.
+// says succeeded or unknown (the method may have run: check those devices,
+// then add -retry-unknown to invoke them again), and appends. A target is
+// never invoked twice in a run.
 //
 // The first interrupt (Ctrl-C) stops starting calls and waits for the calls
 // in flight; the second abandons them (they are reported unknown).
@@ -93,7 +95,7 @@ type config struct {
 	rate                          float64
 	mode                          string
 	report                        string
-	resume, dryRun                bool
+	resume, dryRun, retryUnknown  bool
 	connectionString, hub         string
 	simulate                      int
 	simulateSet, rateSet, concSet bool
@@ -115,7 +117,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.Float64Var(&c.rate, "rate", 0, "most calls started per second, 0 for no client limit; either way it backs off when throttled (client mode)")
 	fs.StringVar(&c.mode, "mode", "client", "client: invoke from here; job: schedule an IoT Hub job")
 	fs.StringVar(&c.report, "report", "", "write one JSON line per target to FILE as results arrive")
-	fs.BoolVar(&c.resume, "resume", false, "continue the run of -report FILE: skip targets that succeeded, append")
+	fs.BoolVar(&c.resume, "resume", false, "continue the run of -report FILE: skip targets that succeeded or may have run, append")
+	fs.BoolVar(&c.retryUnknown, "retry-unknown", false, "with -resume, invoke again the targets whose outcome was unknown (they may have run)")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "list the targets on stdout and invoke nothing")
 	fs.StringVar(&c.connectionString, "connection-string", "", "connection string (default $IOTHUB_CONNECTION_STRING)")
 	fs.StringVar(&c.hub, "hub", "", "hub host name, to sign in with Microsoft Entra ID instead of a connection string")
@@ -156,6 +159,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		return c, fmt.Errorf("-mode must be client or job; got %q", c.mode)
 	case c.resume && c.report == "":
 		return c, errors.New("-resume needs -report FILE")
+	case c.retryUnknown && !c.resume:
+		return c, errors.New("-retry-unknown goes with -resume")
 	case c.simulate < 0:
 		return c, fmt.Errorf("-simulate must be 0 or more; got %d", c.simulate)
 	}
@@ -251,7 +256,7 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 	var done map[service.Target]bool
 	if cfg.resume {
 		var warn []string
-		done, warn, err = readReport(cfg.report)
+		done, warn, err = readReport(cfg.report, cfg.retryUnknown)
 		if err != nil {
 			fmt.Fprintln(stderr, name+": -resume:", err)
 			return exitUsage
@@ -409,7 +414,7 @@ func dryRun(ctx context.Context, targets iter.Seq2[service.Target, error], done 
 	}
 	fmt.Fprintf(stderr, "%s: dry run: %d targets would be invoked", name, n)
 	if skipped > 0 {
-		fmt.Fprintf(stderr, " (%d skipped: they succeeded already)", skipped)
+		fmt.Fprintf(stderr, " (%d skipped: done before, or may have run)", skipped)
 	}
 	fmt.Fprintln(stderr)
 	return exitOK

@@ -305,7 +305,7 @@ func TestInterruptAndResume(t *testing.T) {
 	if got.code != exitFailed {
 		t.Errorf("resume: exit %d; stderr:\n%s", got.code, got.stderr)
 	}
-	if !strings.Contains(got.stderr, "skipped (succeeded before)") {
+	if !strings.Contains(got.stderr, "skipped (done or unknown before)") {
 		t.Errorf("resume: stderr lacks the skipped count:\n%s", got.stderr)
 	}
 	final := byDevice(readReportFile(t, report))
@@ -331,6 +331,8 @@ func TestInterruptAndResume(t *testing.T) {
 
 // TestResumeTruncatedReport resumes from a report whose last line was cut
 // off: that target is invoked again and the file stays one JSON per line.
+// A target whose outcome was unknown (it may have run) is skipped unless
+// -retry-unknown asks for it.
 func TestResumeTruncatedReport(t *testing.T) {
 	t.Parallel()
 	sim := startSim(t, nil)
@@ -348,7 +350,7 @@ func TestResumeTruncatedReport(t *testing.T) {
 	if !strings.Contains(got.stderr, "truncated last line") {
 		t.Errorf("no warning about the truncated line:\n%s", got.stderr)
 	}
-	for id, want := range map[string]int{"sim-device-1": 0, "sim-device-2": 1, "sim-device-3": 1} {
+	for id, want := range map[string]int{"sim-device-1": 0, "sim-device-2": 0, "sim-device-3": 1} {
 		if n := sim.Mock().Deliveries(id, ""); n != want {
 			t.Errorf("%s: %d deliveries, want %d", id, n, want)
 		}
@@ -358,8 +360,19 @@ func TestResumeTruncatedReport(t *testing.T) {
 	if last := rows[len(rows)-1]; last != "" {
 		t.Errorf("report does not end with a newline: %q", last)
 	}
-	if n := len(rows); n != 6 { // 3 old (one truncated), 2 new, ""
+	if n := len(rows); n != 5 { // 3 old (one truncated), 1 new, ""
 		t.Errorf("report has %d rows:\n%s", n, data)
+	}
+
+	// The caller checked sim-device-2 and asks for it explicitly.
+	got = runSim(t.Context(), sim, "-devices", "sim-device-1,sim-device-2,sim-device-3", "-report", report, "-resume", "-retry-unknown")
+	if got.code != exitOK {
+		t.Fatalf("-retry-unknown: exit %d; stderr:\n%s", got.code, got.stderr)
+	}
+	for id, want := range map[string]int{"sim-device-1": 0, "sim-device-2": 1, "sim-device-3": 1} {
+		if n := sim.Mock().Deliveries(id, ""); n != want {
+			t.Errorf("-retry-unknown: %s: %d deliveries, want %d", id, n, want)
+		}
 	}
 }
 
@@ -432,6 +445,7 @@ func TestBadFlags(t *testing.T) {
 		{"empty devices file", []string{"-devices", "@" + empty}, "lists no device"},
 		{"empty device id", []string{"-devices", "a,,b"}, "empty device id"},
 		{"resume without report", []string{"-resume"}, "-resume needs -report"},
+		{"retry-unknown without resume", []string{"-retry-unknown"}, "-retry-unknown goes with -resume"},
 		{"existing report", []string{"-report", existing}, "add -resume"},
 		{"bad payload", []string{"-payload", `{"delay":`}, "-payload is not valid JSON"},
 		{"timeout 3", []string{"-timeout", "3"}, "-timeout must be 0"},

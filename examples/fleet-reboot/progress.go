@@ -168,7 +168,7 @@ func (p *progress) finish(interrupted bool) {
 		fmt.Fprintf(p.w, "  %-28s %8d\n", o, p.counts[o])
 	}
 	if p.skipped > 0 {
-		fmt.Fprintf(p.w, "  %-28s %8d\n", "skipped (succeeded before)", p.skipped)
+		fmt.Fprintf(p.w, "  %-28s %8d\n", "skipped (done or unknown before)", p.skipped)
 	}
 	if left := p.total - p.doneLocked(); p.total >= 0 && left > 0 {
 		fmt.Fprintf(p.w, "  %-28s %8d\n", "not reached", left)

@@ -75,11 +75,13 @@ func lineOf(r service.Result) line {
 	return l
 }
 
-// readReport reads a report and returns the targets whose last line says
-// succeeded. A missing file is an empty report. A last line without its
+// readReport reads a report and returns the targets a resumed run must not
+// invoke again: those whose last line says succeeded, and those whose last
+// line says unknown (the method may have run) unless retryUnknown is set.
+// A missing file is an empty report. A last line without its
 // newline (a run killed mid-write) is ignored; other lines that do not
 // parse are ignored with a warning.
-func readReport(file string) (map[service.Target]bool, []string, error) {
+func readReport(file string, retryUnknown bool) (map[service.Target]bool, []string, error) {
 	done := make(map[service.Target]bool)
 	data, err := os.ReadFile(file)
 	if errors.Is(err, os.ErrNotExist) {
@@ -104,7 +106,8 @@ func readReport(file string) (map[service.Target]bool, []string, error) {
 			warn = append(warn, fmt.Sprintf("%s:%d: ignoring a line that is not a result", file, n))
 			continue
 		}
-		done[service.Target{DeviceID: l.DeviceID, ModuleID: l.ModuleID}] = l.Outcome == service.OutcomeSucceeded
+		done[service.Target{DeviceID: l.DeviceID, ModuleID: l.ModuleID}] = l.Outcome == service.OutcomeSucceeded ||
+			(l.Outcome == service.OutcomeUnknown && !retryUnknown)
 	}
 	for t, ok := range done {
 		if !ok {
