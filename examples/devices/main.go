@@ -35,7 +35,7 @@ import (
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
-	"github.com/hubkit/iothub"
+	"github.com/hubkit/iothub/examples/internal/cli"
 	"github.com/hubkit/iothub/examples/internal/simhub"
 	"github.com/hubkit/iothub/internal/ids"
 	"github.com/hubkit/iothub/registry"
@@ -48,11 +48,11 @@ func main() {
 	os.Exit(code)
 }
 
-// Exit codes.
+// Exit codes, shared by the example programs.
 const (
-	exitOK       = 0
-	exitHubError = 1
-	exitUsage    = 2
+	exitOK       = cli.ExitOK
+	exitHubError = cli.ExitFailed
+	exitUsage    = cli.ExitUsage
 )
 
 const usage = `usage: devices [-connection-string CS | -hub HOST | -simulate N] <command>
@@ -285,18 +285,4 @@ func parseCommand(args []string, stderr io.Writer) (command, error) {
 }
 
 // report prints a failed command and returns its exit code.
-func report(stderr io.Writer, err error) int {
-	if errors.Is(err, iothub.ErrInvalidArgument) {
-		fmt.Fprintln(stderr, "devices:", err)
-		return exitUsage
-	}
-	if he, ok := errors.AsType[*iothub.Error](err); ok {
-		fmt.Fprintf(stderr, "devices: IoT Hub error %d %s (HTTP %d): %s\n", he.Code, he.CodeName, he.StatusCode, he.Message)
-		if he.TrackingID != "" {
-			fmt.Fprintf(stderr, "devices: tracking ID %s\n", he.TrackingID)
-		}
-		return exitHubError
-	}
-	fmt.Fprintln(stderr, "devices:", err)
-	return exitHubError
-}
+func report(stderr io.Writer, err error) int { return cli.PrintError(stderr, "devices", err) }

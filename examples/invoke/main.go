@@ -29,6 +29,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/hubkit/iothub"
+	"github.com/hubkit/iothub/examples/internal/cli"
 	"github.com/hubkit/iothub/examples/internal/simhub"
 	"github.com/hubkit/iothub/service"
 )
@@ -40,11 +41,11 @@ func main() {
 	os.Exit(code)
 }
 
-// Exit codes.
+// Exit codes, shared by the example programs.
 const (
-	exitOK       = 0
-	exitHubError = 1
-	exitUsage    = 2
+	exitOK       = cli.ExitOK
+	exitHubError = cli.ExitFailed
+	exitUsage    = cli.ExitUsage
 )
 
 // errFlagsReported stands for a flag error the flag package has already
@@ -175,24 +176,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return exitOK
 }
 
-// report prints a failed invocation and returns its exit code.
+// report prints a failed invocation, says whether the method may have
+// run, and returns the exit code.
 func report(stderr io.Writer, err error) int {
-	if errors.Is(err, iothub.ErrInvalidArgument) {
-		fmt.Fprintln(stderr, "invoke:", err)
-		return exitUsage
-	}
-	if he, ok := errors.AsType[*iothub.Error](err); ok {
-		fmt.Fprintf(stderr, "invoke: IoT Hub error %d %s (HTTP %d): %s\n", he.Code, he.CodeName, he.StatusCode, he.Message)
-		if he.TrackingID != "" {
-			fmt.Fprintf(stderr, "invoke: tracking ID %s\n", he.TrackingID)
-		}
-	} else {
-		fmt.Fprintln(stderr, "invoke:", err)
+	code := cli.PrintError(stderr, "invoke", err)
+	if code == cli.ExitUsage {
+		return code
 	}
 	if iothub.MayHaveRun(err) {
 		fmt.Fprintln(stderr, "invoke: the method may have run on the device; check before you repeat it")
 	} else {
 		fmt.Fprintln(stderr, "invoke: the method did not run")
 	}
-	return exitHubError
+	return code
 }
