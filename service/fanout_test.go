@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -344,14 +343,3 @@ func TestMethodRateLimit(t *testing.T) {
 		}
 	}
 }
-
-func sortedKeys[M ~map[string]V, V any](m M) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-var _ = sortedKeys[map[string]int]
