@@ -45,8 +45,14 @@ func TestJobOutcomes(t *testing.T) {
 		hub.AddDevice("broken", &httpmock.DeviceOptions{Handler: respond(500, `"disk"`)})
 		hub.AddDevice("busy", &httpmock.DeviceOptions{Handler: respond(200, "")})
 		hub.AddFault(httpmock.Fault{Operation: httpmock.OperationMethod, DeviceID: "busy", Code: 429001})
+		// The device runs the method but its answer is lost.
+		hub.AddDevice("lost", &httpmock.DeviceOptions{Handler: respond(200, "")})
+		hub.AddFault(httpmock.Fault{Operation: httpmock.OperationMethod, DeviceID: "lost", AfterDelivery: true})
+		// Connection faults do not apply to a job's calls.
+		hub.AddDevice("wired", &httpmock.DeviceOptions{Handler: respond(200, "")})
+		hub.AddFault(httpmock.Fault{Operation: httpmock.OperationMethod, DeviceID: "wired", Drop: httpmock.DropAfterRead})
 
-		job, err := client.ScheduleMethodJob(t.Context(), "j1", reboot("ok", "offline", "slow", "broken", "busy", "missing"), nil)
+		job, err := client.ScheduleMethodJob(t.Context(), "j1", reboot("ok", "offline", "slow", "broken", "busy", "lost", "wired", "missing"), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -68,7 +74,7 @@ func TestJobOutcomes(t *testing.T) {
 		if len(progress) < 2 || progress[0].RunningCount == 0 {
 			t.Errorf("progress = %+v, want a running poll then the final one", progress)
 		}
-		want := service.JobStatistics{DeviceCount: 5, FailedCount: 3, SucceededCount: 2}
+		want := service.JobStatistics{DeviceCount: 7, FailedCount: 4, SucceededCount: 3}
 		if diff := cmp.Diff(&want, job.Statistics); diff != "" {
 			t.Errorf("statistics (-want +got):\n%s", diff)
 		}
@@ -96,12 +102,23 @@ func TestJobOutcomes(t *testing.T) {
 			"slow":    {service.DeviceJobFailed, service.OutcomeUnknown, "GatewayTimeout", 0},
 			"broken":  {service.DeviceJobCompleted, service.OutcomeDeviceError, "", 500},
 			"busy":    {service.DeviceJobFailed, service.OutcomeNotDelivered, "ThrottlingException", 0},
+			"lost":    {service.DeviceJobFailed, service.OutcomeUnknown, "GatewayTimeout", 0},
+			"wired":   {service.DeviceJobCompleted, service.OutcomeSucceeded, "", 200},
 		}
 		if diff := cmp.Diff(wantRows, got); diff != "" {
 			t.Errorf("device results (-want +got):\n%s", diff)
 		}
-		if n := hub.Deliveries("ok", ""); n != 1 {
-			t.Errorf("Deliveries(ok) = %d", n)
+		// Each outcome tells the truth about delivery: succeeded and
+		// device-error were delivered exactly once, not-delivered never,
+		// unknown at most once.
+		for id, r := range got {
+			n := hub.Deliveries(id, "")
+			switch {
+			case r.Outcome == service.OutcomeNotDelivered && n != 0,
+				r.Outcome == service.OutcomeUnknown && n > 1,
+				(r.Outcome == service.OutcomeSucceeded || r.Outcome == service.OutcomeDeviceError) && n != 1:
+				t.Errorf("%s: outcome %s with %d deliveries", id, r.Outcome, n)
+			}
 		}
 	})
 }

@@ -33,8 +33,13 @@ const (
 
 // OperationJob is the jobs v2 REST operations (create, get, cancel,
 // query), for faults. The method calls and twin updates a job makes on its
-// devices are not requests: OperationMethod faults that answer with an
-// error apply to a job's method calls too.
+// devices are not requests, but OperationMethod faults apply to a job's
+// method calls too, as they would to a direct call: an error answer fails
+// the device record without delivering the method; AfterDelivery delivers
+// it and then fails the record (504101 GatewayTimeout unless the fault
+// names a code), as when the device's answer is lost; a Delay holds the
+// call. Drop faults break connections, which a job's calls do not have,
+// so they are left for REST requests.
 const OperationJob Operation = "job"
 
 // Job types and statuses on the wire.
@@ -677,24 +682,28 @@ func (h *Hub) runDeviceOp(j *job, rec *deviceJob) {
 		return
 	}
 
-	if f := h.takeFault(OperationMethod, t, j.method.name, false); f != nil && !f.afterDelivery() && f.answers() {
+	f := h.takeJobFault(t, j.method.name)
+	if f != nil && !f.afterDelivery() {
 		if !sleep(ctx, f.Delay) {
 			return
 		}
-		code := f.Code
-		if code == 0 {
-			code = f.Status * 1000
+		if f.answers() {
+			failWith(f.jobError())
+			return
 		}
-		msg := f.Message
-		if msg == "" {
-			msg = iothub.ErrorCode(code).Name()
-		}
-		failWith(code, msg)
-		return
+		f = nil // a Delay-only fault: run the call normally
 	}
 	d, ok := h.deliver(ctx, t, j.method)
 	if !ok {
 		return // the hub closed
+	}
+	if d.err == nil && d.delivered && f != nil {
+		// The device ran the method; the hub lost or replaced its answer.
+		if !sleep(ctx, f.Delay) {
+			return
+		}
+		failWith(f.jobError())
+		return
 	}
 	if d.err != nil {
 		failWith(d.err.code, d.err.message)
@@ -705,4 +714,40 @@ func (h *Hub) runDeviceOp(j *job, rec *deviceJob) {
 		rec.hasResponse = true
 		rec.respStatus, rec.respPayload = d.resp.Status, d.resp.Payload
 	})
+}
+
+// takeJobFault returns the OperationMethod fault that hits a job's method
+// call on t, or nil. Drop faults are connection faults and are neither
+// counted nor taken.
+func (h *Hub) takeJobFault(t target, method string) *Fault {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, fs := range h.faults {
+		if fs.f.Drop != DropNone || !fs.matches(OperationMethod, t, method) {
+			continue
+		}
+		if fs.count() {
+			f := fs.f
+			return &f
+		}
+	}
+	return nil
+}
+
+// jobError is the code and message a fault records on a job's device
+// record: the fault's code (or its status's generic code), else 504101
+// GatewayTimeout for an AfterDelivery fault without one.
+func (f *Fault) jobError() (int, string) {
+	code := f.Code
+	if code == 0 {
+		code = f.Status * 1000
+	}
+	if code == 0 {
+		code = int(iothub.CodeGatewayTimeout)
+	}
+	msg := f.Message
+	if msg == "" {
+		msg = iothub.ErrorCode(code).Name()
+	}
+	return code, msg
 }
