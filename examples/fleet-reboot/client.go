@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"time"
 
 	"github.com/hubkit/iothub/registry"
 	"github.com/hubkit/iothub/service"
@@ -26,7 +27,7 @@ func runClient(ctx context.Context, cfg config, d deps, client *service.Client, 
 		}
 	}
 
-	prog := newProgress(stderr, d.terminal, d.progressEvery, total)
+	prog := newProgress(stderr, d.terminal, d.progressEvery, total, time.Now())
 	targets = skipDone(targets, done, prog.skip)
 
 	f, err := client.StartFanOut(ctx, targets, params, &service.FanOutOptions{

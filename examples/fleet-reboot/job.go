@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/hubkit/iothub"
@@ -71,6 +72,7 @@ func runJob(ctx context.Context, cfg config, d deps, client *service.Client, reg
 		}
 	}
 
+	scheduled := time.Now()
 	jobID := fmt.Sprintf("fleet-reboot-%s-%04x", time.Now().UTC().Format("20060102T150405"), rand.N(0x10000))
 	job, err := client.ScheduleMethodJob(ctx, jobID, spec, nil)
 	if err != nil {
@@ -128,8 +130,15 @@ func runJob(ctx context.Context, cfg config, d deps, client *service.Client, reg
 		code = exitFailed
 	}
 
+	// A cancelled job leaves the calls it had started running to their
+	// end; wait for them, so that the report says how they ended rather
+	// than "running".
+	if err == nil && job.Status != service.JobCompleted {
+		settle(wctx, client, jobID, params, poll, stderr)
+	}
+
 	// Per-device results, as far as the hub has them.
-	prog := newProgress(stderr, d.terminal, d.progressEvery, -1)
+	prog := newProgress(stderr, d.terminal, d.progressEvery, -1, scheduled)
 	for range skipped {
 		prog.skip()
 	}
@@ -176,4 +185,39 @@ func runJob(ctx context.Context, cfg config, d deps, client *service.Client, reg
 		}
 	}
 	return code
+}
+
+// settle waits until no device record of a finished job is running, for
+// at most the longest a call can take (connect and response timeouts plus
+// service.NetworkMargin), polling every poll. It gives up early on the
+// second interrupt (ctx) or when the records cannot be read; the report
+// then says "unknown" for calls still running.
+func settle(ctx context.Context, client *service.Client, jobID string, params service.MethodParams[any], poll time.Duration, stderr io.Writer) {
+	timeout := params.TimeoutInSeconds
+	if timeout == 0 {
+		timeout = service.DefaultTimeoutInSeconds
+	}
+	deadline := time.Now().Add(time.Duration(timeout+params.ConnectTimeoutInSeconds)*time.Second + service.NetworkMargin)
+	for said := false; ; said = true {
+		running := 0
+		for r, err := range client.JobDeviceResults(ctx, jobID, nil) {
+			if err != nil {
+				return
+			}
+			if strings.EqualFold(string(r.Status), string(service.DeviceJobRunning)) {
+				running++
+			}
+		}
+		if running == 0 || time.Now().After(deadline) {
+			return
+		}
+		if !said {
+			fmt.Fprintf(stderr, "%s: waiting for %d calls the job had started\n", name, running)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(poll):
+		}
+	}
 }

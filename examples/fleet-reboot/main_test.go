@@ -558,3 +558,75 @@ func TestJobMode(t *testing.T) {
 		}
 	}
 }
+
+// TestJobModeInterruptAndResume interrupts a job-mode run: the job is
+// cancelled, and the report holds every device the job reached, with a
+// truthful outcome, and the rest as not-delivered. Resuming schedules a
+// job over the devices left and reaches each of them once; the device
+// whose answer was lost (unknown) is not invoked again.
+func TestJobModeInterruptAndResume(t *testing.T) {
+	t.Parallel()
+	const fleet = 40
+	sim := startSim(t, &simhub.Options{Fleet: fleet, JobDeviceOpsPerSecond: 50})
+	mock := sim.Mock()
+	lost := FleetID(30)
+	mock.AddFault(httpmock.Fault{Operation: httpmock.OperationMethod, DeviceID: lost, AfterDelivery: true})
+	report := filepath.Join(t.TempDir(), "r.jsonl")
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() {
+		for len(mock.Calls()) < 8 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+	}()
+	got := runSim(ctx, sim, "-mode", "job", "-report", report)
+	cancel()
+	if got.code != exitFailed || !strings.Contains(got.stderr, "cancelling job") {
+		t.Errorf("exit %d, want %d; stderr:\n%s", got.code, exitFailed, got.stderr)
+	}
+	first := byDevice(readReportFile(t, report))
+	if len(first) != len(sim.DeviceIDs()) {
+		t.Errorf("first report has %d devices, want %d", len(first), len(sim.DeviceIDs()))
+	}
+	reached := 0
+	for _, id := range sim.DeviceIDs() {
+		n, l := mock.Deliveries(id, ""), first[id]
+		if n > 0 {
+			reached++
+		}
+		switch {
+		case n > 1:
+			t.Errorf("%s: %d deliveries", id, n)
+		case n == 1 && l.Outcome == service.OutcomeNotDelivered:
+			t.Errorf("%s was delivered; report line %+v", id, l)
+		case n == 0 && l.Outcome != service.OutcomeNotDelivered:
+			t.Errorf("%s was not delivered; report line %+v", id, l)
+		}
+	}
+	if reached >= len(sim.DeviceIDs())-2 {
+		t.Fatalf("the job was not interrupted: %d devices reached", reached)
+	}
+
+	got = runSim(t.Context(), sim, "-mode", "job", "-report", report, "-resume")
+	if got.code != exitFailed { // the offline device and the lost answer
+		t.Errorf("resume: exit %d; stderr:\n%s", got.code, got.stderr)
+	}
+	final := byDevice(readReportFile(t, report))
+	for _, id := range sim.DeviceIDs() {
+		n, l := mock.Deliveries(id, ""), final[id]
+		switch id {
+		case "sim-device-offline":
+			if n != 0 || l.Outcome != service.OutcomeNotDelivered {
+				t.Errorf("%s: %d deliveries, last line %+v", id, n, l)
+			}
+		case lost:
+			if n != 1 || l.Outcome != service.OutcomeUnknown {
+				t.Errorf("%s: %d deliveries, last line %+v", id, n, l)
+			}
+		default:
+			if n != 1 || l.Outcome != service.OutcomeSucceeded {
+				t.Errorf("%s: %d deliveries, last line %+v", id, n, l)
+			}
+		}
+	}
+}

@@ -35,14 +35,16 @@ type progress struct {
 	stopped chan struct{}
 }
 
-func newProgress(w io.Writer, terminal bool, every time.Duration, total int) *progress {
+// newProgress starts reporting progress on w; rates and the wall time
+// count from start.
+func newProgress(w io.Writer, terminal bool, every time.Duration, total int, start time.Time) *progress {
 	if every <= 0 {
 		every = 2 * time.Second
 		if terminal {
 			every = 200 * time.Millisecond
 		}
 	}
-	p := &progress{w: w, terminal: terminal, every: every, start: time.Now(),
+	p := &progress{w: w, terminal: terminal, every: every, start: start,
 		counts: make(map[service.Outcome]int), total: total,
 		stop: make(chan struct{}), stopped: make(chan struct{})}
 	go p.loop()

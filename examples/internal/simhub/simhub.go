@@ -28,6 +28,9 @@ type Options struct {
 	Troubled bool
 	// SlowLatency is the latency of Troubled's slow devices; 0 means 3 s.
 	SlowLatency time.Duration
+	// JobDeviceOpsPerSecond is the rate at which IoT Hub jobs reach their
+	// devices; 0 means an S1 hub's 10 per second.
+	JobDeviceOpsPerSecond float64
 }
 
 // Trouble is how a Troubled fleet device misbehaves.
@@ -86,7 +89,11 @@ type Hub struct {
 // some of them offline, failing, slow or losing their responses. A nil
 // *Options adds none.
 func Start(opts *Options) (*Hub, error) {
-	h := httpmock.New(nil)
+	var hopts httpmock.Options
+	if opts != nil {
+		hopts.JobDeviceOpsPerSecond = opts.JobDeviceOpsPerSecond
+	}
+	h := httpmock.New(&hopts)
 	var ids []string
 	add := func(id string, opts *httpmock.DeviceOptions) *httpmock.Device {
 		ids = append(ids, id)
