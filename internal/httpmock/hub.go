@@ -90,16 +90,18 @@ type Options struct {
 	ClockSkew time.Duration
 
 	// MaxActiveJobs is how many jobs v2 may be queued, scheduled or
-	// running at once; one more is refused with 429004. Zero means
-	// DefaultMaxActiveJobs, the limit of an S1 hub.
+	// running at once; one more is refused with 429004. Zero means the
+	// limit of Throttle's tier, or DefaultMaxActiveJobs (an S1 hub's)
+	// without Throttle.
 	MaxActiveJobs int
 	// JobDeviceOpsPerSecond is the rate at which jobs call methods on or
-	// update twins of their devices, across all jobs. Zero means
-	// DefaultJobDeviceOpsPerSecond, the rate of an S1 hub.
+	// update twins of their devices, across all jobs. Zero means the rate
+	// of Throttle's tier and units, or DefaultJobDeviceOpsPerSecond (an S1
+	// hub's) without Throttle.
 	JobDeviceOpsPerSecond float64
 
 	// Throttle, when non-nil, enforces IoT Hub's per-tier throttles on
-	// direct methods and queries; see ThrottleOptions. Nil means no
+	// direct methods, queries and jobs; see ThrottleOptions. Nil means no
 	// throttling.
 	Throttle *ThrottleOptions
 }
@@ -213,7 +215,16 @@ func New(opts *Options) *Hub {
 	}
 	h.scope = EntraScope(h.hostName)
 	h.throttle = newThrottler(o.Throttle)
-	h.jobs = newJobEngine(o.MaxActiveJobs, o.JobDeviceOpsPerSecond)
+	maxJobs, jobRate := o.MaxActiveJobs, o.JobDeviceOpsPerSecond
+	if t := h.throttle; t != nil {
+		if maxJobs <= 0 {
+			maxJobs = t.maxJobs
+		}
+		if jobRate <= 0 {
+			jobRate = t.jobDevRate
+		}
+	}
+	h.jobs = newJobEngine(maxJobs, jobRate)
 	h.routes = h.newRoutes()
 	return h
 }

@@ -71,8 +71,16 @@ const actJobsWrite = "jobs/write"
 
 // jobVerb is a jobs route verb: SAS needs ServiceConnect and registry
 // rights (as the iothubowner policy grants), Entra the jobs data actions.
-func jobVerb(method string, fn serveFunc) verb {
-	v := verb{method: method, rights: ServiceConnect | RegistryRead, action: actJobsRead, op: OperationJob, serve: fn}
+// The request is metered by the jobs-operations throttle (after faults).
+func (h *Hub) jobVerb(method string, fn serveFunc) verb {
+	metered := func(w http.ResponseWriter, r *http.Request, rq *routed) {
+		if e := h.throttle.jobOp(); e != nil {
+			e.write(w, rq.now)
+			return
+		}
+		fn(w, r, rq)
+	}
+	v := verb{method: method, rights: ServiceConnect | RegistryRead, action: actJobsRead, op: OperationJob, serve: metered}
 	if method != http.MethodGet {
 		v.rights |= RegistryWrite
 		v.action = actJobsWrite

@@ -134,9 +134,9 @@ func (h *Hub) newRoutes() []route {
 		{segs: []string{"devices", "", "modules", ""}, verbs: []verb{read(h.getModule), put(h.putModule), del(h.deleteModule)}},
 		{segs: []string{"statistics", "devices"}, verbs: stats(h.deviceStats)},
 		{segs: []string{"statistics", "service"}, verbs: stats(h.serviceStats)},
-		{segs: []string{"jobs", "v2", "query"}, verbs: []verb{jobVerb(http.MethodGet, h.queryJobs)}},
-		{segs: []string{"jobs", "v2", ""}, verbs: []verb{jobVerb(http.MethodGet, h.getJob), jobVerb(http.MethodPut, h.createJob)}},
-		{segs: []string{"jobs", "v2", "", "cancel"}, verbs: []verb{jobVerb(http.MethodPost, h.cancelJob)}},
+		{segs: []string{"jobs", "v2", "query"}, verbs: []verb{h.jobVerb(http.MethodGet, h.queryJobs)}},
+		{segs: []string{"jobs", "v2", ""}, verbs: []verb{h.jobVerb(http.MethodGet, h.getJob), h.jobVerb(http.MethodPut, h.createJob)}},
+		{segs: []string{"jobs", "v2", "", "cancel"}, verbs: []verb{h.jobVerb(http.MethodPost, h.cancelJob)}},
 	}
 }
 

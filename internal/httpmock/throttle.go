@@ -48,25 +48,42 @@ const (
 // a minute's worth of queries may be sent at once.
 const QueryBurst = time.Minute
 
+// JobOpsBurst is the jobs-operation bucket's capacity, as time at the
+// throttle's rate: a minute's worth of jobs requests may be sent at once.
+const JobOpsBurst = time.Minute
+
 // tierLimits are a tier's throttles per unit.
 type tierLimits struct {
 	methodBytesPerSecond int64 // 0: direct methods are not available
 	queriesPerMinute     int64
-	maxUnits             int // 0: no limit here
+	maxUnits             int   // 0: no limit here
+	jobOpsPerMinute      int64 // 0: jobs are not available
+	maxActiveJobs        int
+	// jobDeviceOps is the jobs device-operation rate of n units.
+	jobDeviceOps func(n int) float64
 }
+
+// Jobs device-operation rates by tier.
+func s1JobDeviceOps(int) float64   { return 10 }
+func s2JobDeviceOps(n int) float64 { return max(10, float64(n)) }
+func s3JobDeviceOps(n int) float64 { return 50 * float64(n) }
 
 // limitsOf returns the documented per-unit throttles of a tier.
 func limitsOf(t Tier) (tierLimits, bool) {
 	const kb = 1024
 	switch t {
 	case TierFree:
-		return tierLimits{methodBytesPerSecond: 160 * kb, queriesPerMinute: 20, maxUnits: 1}, true
+		return tierLimits{methodBytesPerSecond: 160 * kb, queriesPerMinute: 20, maxUnits: 1,
+			jobOpsPerMinute: 100, maxActiveJobs: 1, jobDeviceOps: s1JobDeviceOps}, true
 	case TierS1:
-		return tierLimits{methodBytesPerSecond: 160 * kb, queriesPerMinute: 20}, true
+		return tierLimits{methodBytesPerSecond: 160 * kb, queriesPerMinute: 20,
+			jobOpsPerMinute: 100, maxActiveJobs: 1, jobDeviceOps: s1JobDeviceOps}, true
 	case TierS2:
-		return tierLimits{methodBytesPerSecond: 480 * kb, queriesPerMinute: 20}, true
+		return tierLimits{methodBytesPerSecond: 480 * kb, queriesPerMinute: 20,
+			jobOpsPerMinute: 100, maxActiveJobs: 5, jobDeviceOps: s2JobDeviceOps}, true
 	case TierS3:
-		return tierLimits{methodBytesPerSecond: 24 * kb * kb, queriesPerMinute: 1000}, true
+		return tierLimits{methodBytesPerSecond: 24 * kb * kb, queriesPerMinute: 1000,
+			jobOpsPerMinute: 5000, maxActiveJobs: 10, jobDeviceOps: s3JobDeviceOps}, true
 	case TierB1, TierB2:
 		return tierLimits{queriesPerMinute: 20}, true
 	case TierB3:
@@ -124,8 +141,21 @@ func limitsOf(t Tier) (tierLimits, bool) {
 // S2, 1,000 on B3 and S3. There is no queueing: a query the bucket does not
 // cover is answered 429 / 429001. Faults come first here too.
 //
-// Not metered: queries over devices.jobs, the jobs API, and the method
-// calls jobs make (the real hub meters those with the jobs throttles).
+// # Jobs
+//
+// Each jobs v2 request (create, get, cancel, query) costs one operation
+// against a bucket of JobOpsBurst (a minute) of budget refilled at 100 a
+// minute per unit on Free, S1 and S2, 5,000 on S3; one the bucket does not
+// cover is answered 429 / 429001, without queueing. Unless
+// Options.MaxActiveJobs and Options.JobDeviceOpsPerSecond say otherwise,
+// the tier also sets how many jobs may be active (1 on Free and S1, 5 on
+// S2, 10 on S3) and how fast jobs reach their devices (10 a second on Free
+// and S1, the larger of 10 and 1 per unit on S2, 50 per unit on S3). On
+// the Basic tiers jobs do not exist: every jobs request is answered 403 /
+// 403010 OperationNotAvailableInCurrentTier.
+//
+// Not metered: queries over devices.jobs (they are free) and the registry
+// and twin operations, whose throttles this simulation does not model.
 //
 // # Retry-After
 //
@@ -183,6 +213,11 @@ type ThrottleStats struct {
 	// through and answered 429.
 	QueriesAdmitted  int64
 	QueriesThrottled int64
+
+	// JobOpsAdmitted and JobOpsThrottled count jobs v2 requests let
+	// through and answered 429.
+	JobOpsAdmitted  int64
+	JobOpsThrottled int64
 }
 
 // ThrottleStats returns the throttles' counters since New. They are all
@@ -207,10 +242,15 @@ type throttler struct {
 	retryEvery  int   // 0: never
 	methodLimit string
 	queryLimit  string
+	jobRate     int64 // jobs operations per minute; 0: no jobs
+	jobLimit    string
+	maxJobs     int     // active jobs
+	jobDevRate  float64 // job device operations per second
 
 	mu      sync.Mutex
 	methods bucket
 	queries bucket
+	jobs    bucket
 	stats   ThrottleStats
 }
 
@@ -241,7 +281,12 @@ func newThrottler(opts *ThrottleOptions) *throttler {
 		noMethods:  lim.methodBytesPerSecond == 0,
 		methodRate: lim.methodBytesPerSecond * int64(o.Units),
 		queryRate:  lim.queriesPerMinute * int64(o.Units),
+		jobRate:    lim.jobOpsPerMinute * int64(o.Units),
+		maxJobs:    lim.maxActiveJobs,
 		retryEvery: o.RetryAfterEvery,
+	}
+	if lim.jobDeviceOps != nil {
+		t.jobDevRate = lim.jobDeviceOps(o.Units)
 	}
 	if o.MethodBytesPerSecond > 0 {
 		t.methodRate = o.MethodBytesPerSecond
@@ -266,6 +311,8 @@ func newThrottler(opts *ThrottleOptions) *throttler {
 		t.methods.backlog = o.MethodBacklog
 	}
 	t.queries.burst = QueryBurst
+	t.jobs.burst = JobOpsBurst
+	t.jobLimit = fmt.Sprintf("%d jobs operations per minute", t.jobRate)
 	t.methodLimit = fmt.Sprintf("%d bytes of payload per second", t.methodRate)
 	t.queryLimit = fmt.Sprintf("%d queries per minute", t.queryRate)
 	return t
@@ -340,6 +387,27 @@ func (t *throttler) query() *hubError {
 		return t.reject(&t.queries, retry, t.queryLimit)
 	}
 	t.stats.QueriesAdmitted++
+	return nil
+}
+
+// jobOp meters a jobs v2 request. It returns the answer when the request
+// is refused (403010 on a Basic tier, 429 when throttled), else nil.
+func (t *throttler) jobOp() *hubError {
+	if t == nil {
+		return nil
+	}
+	if t.jobRate == 0 {
+		return newError(iothub.CodeOperationNotAvailableInCurrentTier, fmt.Sprintf(
+			"Jobs are not available in the %s tier; they need a Free or Standard tier IoT hub.", t.tier))
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, retry, ok := t.jobs.take(time.Now(), costOf(1, t.jobRate, time.Minute))
+	if !ok {
+		t.stats.JobOpsThrottled++
+		return t.reject(&t.jobs, retry, t.jobLimit)
+	}
+	t.stats.JobOpsAdmitted++
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -574,5 +575,97 @@ func TestThrottleOptionsInvalid(t *testing.T) {
 			}()
 			New(&Options{Throttle: &o})
 		})
+	}
+}
+
+// TestThrottleJobs checks the jobs throttles of each tier: the jobs
+// operations bucket (a minute's worth at once, then the rate; Basic tiers
+// have no jobs), how many jobs may be active, and how fast a job reaches
+// its devices.
+func TestThrottleJobs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		opts      ThrottleOptions
+		perMinute int           // jobs operations
+		interval  time.Duration // between operations once the bucket is empty
+		active    int           // jobs that may be active at once
+		devices   int           // device operations in the first second of a job
+	}{
+		{name: "Free", opts: ThrottleOptions{Tier: TierFree}, perMinute: 100, interval: 600 * time.Millisecond, active: 1, devices: 10},
+		{name: "S1", opts: ThrottleOptions{Tier: TierS1}, perMinute: 100, interval: 600 * time.Millisecond, active: 1, devices: 10},
+		{name: "S1 2 units", opts: ThrottleOptions{Tier: TierS1, Units: 2}, perMinute: 200, interval: 300 * time.Millisecond, active: 1, devices: 10},
+		{name: "S2 20 units", opts: ThrottleOptions{Tier: TierS2, Units: 20}, perMinute: 2000, interval: 30 * time.Millisecond, active: 5, devices: 20},
+		{name: "S3", opts: ThrottleOptions{Tier: TierS3}, perMinute: 5000, interval: 12 * time.Millisecond, active: 10, devices: 50},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				h, c, owner := jobsHub(t, &Options{Throttle: &tt.opts})
+				for i := range 60 {
+					h.AddDevice(fmt.Sprintf("d%02d", i), &DeviceOptions{Handler: echo})
+				}
+				get := func() result {
+					return send(t.Context(), t, h, c, call{method: http.MethodGet, path: "/jobs/v2/query", auth: owner})
+				}
+
+				// Active jobs: tt.active start an hour from now; one more
+				// is refused.
+				later := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+				for i := range tt.active + 1 {
+					id := fmt.Sprintf("j%d", i)
+					r := send(t.Context(), t, h, c, call{method: http.MethodPut, path: "/jobs/v2/" + id, auth: owner,
+						body: methodJobBody(id, "*", `,"startTime":"`+later+`"`)})
+					if i < tt.active {
+						jobWireOf(t, r)
+					} else if got := decodeErr(t, r); got.Code != 429004 {
+						t.Errorf("job %d: %+v, want 429004", i, got)
+					}
+				}
+
+				// Jobs operations: the rest of the minute's budget passes,
+				// then one per interval.
+				for i := range tt.perMinute - tt.active - 1 {
+					if r := get(); r.status != http.StatusOK {
+						t.Fatalf("operation %d: status %d, body %s", i, r.status, r.body)
+					}
+				}
+				checkThrottled(t, get())
+				time.Sleep(tt.interval)
+				if r := get(); r.status != http.StatusOK {
+					t.Errorf("after %v: status %d", tt.interval, r.status)
+				}
+				checkThrottled(t, get())
+				st := h.ThrottleStats()
+				if st.JobOpsAdmitted != int64(tt.perMinute)+1 || st.JobOpsThrottled != 2 {
+					t.Errorf("ThrottleStats = %+v", st)
+				}
+
+				// Device operations: at the hour, the first job reaches
+				// tt.devices devices in its first second.
+				time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Hour)))
+				time.Sleep(time.Second - time.Nanosecond)
+				synctest.Wait()
+				if n := len(h.Calls()); n != tt.devices {
+					t.Errorf("%d device operations in the first second, want %d", n, tt.devices)
+				}
+			})
+		})
+	}
+}
+
+func TestThrottleJobsBasicTier(t *testing.T) {
+	t.Parallel()
+	h, c, owner := jobsHub(t, &Options{Throttle: &ThrottleOptions{Tier: TierB3}})
+	for _, cl := range []call{
+		{method: http.MethodGet, path: "/jobs/v2/query"},
+		{method: http.MethodPut, path: "/jobs/v2/j", body: methodJobBody("j", "*", "")},
+	} {
+		cl.auth = owner
+		got := decodeErr(t, send(t.Context(), t, h, c, cl))
+		if got.Status != http.StatusForbidden || got.Code != 403010 {
+			t.Errorf("%s %s: %+v, want 403 / 403010", cl.method, cl.path, got)
+		}
 	}
 }
