@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"runtime"
 	"testing"
 
 	"github.com/hubkit/iothub"
+	"github.com/hubkit/iothub/internal/heapprobe"
 	"github.com/hubkit/iothub/internal/httpmock"
 	"github.com/hubkit/iothub/registry"
 )
@@ -63,13 +63,10 @@ func BenchmarkQueryTwinsMemory(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			var peak uint64
+			var peak float64
 			b.ReportAllocs()
 			for b.Loop() {
-				runtime.GC()
-				var ms runtime.MemStats
-				runtime.ReadMemStats(&ms)
-				base := ms.HeapAlloc
+				probe := heapprobe.Start()
 				count := 0
 				for _, err := range client.QueryTwins(b.Context(), "SELECT * FROM devices", &registry.QueryOptions{PageSize: 1000}) {
 					if err != nil {
@@ -77,18 +74,15 @@ func BenchmarkQueryTwinsMemory(b *testing.B) {
 					}
 					count++
 					if count%(n/4) == 0 && count < n {
-						runtime.GC()
-						runtime.ReadMemStats(&ms)
-						if ms.HeapAlloc > base {
-							peak = max(peak, ms.HeapAlloc-base)
-						}
+						probe.Sample()
 					}
 				}
 				if count != n {
 					b.Fatalf("%d twins, want %d", count, n)
 				}
+				peak = max(peak, probe.PeakMiB())
 			}
-			b.ReportMetric(float64(peak)/(1<<20), "live-heap-growth-MiB")
+			b.ReportMetric(peak, "live-heap-growth-MiB")
 		})
 	}
 }

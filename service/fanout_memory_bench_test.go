@@ -5,11 +5,11 @@ import (
 	"io"
 	"iter"
 	"net/http"
-	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/hubkit/iothub"
+	"github.com/hubkit/iothub/internal/heapprobe"
 	"github.com/hubkit/iothub/service"
 )
 
@@ -66,13 +66,10 @@ func BenchmarkFanOutMemory(b *testing.B) {
 	}
 	for _, n := range []int{10_000, 100_000, 1_000_000} {
 		b.Run(fmt.Sprintf("targets=%d", n), func(b *testing.B) {
-			var peak uint64
+			var peak float64
 			b.ReportAllocs()
 			for b.Loop() {
-				runtime.GC()
-				var ms runtime.MemStats
-				runtime.ReadMemStats(&ms)
-				base := ms.HeapAlloc
+				probe := heapprobe.Start()
 				run, err := client.StartFanOut(b.Context(), generated(n), service.MethodParams[any]{Name: "reboot"},
 					&service.FanOutOptions{Concurrency: 64})
 				if err != nil {
@@ -85,18 +82,15 @@ func BenchmarkFanOutMemory(b *testing.B) {
 					}
 					count++
 					if count%(n/4) == 0 && count < n {
-						runtime.GC()
-						runtime.ReadMemStats(&ms)
-						if ms.HeapAlloc > base {
-							peak = max(peak, ms.HeapAlloc-base)
-						}
+						probe.Sample()
 					}
 				}
 				if count != n {
 					b.Fatalf("%d results, want %d", count, n)
 				}
+				peak = max(peak, probe.PeakMiB())
 			}
-			b.ReportMetric(float64(peak)/(1<<20), "live-heap-growth-MiB")
+			b.ReportMetric(peak, "live-heap-growth-MiB")
 		})
 	}
 }

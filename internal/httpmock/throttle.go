@@ -379,15 +379,7 @@ func (t *throttler) query() *hubError {
 	if t == nil {
 		return nil
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	_, retry, ok := t.queries.take(time.Now(), costOf(1, t.queryRate, time.Minute))
-	if !ok {
-		t.stats.QueriesThrottled++
-		return t.reject(&t.queries, retry, t.queryLimit)
-	}
-	t.stats.QueriesAdmitted++
-	return nil
+	return t.perMinute(&t.queries, t.queryRate, t.queryLimit, &t.stats.QueriesAdmitted, &t.stats.QueriesThrottled)
 }
 
 // jobOp meters a jobs v2 request. It returns the answer when the request
@@ -400,14 +392,21 @@ func (t *throttler) jobOp() *hubError {
 		return newError(iothub.CodeOperationNotAvailableInCurrentTier, fmt.Sprintf(
 			"Jobs are not available in the %s tier; they need a Free or Standard tier IoT hub.", t.tier))
 	}
+	return t.perMinute(&t.jobs, t.jobRate, t.jobLimit, &t.stats.JobOpsAdmitted, &t.stats.JobOpsThrottled)
+}
+
+// perMinute charges one request to b, a bucket without queueing refilled
+// at rate a minute, and counts it in admitted or throttled. It returns the
+// 429 answer when b does not cover the request, else nil.
+func (t *throttler) perMinute(b *bucket, rate int64, limit string, admitted, throttled *int64) *hubError {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	_, retry, ok := t.jobs.take(time.Now(), costOf(1, t.jobRate, time.Minute))
+	_, retry, ok := b.take(time.Now(), costOf(1, rate, time.Minute))
 	if !ok {
-		t.stats.JobOpsThrottled++
-		return t.reject(&t.jobs, retry, t.jobLimit)
+		*throttled++
+		return t.reject(b, retry, limit)
 	}
-	t.stats.JobOpsAdmitted++
+	*admitted++
 	return nil
 }
 
