@@ -630,3 +630,37 @@ func TestJobModeInterruptAndResume(t *testing.T) {
 		}
 	}
 }
+
+// TestETA checks the progress's ETA, from the rate of the last second
+// (five draws 200 ms apart): steady progress gives remaining / rate; a
+// tail of slow calls with nothing finishing gives "?", not the "<1s" the
+// overall rate would promise.
+func TestETA(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	type draw struct {
+		at    time.Duration
+		calls int
+	}
+	tests := []struct {
+		name      string
+		draws     []draw // the last one is checked
+		remaining int
+		want      string
+	}{
+		{name: "steady 10/s", draws: []draw{{200 * time.Millisecond, 2}, {time.Second, 10}, {2 * time.Second, 20}}, remaining: 50, want: "5s"},
+		{name: "fast", draws: []draw{{200 * time.Millisecond, 100}}, remaining: 5, want: "<1s"},
+		{name: "stalled tail", draws: []draw{{200 * time.Millisecond, 100}, {time.Second, 100}, {1400 * time.Millisecond, 100}}, remaining: 5, want: "?"},
+		{name: "tail moving again", draws: []draw{{200 * time.Millisecond, 100}, {2 * time.Second, 100}, {2200 * time.Millisecond, 101}}, remaining: 5, want: "10s"},
+	}
+	for _, tt := range tests {
+		p := &progress{every: 200 * time.Millisecond, start: t0}
+		var got string
+		for _, d := range tt.draws {
+			got = p.etaLocked(t0.Add(d.at), d.calls, tt.remaining)
+		}
+		if got != tt.want {
+			t.Errorf("%s: ETA %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}

@@ -31,8 +31,15 @@ type progress struct {
 	skipped int
 	total   int // -1: unknown
 	drawn   bool
+	recent  []sample // the draws of the last window, oldest first
 	stop    chan struct{}
 	stopped chan struct{}
+}
+
+// sample is the number of calls finished at a draw.
+type sample struct {
+	at    time.Time
+	calls int
 }
 
 // newProgress starts reporting progress on w; rates and the wall time
@@ -112,7 +119,8 @@ func (p *progress) doneLocked() int {
 func (p *progress) drawLocked() {
 	var b strings.Builder
 	done := p.doneLocked()
-	elapsed := time.Since(p.start)
+	now := time.Now()
+	elapsed := now.Sub(p.start)
 	calls := done - p.skipped
 	rate := float64(calls) / elapsed.Seconds()
 	if p.total >= 0 {
@@ -131,8 +139,7 @@ func (p *progress) drawLocked() {
 	}
 	fmt.Fprintf(&b, "  %.1f calls/s", rate)
 	if p.total >= 0 && calls > 0 && done < p.total {
-		eta := time.Duration(float64(p.total-done) / rate * float64(time.Second))
-		fmt.Fprintf(&b, "  ETA %s", eta.Round(time.Second))
+		b.WriteString("  ETA " + p.etaLocked(now, calls, p.total-done))
 	}
 	if p.terminal {
 		fmt.Fprintf(p.w, "\r\x1b[K%s: %s", name, b.String())
@@ -140,6 +147,32 @@ func (p *progress) drawLocked() {
 	} else {
 		fmt.Fprintf(p.w, "%s: %s\n", name, b.String())
 	}
+}
+
+// etaLocked estimates the time left for the remaining targets from the
+// rate of the last five draws (one to ten seconds), and says "?" when
+// nothing finished in them: the overall rate would promise "<1s" while the
+// slowest calls of the tail are still running.
+func (p *progress) etaLocked(now time.Time, calls, remaining int) string {
+	window := min(max(5*p.every, time.Second), 10*time.Second)
+	p.recent = append(p.recent, sample{now, calls})
+	for len(p.recent) > 2 && now.Sub(p.recent[1].at) >= window {
+		p.recent = p.recent[1:]
+	}
+	first := sample{p.start, 0}
+	if now.Sub(p.start) > window {
+		first = p.recent[0]
+	}
+	span := now.Sub(first.at)
+	if calls == first.calls || span <= 0 {
+		return "?"
+	}
+	rate := float64(calls-first.calls) / span.Seconds()
+	eta := time.Duration(float64(remaining) / rate * float64(time.Second))
+	if eta < time.Second {
+		return "<1s"
+	}
+	return eta.Round(time.Second).String()
 }
 
 // bar draws [#####.....] for done out of total.
