@@ -166,6 +166,16 @@ func New(hostName string, a Authorizer, opts *iothub.ClientOptions) (*Pipeline, 
 // HostName returns the hub host name, the SAS audience.
 func (p *Pipeline) HostName() string { return p.host }
 
+// CloseIdleConnections closes the transport's idle keep-alive connections
+// (and so their goroutines), when the transport has such a method, as
+// *http.Transport does. Calls in flight are not affected, and the pipeline
+// stays usable: a later call dials anew.
+func (p *Pipeline) CloseIdleConnections() {
+	if c, ok := p.transport.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 // ValidateHostName checks a hub host name: a DNS name with an optional port,
 // no scheme, path or spaces.
 func ValidateHostName(h string) error {
