@@ -65,7 +65,10 @@ type FanOutOptions struct {
 	// calls succeed. MethodRateLimit derives a rate from the hub's tier.
 	RatePerSecond float64
 	// MaxThrottleRetries is how many times one target is tried again after
-	// 429 before it is reported not-delivered; default 8.
+	// 429 before it is reported not-delivered; default 8. A 429 whose
+	// Retry-After exceeds the client's RetryOptions.MaxRetryAfter is not
+	// waited for: that target is reported not-delivered at once, with the
+	// hub's error and its RetryAfter.
 	MaxThrottleRetries int
 	// Invoke are the options of each invocation.
 	Invoke InvokeOptions
@@ -287,7 +290,7 @@ func (f *FanOut) invokeOne(t Target) Result {
 			r, err = f.c.InvokeDeviceMethod(f.callCtx, t.DeviceID, f.params, &inv)
 		}
 		res.Attempts += attempts(err)
-		if errors.Is(err, iothub.ErrThrottled) && throttled < f.opts.MaxThrottleRetries && f.stopCtx.Err() == nil {
+		if errors.Is(err, iothub.ErrThrottled) && throttled < f.opts.MaxThrottleRetries && f.stopCtx.Err() == nil && !f.waitTooLong(err) {
 			f.throttled(err)
 			continue
 		}
@@ -299,6 +302,13 @@ func (f *FanOut) invokeOne(t Target) Result {
 	}
 	res.Latency = time.Since(start)
 	return res
+}
+
+// waitTooLong reports a Retry-After beyond RetryOptions.MaxRetryAfter: the
+// fan-out does not wait that long, as a single call would not.
+func (f *FanOut) waitTooLong(err error) bool {
+	he, ok := errors.AsType[*iothub.Error](err)
+	return ok && he.RetryAfter > f.c.p.MaxRetryAfter()
 }
 
 // attempts counts the HTTP attempts an invocation made.

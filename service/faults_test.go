@@ -679,3 +679,33 @@ func TestFaultHubGoesAway(t *testing.T) {
 		t.Errorf("outcomes %v, want most targets not delivered", counts)
 	}
 }
+
+// TestFaultRetryAfterBeyondCap: a hub (or a proxy) asking for a Retry-After
+// longer than RetryOptions.MaxRetryAfter does not stall the fan-out: the
+// targets it throttles are reported not delivered at once, with the hub's
+// Retry-After, for the caller to decide.
+func TestFaultRetryAfterBeyondCap(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		hub, client := setup(t, &iothub.ClientOptions{Retry: iothub.RetryOptions{MaxRetryAfter: time.Minute}})
+		ts := addFleet(hub, 6, nil)
+		hub.AddFault(httpmock.Fault{Operation: httpmock.OperationMethod, Code: 429001, RetryAfter: "7200", Skip: 2, Times: -1})
+		start := time.Now()
+		got := fanOut(t, t.Context(), client, ts, &service.FanOutOptions{Concurrency: 1})
+		if d := time.Since(start); d > time.Minute {
+			t.Errorf("the fan-out took %v; a Retry-After beyond the 1 min cap must not be waited for", d)
+		}
+		counts := checkTruth(t, hub, ts, got, true)
+		if counts[service.OutcomeSucceeded] != 2 || counts[service.OutcomeNotDelivered] != 4 {
+			t.Errorf("outcomes %v, want 2 succeeded and 4 not delivered", counts)
+		}
+		for tg, r := range got {
+			if r.Outcome != service.OutcomeNotDelivered {
+				continue
+			}
+			if he, ok := errors.AsType[*iothub.Error](r.Err); !ok || he.RetryAfter != 2*time.Hour {
+				t.Errorf("%v: %v, want the hub's 429 with its 2 h Retry-After", tg, r.Err)
+			}
+		}
+	})
+}
