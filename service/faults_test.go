@@ -24,6 +24,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/hubkit/iothub"
 	"github.com/hubkit/iothub/internal/httpmock"
 	"github.com/hubkit/iothub/service"
@@ -706,6 +708,51 @@ func TestFaultRetryAfterBeyondCap(t *testing.T) {
 			if he, ok := errors.AsType[*iothub.Error](r.Err); !ok || he.RetryAfter != 2*time.Hour {
 				t.Errorf("%v: %v, want the hub's 429 with its 2 h Retry-After", tg, r.Err)
 			}
+		}
+	})
+}
+
+// failingAfter is a TokenCredential that works for its first n tokens and
+// then fails, as an identity provider that goes down mid-run.
+type failingAfter struct {
+	cred  azcore.TokenCredential
+	n     int32
+	calls atomic.Int32
+}
+
+func (f *failingAfter) GetToken(ctx context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	if f.calls.Add(1) > f.n {
+		return azcore.AccessToken{}, errors.New("identity provider unavailable")
+	}
+	return f.cred.GetToken(ctx, o)
+}
+
+// TestFaultIdentityProviderFails: when Entra stops issuing tokens mid-run,
+// the cached token is used until it expires; after that every call fails
+// before anything is sent and is reported not delivered, naming the
+// credential.
+func TestFaultIdentityProviderFails(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		hub := httpmock.New(&httpmock.Options{ClockSkew: -1})
+		ts := addFleet(hub, 200, &httpmock.DeviceOptions{Latency: 4 * time.Second})
+		cred := &failingAfter{cred: hub.TokenCredential(httpmock.DataContributor, &httpmock.TokenOptions{Lifetime: 11 * time.Minute}), n: 1}
+		client, err := service.NewClient(hub.HostName(), cred, &iothub.ClientOptions{Transport: hub.RoundTripper()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := fanOut(t, t.Context(), client, ts, &service.FanOutOptions{Concurrency: 1})
+		counts := checkTruth(t, hub, ts, got, true)
+		if counts[service.OutcomeSucceeded] == 0 || counts[service.OutcomeNotDelivered] == 0 || counts[service.OutcomeUnknown] != 0 {
+			t.Errorf("outcomes %v, want successes while the token lived, then not delivered", counts)
+		}
+		for tg, r := range got {
+			if r.Outcome == service.OutcomeNotDelivered && !strings.Contains(r.Err.Error(), "identity provider unavailable") {
+				t.Errorf("%v: %v, want the credential's error", tg, r.Err)
+			}
+		}
+		if n := len(hub.Requests()); n != counts[service.OutcomeSucceeded] {
+			t.Errorf("%d requests reached the hub for %d successes; a call without a token must send nothing", n, counts[service.OutcomeSucceeded])
 		}
 	})
 }
