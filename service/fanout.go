@@ -284,12 +284,14 @@ func (f *FanOut) invokeOne(t Target) Result {
 		}
 		var r MethodResult[json.RawMessage]
 		var err error
+		answered := 0
+		inv.attempts = &answered
 		if t.ModuleID != "" {
 			r, err = f.c.InvokeModuleMethod(f.callCtx, t.DeviceID, t.ModuleID, f.params, &inv)
 		} else {
 			r, err = f.c.InvokeDeviceMethod(f.callCtx, t.DeviceID, f.params, &inv)
 		}
-		res.Attempts += attempts(err)
+		res.Attempts += attempts(err, answered)
 		if errors.Is(err, iothub.ErrThrottled) && throttled < f.opts.MaxThrottleRetries && f.stopCtx.Err() == nil && !f.waitTooLong(err) {
 			f.throttled(err)
 			continue
@@ -311,8 +313,12 @@ func (f *FanOut) waitTooLong(err error) bool {
 	return ok && he.RetryAfter > f.c.p.MaxRetryAfter()
 }
 
-// attempts counts the HTTP attempts an invocation made.
-func attempts(err error) int {
+// attempts counts the HTTP attempts an invocation made; answered is the
+// count the pipeline reported for an answer, 0 when there was none.
+func attempts(err error, answered int) int {
+	if answered > 0 {
+		return answered
+	}
 	switch e := err.(type) {
 	case nil:
 		return 1

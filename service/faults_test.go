@@ -158,6 +158,9 @@ func TestFaultsFleetTruth(t *testing.T) {
 		check func(t *testing.T, got map[service.Target]service.Result)
 		// opts are the fan-out's options; nil means concurrency 8.
 		opts *service.FanOutOptions
+		// attempts, when set, is the sum of every result's Attempts: one
+		// per target plus one per fault hit.
+		attempts int
 	}{
 		{
 			// A target throttled more than MaxThrottleRetries times is
@@ -174,10 +177,11 @@ func TestFaultsFleetTruth(t *testing.T) {
 			check:  wantThrottledAfter(9),
 		},
 		{
-			name:   "throttling storm within the retry budget",
-			faults: []httpmock.Fault{{Operation: httpmock.OperationMethod, Code: 429001, RetryAfter: "1", Times: 30}},
-			opts:   &service.FanOutOptions{Concurrency: 8, MaxThrottleRetries: 30},
-			want:   map[service.Outcome]int{service.OutcomeSucceeded: n},
+			name:     "throttling storm within the retry budget",
+			faults:   []httpmock.Fault{{Operation: httpmock.OperationMethod, Code: 429001, RetryAfter: "1", Times: 30}},
+			opts:     &service.FanOutOptions{Concurrency: 8, MaxThrottleRetries: 30},
+			want:     map[service.Outcome]int{service.OutcomeSucceeded: n},
+			attempts: n + 30,
 		},
 		{
 			name:   "endless throttling",
@@ -197,7 +201,8 @@ func TestFaultsFleetTruth(t *testing.T) {
 				{Operation: httpmock.OperationMethod, Code: 503005, Times: 3},
 				{Operation: httpmock.OperationMethod, Code: 503000, RetryAfter: "2", Skip: 20, Times: 3},
 			},
-			want: map[service.Outcome]int{service.OutcomeSucceeded: n},
+			want:     map[service.Outcome]int{service.OutcomeSucceeded: n},
+			attempts: n + 6,
 		},
 		{
 			name:   "lost responses (504101 after delivery)",
@@ -212,9 +217,10 @@ func TestFaultsFleetTruth(t *testing.T) {
 			},
 		},
 		{
-			name:   "connection reset before the request is written",
-			faults: []httpmock.Fault{{Operation: httpmock.OperationMethod, Drop: httpmock.DropBeforeWrite, Skip: 3, Times: 10}},
-			only:   []service.Outcome{service.OutcomeSucceeded, service.OutcomeNotDelivered},
+			name:     "connection reset before the request is written",
+			faults:   []httpmock.Fault{{Operation: httpmock.OperationMethod, Drop: httpmock.DropBeforeWrite, Skip: 3, Times: 10}},
+			only:     []service.Outcome{service.OutcomeSucceeded, service.OutcomeNotDelivered},
+			attempts: n + 10,
 		},
 		{
 			name:   "connection reset after the request is written",
@@ -322,6 +328,15 @@ func TestFaultsFleetTruth(t *testing.T) {
 				}
 				if tt.check != nil {
 					tt.check(t, got)
+				}
+				if tt.attempts != 0 {
+					sum := 0
+					for _, r := range got {
+						sum += r.Attempts
+					}
+					if sum != tt.attempts {
+						t.Errorf("%d attempts in the results, want %d (%d requests reached the hub)", sum, tt.attempts, len(hub.Requests()))
+					}
 				}
 			})
 		})
@@ -631,35 +646,47 @@ func TestFaultSlowTLSHandshake(t *testing.T) {
 }
 
 // TestFaultHubRestartsMidRun takes the hub away while a fleet run is in
-// flight and brings it back on the same address: the calls in flight are
-// reported unknown (delivered at most once), the calls that met the
-// closed port are retried and delivered once the hub is back, and nothing
-// is delivered twice.
+// flight and brings it back on the same address. The calls the closing hub
+// cut off are reported unknown (delivered at most once), the calls that met
+// the closed port are retried and delivered once the hub is back, and
+// nothing is delivered twice.
 func TestFaultHubRestartsMidRun(t *testing.T) {
 	t.Parallel()
 	hub, srv, client, _, ts := tlsHub(t, 40, 100*time.Millisecond, iothub.RetryOptions{MaxAttempts: 30, MinDelay: 20 * time.Millisecond, MaxDelay: 50 * time.Millisecond})
-	var restarted atomic.Bool
+	var callsAtRestart atomic.Int64
+	restarted := make(chan struct{})
 	go func() {
+		defer close(restarted)
 		for len(hub.Calls()) < 8 {
 			time.Sleep(2 * time.Millisecond)
 		}
 		srv.Close()
 		time.Sleep(150 * time.Millisecond)
+		callsAtRestart.Store(int64(len(hub.Calls())))
 		ns, err := srv.Restart()
 		if err != nil {
 			t.Error(err)
 			return
 		}
-		restarted.Store(true)
 		t.Cleanup(ns.Close)
 	}()
 	got := fanOut(t, t.Context(), client, ts, &service.FanOutOptions{Concurrency: 4})
-	if !restarted.Load() {
-		t.Fatal("the hub did not restart during the run")
-	}
+	<-restarted
 	counts := checkTruth(t, hub, ts, got, true)
-	if counts[service.OutcomeUnknown] == 0 || counts[service.OutcomeSucceeded] < len(ts)-4 {
-		t.Errorf("outcomes %v, want the calls in flight unknown and the others succeeded", counts)
+	if counts[service.OutcomeUnknown] == 0 {
+		t.Errorf("outcomes %v: closing the hub cut off no call", counts)
+	}
+	if n := int64(len(hub.Calls())); n <= callsAtRestart.Load() {
+		t.Errorf("no call delivered after the restart (%d calls, %d at restart)", n, callsAtRestart.Load())
+	}
+	retried := 0
+	for _, r := range got {
+		if r.Outcome == service.OutcomeSucceeded && r.Attempts > 1 {
+			retried++
+		}
+	}
+	if retried == 0 {
+		t.Errorf("no call that met the closed port was retried to success: %v", counts)
 	}
 }
 
