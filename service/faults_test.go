@@ -522,33 +522,44 @@ func distinctAuthorizations(hub *httpmock.Hub) int {
 }
 
 // TestFaultClockOff runs against a hub whose clock is minutes off this
-// machine's. SAS tokens (the shortest TTL, 1 min) keep working within the
-// hub's 5-minute tolerance; beyond it every call is refused with 401 and
-// reported not-delivered, never unknown. A hub clock behind ours is
-// harmless.
+// machine's. SAS tokens (the shortest TTL, 1 min, renewed at half-life)
+// keep working while the hub is ahead by less than its 5-minute tolerance;
+// Entra tokens (an 11-minute lifetime, refreshed 10 minutes ahead) while it
+// is ahead by less than the refresh margin. Beyond that every call is
+// refused with 401 and reported not-delivered, never unknown. A hub clock
+// behind ours is harmless.
 func TestFaultClockOff(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
+		cred   string
 		offset time.Duration
 		want   service.Outcome
 	}{
-		{-30 * time.Minute, service.OutcomeSucceeded},
-		{4 * time.Minute, service.OutcomeSucceeded},
-		{10 * time.Minute, service.OutcomeNotDelivered},
+		{"SAS", -30 * time.Minute, service.OutcomeSucceeded},
+		{"SAS", 4 * time.Minute, service.OutcomeSucceeded},
+		{"SAS", 10 * time.Minute, service.OutcomeNotDelivered},
+		{"Entra", -30 * time.Minute, service.OutcomeSucceeded},
+		{"Entra", 9 * time.Minute, service.OutcomeSucceeded},
+		{"Entra", 12 * time.Minute, service.OutcomeNotDelivered},
 	}
 	for _, tt := range tests {
-		t.Run(fmt.Sprint(tt.offset), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s %v", tt.cred, tt.offset), func(t *testing.T) {
 			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
 				hub := httpmock.New(&httpmock.Options{ClockOffset: tt.offset})
 				ts := addFleet(hub, 20, &httpmock.DeviceOptions{Latency: 4 * time.Second})
-				sas, err := service.NewClientFromConnectionString(hub.ConnectionString("service"), &iothub.ClientOptions{
-					Transport: hub.RoundTripper(), SASTokenTTL: time.Minute,
-				})
+				opts := &iothub.ClientOptions{Transport: hub.RoundTripper(), SASTokenTTL: time.Minute}
+				var client *service.Client
+				var err error
+				if tt.cred == "SAS" {
+					client, err = service.NewClientFromConnectionString(hub.ConnectionString("service"), opts)
+				} else {
+					client, err = service.NewClient(hub.HostName(), hub.TokenCredential(httpmock.DataContributor, &httpmock.TokenOptions{Lifetime: 11 * time.Minute}), opts)
+				}
 				if err != nil {
 					t.Fatal(err)
 				}
-				got := fanOut(t, t.Context(), sas, ts, &service.FanOutOptions{Concurrency: 1})
+				got := fanOut(t, t.Context(), client, ts, &service.FanOutOptions{Concurrency: 1})
 				counts := checkTruth(t, hub, ts, got, true)
 				if counts[tt.want] != len(ts) {
 					t.Errorf("outcomes %v, want all %s", counts, tt.want)
