@@ -632,9 +632,9 @@ func TestFaultTLSConnectionResets(t *testing.T) {
 func TestFaultSlowTLSHandshake(t *testing.T) {
 	t.Parallel()
 	hub, srv, client, tr, ts := tlsHub(t, 6, 0, iothub.RetryOptions{MaxAttempts: 2, MinDelay: time.Millisecond})
-	tr.TLSHandshakeTimeout = 250 * time.Millisecond
+	tr.TLSHandshakeTimeout = 500 * time.Millisecond
 
-	srv.SetHandshakeDelay(100 * time.Millisecond)
+	srv.SetHandshakeDelay(50 * time.Millisecond)
 	got := fanOut(t, t.Context(), client, ts[:3], &service.FanOutOptions{Concurrency: 3})
 
 	tr.CloseIdleConnections()

@@ -121,7 +121,7 @@ func TestSIGINTAndResume(t *testing.T) {
 		t.Run(fmt.Sprintf("%d interrupts", signals), func(t *testing.T) {
 			t.Parallel()
 			const n = 40
-			hub, certFile := tlsFleet(t, n, 150*time.Millisecond)
+			hub, certFile := tlsFleet(t, n, 300*time.Millisecond)
 			ids := make([]string, n)
 			for i := range ids {
 				ids[i] = FleetID(i + 1)
@@ -167,7 +167,7 @@ func TestSIGINTAndResume(t *testing.T) {
 				t.Errorf("the second interrupt abandoned no call; stderr:\n%s", stderr)
 			}
 
-			cmd, stderr = program(t, hub, certFile, append(args, "-resume")...)
+			cmd, stderr = program(t, hub, certFile, append(args, "-resume", "-concurrency", "16")...)
 			code := exitCode(t, cmd, stderr)
 			final := byDevice(readReportFile(t, report))
 			for _, id := range ids {
