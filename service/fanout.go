@@ -120,7 +120,9 @@ type FanOut struct {
 
 // StartFanOut starts invoking params on every target, reading targets only
 // as fast as calls can start, so that a query over a million devices never
-// sits in memory. It validates params and options first and returns an
+// sits in memory. A target the sequence yields twice is invoked twice: the
+// fan-out keeps no set of the targets seen; deduplicate a sequence that may
+// repeat one. It validates params and options first and returns an
 // *iothub.ArgumentError without sending anything.
 //
 // Cancelling ctx stops the fan-out gracefully, like Stop: no new call
