@@ -54,6 +54,17 @@ func newClient(p *pipeline.Pipeline, err error) (*Client, error) {
 // HostName returns the hub's host name.
 func (c *Client) HostName() string { return c.p.HostName() }
 
+// CloseIdleConnections closes the idle keep-alive connections of the
+// client's transport, and with them their goroutines, as
+// http.Client.CloseIdleConnections does. Calls in flight are not affected
+// and the client stays usable: a later call opens a new connection. Call it
+// when a client will not be used for a while, or before dropping it, in a
+// program that makes short-lived clients; idle connections otherwise close
+// on their own after 90 s with the default transport. A transport given in
+// ClientOptions is shared with its owner, and is closed here only if it has
+// a CloseIdleConnections method.
+func (c *Client) CloseIdleConnections() { c.p.CloseIdleConnections() }
+
 // String describes the client without any secret.
 func (c *Client) String() string { return fmt.Sprintf("registry.Client{HostName: %s}", c.p.HostName()) }
 

@@ -65,7 +65,10 @@ type FanOutOptions struct {
 	// calls succeed. MethodRateLimit derives a rate from the hub's tier.
 	RatePerSecond float64
 	// MaxThrottleRetries is how many times one target is tried again after
-	// 429 before it is reported not-delivered; default 8.
+	// 429 before it is reported not-delivered; default 8. A 429 whose
+	// Retry-After exceeds the client's RetryOptions.MaxRetryAfter is not
+	// waited for: that target is reported not-delivered at once, with the
+	// hub's error and its RetryAfter.
 	MaxThrottleRetries int
 	// Invoke are the options of each invocation.
 	Invoke InvokeOptions
@@ -117,7 +120,9 @@ type FanOut struct {
 
 // StartFanOut starts invoking params on every target, reading targets only
 // as fast as calls can start, so that a query over a million devices never
-// sits in memory. It validates params and options first and returns an
+// sits in memory. A target the sequence yields twice is invoked twice: the
+// fan-out keeps no set of the targets seen; deduplicate a sequence that may
+// repeat one. It validates params and options first and returns an
 // *iothub.ArgumentError without sending anything.
 //
 // Cancelling ctx stops the fan-out gracefully, like Stop: no new call
@@ -281,13 +286,15 @@ func (f *FanOut) invokeOne(t Target) Result {
 		}
 		var r MethodResult[json.RawMessage]
 		var err error
+		answered := 0
+		inv.attempts = &answered
 		if t.ModuleID != "" {
 			r, err = f.c.InvokeModuleMethod(f.callCtx, t.DeviceID, t.ModuleID, f.params, &inv)
 		} else {
 			r, err = f.c.InvokeDeviceMethod(f.callCtx, t.DeviceID, f.params, &inv)
 		}
-		res.Attempts += attempts(err)
-		if errors.Is(err, iothub.ErrThrottled) && throttled < f.opts.MaxThrottleRetries && f.stopCtx.Err() == nil {
+		res.Attempts += attempts(err, answered)
+		if errors.Is(err, iothub.ErrThrottled) && throttled < f.opts.MaxThrottleRetries && f.stopCtx.Err() == nil && !f.waitTooLong(err) {
 			f.throttled(err)
 			continue
 		}
@@ -301,8 +308,19 @@ func (f *FanOut) invokeOne(t Target) Result {
 	return res
 }
 
-// attempts counts the HTTP attempts an invocation made.
-func attempts(err error) int {
+// waitTooLong reports a Retry-After beyond RetryOptions.MaxRetryAfter: the
+// fan-out does not wait that long, as a single call would not.
+func (f *FanOut) waitTooLong(err error) bool {
+	he, ok := errors.AsType[*iothub.Error](err)
+	return ok && he.RetryAfter > f.c.p.MaxRetryAfter()
+}
+
+// attempts counts the HTTP attempts an invocation made; answered is the
+// count the pipeline reported for an answer, 0 when there was none.
+func attempts(err error, answered int) int {
+	if answered > 0 {
+		return answered
+	}
 	switch e := err.(type) {
 	case nil:
 		return 1

@@ -89,6 +89,9 @@ type InvokeOptions struct {
 	// noRetryThrottled leaves 429 to the caller; the fan-out sets it to
 	// back off all its workers together.
 	noRetryThrottled bool
+	// attempts, when set, receives the HTTP attempts of a call that
+	// succeeded; the fan-out reports them.
+	attempts *int
 }
 
 // PayloadError reports a device answer whose payload could not be decoded
@@ -198,6 +201,9 @@ func invoke[R, P any](ctx context.Context, c *Client, op, deviceID, moduleID str
 	resp, err := c.p.Do(ctx, req)
 	if err != nil {
 		return res, err
+	}
+	if options != nil && options.attempts != nil {
+		*options.attempts = resp.Attempts
 	}
 	var wire struct {
 		Status  *int            `json:"status"`

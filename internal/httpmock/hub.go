@@ -89,6 +89,11 @@ type Options struct {
 	// negative value means no tolerance.
 	ClockSkew time.Duration
 
+	// ClockOffset is how far the hub's clock runs ahead of this machine's
+	// (negative: behind) when it checks the expiry of SAS and bearer
+	// tokens, to simulate a client whose clock is off.
+	ClockOffset time.Duration
+
 	// MaxActiveJobs is how many jobs v2 may be queued, scheduled or
 	// running at once; one more is refused with 429004. Zero means the
 	// limit of Throttle's tier, or DefaultMaxActiveJobs (an S1 hub's)
@@ -130,6 +135,7 @@ type Hub struct {
 	policies    []Policy
 	apiVersions map[string]bool
 	skew        time.Duration
+	clockOffset time.Duration
 	scope       string
 	routes      []route
 
@@ -166,6 +172,7 @@ func New(opts *Options) *Hub {
 		hostName:    o.HostName,
 		apiVersions: make(map[string]bool),
 		skew:        o.ClockSkew,
+		clockOffset: o.ClockOffset,
 		devices:     make(map[string]*Device),
 		deliveries:  make(map[target]int),
 		tokens:      make(map[string]bearerToken),

@@ -268,7 +268,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.write(w, now)
 		return
 	}
-	if e := h.authorize(r, v, now); e != nil {
+	if e := h.authorize(r, v, now.Add(h.clockOffset)); e != nil {
 		e.write(w, now)
 		return
 	}

@@ -17,6 +17,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,10 +29,14 @@ type Server struct {
 	// the hub's HostName as the SAS audience.
 	URL string
 
-	ts      *httptest.Server
-	cert    *x509.Certificate
-	certPEM []byte
-	cancel  context.CancelFunc
+	ts       *httptest.Server
+	cert     *x509.Certificate
+	certPEM  []byte
+	certPair tls.Certificate
+	cancel   context.CancelFunc
+	hub      *Hub
+	addr     string // the address listened on
+	ln       *dropListener
 }
 
 // StartTLS serves the hub on a new TLS server on the loopback interface,
@@ -83,6 +89,11 @@ func (h *Hub) startTLS(op, addr string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	return h.serveTLS(op, addr, certPair, certPEM)
+}
+
+// serveTLS serves the hub over TLS on addr with the given certificate.
+func (h *Hub) serveTLS(op, addr string, certPair tls.Certificate, certPEM []byte) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("httpmock: %s: %w", op, err)
@@ -93,7 +104,8 @@ func (h *Hub) startTLS(op, addr string) (*Server, error) {
 	}
 	ts := httptest.NewUnstartedServer(h)
 	ts.Listener.Close() // the default listener; ln replaces it
-	ts.Listener = &dropListener{Listener: ln, hub: h}
+	dl := &dropListener{Listener: ln, hub: h}
+	ts.Listener = dl
 	ctx, cancel := context.WithCancel(context.Background())
 	ts.Config.BaseContext = func(net.Listener) context.Context { return ctx }
 	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
@@ -107,7 +119,8 @@ func (h *Hub) startTLS(op, addr string) (*Server, error) {
 	if url == "" {
 		url = ts.URL
 	}
-	return &Server{URL: url, ts: ts, cert: certPair.Leaf, certPEM: certPEM, cancel: cancel}, nil
+	return &Server{URL: url, ts: ts, cert: certPair.Leaf, certPEM: certPEM, certPair: certPair,
+		cancel: cancel, hub: h, addr: ln.Addr().String(), ln: dl}, nil
 }
 
 // Close cancels the requests in flight (their calls end as if the caller
@@ -149,10 +162,12 @@ func loopbackListenAddr(hostName string) (string, bool) {
 }
 
 // dropListener closes the connections that a DropBeforeWrite fault hits as
-// soon as they are accepted.
+// soon as they are accepted, and delays the handshake of the others when
+// asked to.
 type dropListener struct {
 	net.Listener
-	hub *Hub
+	hub            *Hub
+	handshakeDelay atomic.Int64 // nanoseconds
 }
 
 // Accept returns the next connection that no fault drops.
@@ -163,6 +178,9 @@ func (l *dropListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		if !l.hub.takeConnDrop() {
+			if d := time.Duration(l.handshakeDelay.Load()); d > 0 {
+				return newSlowConn(c, d), nil
+			}
 			return c, nil
 		}
 		if tc, ok := c.(*net.TCPConn); ok {
@@ -212,4 +230,57 @@ func selfSignedCert(host string, now time.Time) (tls.Certificate, []byte, error)
 	}
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, certPEM, nil
+}
+
+// Restart serves the hub again on the address s listened on, with the same
+// certificate and URL, as a hub that went away and came back. Close s
+// first: s stays closed, and the new Server is the one to close. Clients
+// that trusted s (s.Client(), CertPEM) trust the new Server too; their
+// connections to s are gone, so their next requests dial anew.
+func (s *Server) Restart() (*Server, error) {
+	ns, err := s.hub.serveTLS("Restart", s.addr, s.certPair, s.certPEM)
+	if err != nil {
+		return nil, err
+	}
+	ns.URL = s.URL
+	return ns, nil
+}
+
+// SetHandshakeDelay makes the server wait d before it reads anything from
+// each connection it accepts from now on, so that the client's TLS
+// handshake takes at least d: a slow or overloaded front end. Zero turns
+// the delay off. Connections already open are not affected.
+func (s *Server) SetHandshakeDelay(d time.Duration) { s.ln.handshakeDelay.Store(int64(d)) }
+
+// slowConn holds back the first read of a connection.
+type slowConn struct {
+	net.Conn
+	delay  time.Duration
+	once   sync.Once
+	closed chan struct{}
+	close  sync.Once
+}
+
+func newSlowConn(c net.Conn, d time.Duration) *slowConn {
+	return &slowConn{Conn: c, delay: d, closed: make(chan struct{})}
+}
+
+// Read waits out the delay before the first read, or until the connection
+// is closed.
+func (c *slowConn) Read(p []byte) (int, error) {
+	c.once.Do(func() {
+		t := time.NewTimer(c.delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-c.closed:
+		}
+	})
+	return c.Conn.Read(p)
+}
+
+// Close closes the connection and ends a pending delay.
+func (c *slowConn) Close() error {
+	c.close.Do(func() { close(c.closed) })
+	return c.Conn.Close()
 }

@@ -35,8 +35,9 @@ const maxMessage = 512
 //  4. {"Message":"routing text"} with no code
 //
 // and a bare {"errorCode":…,"trackingId":…,"message":…}. A body that is not
-// JSON becomes the message, trimmed. It never fails: what cannot be read is
-// left empty.
+// JSON becomes the message, trimmed and clipped; an HTML page (a proxy's or
+// a gateway's error page) becomes "HTML page: " and its title, or its text
+// without markup. It never fails: what cannot be read is left empty.
 func ParseError(body []byte, headerCode string) ErrorInfo {
 	var info ErrorInfo
 	body = bytes.TrimSpace(body)
@@ -62,6 +63,8 @@ func ParseError(body []byte, headerCode string) ErrorInfo {
 			// been matched case-insensitively to "message" here).
 			outer.innerError.fill(&info)
 		}
+	} else if len(body) > 0 && body[0] == '<' {
+		info.Message = "HTML page: " + clip(htmlText(body))
 	} else if len(body) > 0 {
 		info.Message = clip(string(body))
 	}
@@ -149,6 +152,48 @@ func applyHeader(h string, info *ErrorInfo) {
 	if _, err := strconv.Atoi(h); err != nil && info.CodeName == "" && c == info.Code {
 		info.CodeName = h
 	}
+}
+
+// htmlText returns an HTML page's title or, without one, its text with the
+// markup taken out and the spaces collapsed.
+func htmlText(page []byte) string {
+	lower := asciiLower(page)
+	if i := bytes.Index(lower, []byte("<title")); i >= 0 {
+		if j := bytes.IndexByte(lower[i:], '>'); j >= 0 {
+			rest := page[i+j+1:]
+			if k := bytes.Index(lower[i+j+1:], []byte("</title")); k >= 0 {
+				if t := strings.Join(strings.Fields(string(rest[:k])), " "); t != "" {
+					return t
+				}
+			}
+		}
+	}
+	var b strings.Builder
+	in := false
+	for _, r := range string(page) {
+		switch {
+		case r == '<':
+			in = true
+			b.WriteByte(' ')
+		case r == '>':
+			in = false
+		case !in:
+			b.WriteRune(r)
+		}
+	}
+	return strings.Join(strings.Fields(b.String()), " ")
+}
+
+// asciiLower lowers ASCII letters only, so that offsets stay those of b.
+func asciiLower(b []byte) []byte {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		out[i] = c
+	}
+	return out
 }
 
 func clip(s string) string {

@@ -65,7 +65,12 @@ func TestParseError(t *testing.T) {
 		{
 			name: "html proxy page",
 			body: "<html><body>502 Bad Gateway</body></html>",
-			want: ErrorInfo{Message: "<html><body>502 Bad Gateway</body></html>"},
+			want: ErrorInfo{Message: "HTML page: 502 Bad Gateway"},
+		},
+		{
+			name: "html page with a title",
+			body: "<!DOCTYPE html>\n<HTML><head><TITLE>\n  503 Service\tUnavailable </title><style>p{}</style></head><body><p>No server is available.</p></body></html>",
+			want: ErrorInfo{Message: "HTML page: 503 Service Unavailable"},
 		},
 		{
 			name: "truncated json",

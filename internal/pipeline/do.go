@@ -120,9 +120,10 @@ type attemptTrace struct {
 
 // sent reports whether the request may have reached the server. A
 // transport that reports nothing through httptrace gets the conservative
-// answer: yes.
+// answer: yes. GetConn alone does not tell: net/http's HTTP/2 transport
+// reports only GotConn when it reuses a pooled connection.
 func (t *attemptTrace) sent() bool {
-	if !t.getConn.Load() {
+	if !t.getConn.Load() && !t.gotConn.Load() {
 		return true
 	}
 	return t.wrote.Load()

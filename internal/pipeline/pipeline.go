@@ -166,6 +166,21 @@ func New(hostName string, a Authorizer, opts *iothub.ClientOptions) (*Pipeline, 
 // HostName returns the hub host name, the SAS audience.
 func (p *Pipeline) HostName() string { return p.host }
 
+// MaxRetryAfter is the longest Retry-After the pipeline waits for
+// (RetryOptions.MaxRetryAfter); callers that back off on their own honour
+// it too.
+func (p *Pipeline) MaxRetryAfter() time.Duration { return p.retry.MaxRetryAfter }
+
+// CloseIdleConnections closes the transport's idle keep-alive connections
+// (and so their goroutines), when the transport has such a method, as
+// *http.Transport does. Calls in flight are not affected, and the pipeline
+// stays usable: a later call dials anew.
+func (p *Pipeline) CloseIdleConnections() {
+	if c, ok := p.transport.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 // ValidateHostName checks a hub host name: a DNS name with an optional port,
 // no scheme, path or spaces.
 func ValidateHostName(h string) error {
