@@ -15,7 +15,7 @@ import (
 // runClient invokes the method from here: a fan-out with bounded, adaptive
 // concurrency.
 func runClient(ctx context.Context, cfg config, d deps, client *service.Client, reg *registry.Client,
-	targets iter.Seq2[service.Target, error], total int, done map[service.Target]bool,
+	targets iter.Seq2[service.Target, error], total int, done map[service.Target]service.Outcome,
 	params service.MethodParams[any], stderr io.Writer) int {
 	var rw *reportWriter
 	if cfg.report != "" {
@@ -94,10 +94,8 @@ func runClient(ctx context.Context, cfg config, d deps, client *service.Client, 
 		printErr(stderr, "the target query failed; not every target was invoked", err)
 		code = exitFailed
 	}
-	for _, o := range outcomes[1:] {
-		if prog.count(o) > 0 {
-			code = exitFailed
-		}
+	if !prog.allSucceeded() {
+		code = exitFailed
 	}
 	if rw != nil {
 		if err := rw.close(); err != nil {

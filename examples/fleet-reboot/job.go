@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,14 +20,14 @@ import (
 // per-device results. The first interrupt cancels the job (devices it has
 // not reached are reported not-delivered); the second stops waiting.
 func runJob(ctx context.Context, cfg config, d deps, client *service.Client, reg *registry.Client,
-	list []string, done map[service.Target]bool, params service.MethodParams[any], stderr io.Writer) int {
+	list []string, done map[service.Target]service.Outcome, params service.MethodParams[any], stderr io.Writer) int {
 	spec := service.MethodJob{Method: params}
-	skipped := 0
+	var skipped []service.Outcome
 	switch {
 	case list != nil:
 		for _, id := range list {
-			if done[service.Target{DeviceID: id}] {
-				skipped++
+			if o, ok := done[service.Target{DeviceID: id}]; ok {
+				skipped = append(skipped, o)
 				continue
 			}
 			spec.DeviceIDs = append(spec.DeviceIDs, id)
@@ -39,8 +40,8 @@ func runJob(ctx context.Context, cfg config, d deps, client *service.Client, reg
 				printErr(stderr, "list the targets", err)
 				return exitFailed
 			}
-			if done[service.Target{DeviceID: tw.DeviceID}] {
-				skipped++
+			if o, ok := done[service.Target{DeviceID: tw.DeviceID}]; ok {
+				skipped = append(skipped, o)
 				continue
 			}
 			spec.DeviceIDs = append(spec.DeviceIDs, tw.DeviceID)
@@ -58,7 +59,10 @@ func runJob(ctx context.Context, cfg config, d deps, client *service.Client, reg
 	}
 	if list != nil || len(done) > 0 {
 		if len(spec.DeviceIDs) == 0 {
-			fmt.Fprintf(stderr, "%s: nothing to do: all %d targets succeeded or may have run already\n", name, skipped)
+			fmt.Fprintf(stderr, "%s: nothing to do: all %d targets succeeded or may have run already\n", name, len(skipped))
+			if slices.Contains(skipped, service.OutcomeUnknown) {
+				return exitFailed
+			}
 			return exitOK
 		}
 	}
@@ -139,8 +143,8 @@ func runJob(ctx context.Context, cfg config, d deps, client *service.Client, reg
 
 	// Per-device results, as far as the hub has them.
 	prog := newProgress(stderr, d.terminal, d.progressEvery, -1, scheduled)
-	for range skipped {
-		prog.skip()
+	for _, o := range skipped {
+		prog.skip(o)
 	}
 	for r, err := range client.JobDeviceResults(wctx, jobID, nil) {
 		if err != nil {
@@ -173,10 +177,8 @@ func runJob(ctx context.Context, cfg config, d deps, client *service.Client, reg
 	if interrupted {
 		code = exitFailed
 	}
-	for _, o := range outcomes[1:] {
-		if prog.count(o) > 0 {
-			code = exitFailed
-		}
+	if !prog.allSucceeded() {
+		code = exitFailed
 	}
 	if rw != nil {
 		if err := rw.close(); err != nil {

@@ -26,8 +26,10 @@
 // The first interrupt (Ctrl-C) stops starting calls and waits for the calls
 // in flight; the second abandons them (they are reported unknown).
 //
-// Exit codes: 0 when every target succeeded, 1 when any did not or the run
-// was interrupted, 2 for bad flags or input, with no request sent.
+// Exit codes: 0 when every target succeeded (in this run, or before it for
+// a resumed run), 1 when any did not, a resumed run skipped targets left
+// unknown, or the run was interrupted; 2 for bad flags or input, with no
+// request sent.
 package main
 
 import (
@@ -254,7 +256,7 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 			return exitUsage
 		}
 	}
-	var done map[service.Target]bool
+	var done map[service.Target]service.Outcome
 	if cfg.resume {
 		var warn []string
 		done, warn, err = readReport(cfg.report, cfg.retryUnknown)
@@ -381,12 +383,13 @@ func dedupe(targets iter.Seq2[service.Target, error]) iter.Seq2[service.Target, 
 	}
 }
 
-// skipDone drops the targets in done, counting them.
-func skipDone(targets iter.Seq2[service.Target, error], done map[service.Target]bool, skipped func()) iter.Seq2[service.Target, error] {
+// skipDone drops the targets in done, reporting each with its earlier
+// outcome.
+func skipDone(targets iter.Seq2[service.Target, error], done map[service.Target]service.Outcome, skipped func(service.Outcome)) iter.Seq2[service.Target, error] {
 	return func(yield func(service.Target, error) bool) {
 		for t, err := range targets {
-			if err == nil && done[t] {
-				skipped()
+			if o, ok := done[t]; ok && err == nil {
+				skipped(o)
 				continue
 			}
 			if !yield(t, err) {
@@ -396,9 +399,9 @@ func skipDone(targets iter.Seq2[service.Target, error], done map[service.Target]
 	}
 }
 
-func dryRun(ctx context.Context, targets iter.Seq2[service.Target, error], done map[service.Target]bool, stdout, stderr io.Writer) int {
-	n, skipped := 0, 0
-	for t, err := range skipDone(targets, done, func() { skipped++ }) {
+func dryRun(ctx context.Context, targets iter.Seq2[service.Target, error], done map[service.Target]service.Outcome, stdout, stderr io.Writer) int {
+	n, skipped := 0, map[service.Outcome]int{}
+	for t, err := range skipDone(targets, done, func(o service.Outcome) { skipped[o]++ }) {
 		if err != nil {
 			printErr(stderr, "list the targets", err)
 			return exitFailed
@@ -414,8 +417,8 @@ func dryRun(ctx context.Context, targets iter.Seq2[service.Target, error], done 
 		return exitFailed
 	}
 	fmt.Fprintf(stderr, "%s: dry run: %d targets would be invoked", name, n)
-	if skipped > 0 {
-		fmt.Fprintf(stderr, " (%d skipped: done before, or may have run)", skipped)
+	if s, u := skipped[service.OutcomeSucceeded], skipped[service.OutcomeUnknown]; s+u > 0 {
+		fmt.Fprintf(stderr, " (skipped: %d succeeded before, %d may have run)", s, u)
 	}
 	fmt.Fprintln(stderr)
 	return exitOK

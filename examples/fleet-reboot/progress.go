@@ -26,14 +26,15 @@ type progress struct {
 	every    time.Duration
 	start    time.Time
 
-	mu      sync.Mutex
-	counts  map[service.Outcome]int
-	skipped int
-	total   int // -1: unknown
-	drawn   bool
-	recent  []sample // the draws of the last window, oldest first
-	stop    chan struct{}
-	stopped chan struct{}
+	mu             sync.Mutex
+	counts         map[service.Outcome]int
+	skipped        int // targets not invoked: they succeeded or may have run before
+	skippedUnknown int // those of them that may have run
+	total          int // -1: unknown
+	drawn          bool
+	recent         []sample // the draws of the last window, oldest first
+	stop           chan struct{}
+	stopped        chan struct{}
 }
 
 // sample is the number of calls finished at a draw.
@@ -80,10 +81,27 @@ func (p *progress) add(o service.Outcome) {
 	p.mu.Unlock()
 }
 
-func (p *progress) skip() {
+// skip counts a target not invoked because of its earlier outcome.
+func (p *progress) skip(earlier service.Outcome) {
 	p.mu.Lock()
 	p.skipped++
+	if earlier == service.OutcomeUnknown {
+		p.skippedUnknown++
+	}
 	p.mu.Unlock()
+}
+
+// allSucceeded reports whether every target succeeded, in this run or
+// before: none had another outcome and none was skipped as unknown.
+func (p *progress) allSucceeded() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, o := range outcomes[1:] {
+		if p.counts[o] > 0 {
+			return false
+		}
+	}
+	return p.skippedUnknown == 0
 }
 
 // setTotal sets the number of targets once it is known.
@@ -202,8 +220,11 @@ func (p *progress) finish(interrupted bool) {
 	for _, o := range outcomes {
 		fmt.Fprintf(p.w, "  %-28s %8d\n", o, p.counts[o])
 	}
-	if p.skipped > 0 {
-		fmt.Fprintf(p.w, "  %-28s %8d\n", "skipped (done or unknown before)", p.skipped)
+	if n := p.skipped - p.skippedUnknown; n > 0 {
+		fmt.Fprintf(p.w, "  %-28s %8d\n", "skipped (succeeded before)", n)
+	}
+	if p.skippedUnknown > 0 {
+		fmt.Fprintf(p.w, "  %-28s %8d\n", "skipped (unknown before)", p.skippedUnknown)
 	}
 	if left := p.total - p.doneLocked(); p.total >= 0 && left > 0 {
 		fmt.Fprintf(p.w, "  %-28s %8d\n", "not reached", left)
@@ -213,6 +234,10 @@ func (p *progress) finish(interrupted bool) {
 	if p.counts[service.OutcomeUnknown] > 0 {
 		fmt.Fprintf(p.w, "%s: %d targets may or may not have run the method (outcome unknown); check them before invoking it again\n",
 			name, p.counts[service.OutcomeUnknown])
+	}
+	if p.skippedUnknown > 0 {
+		fmt.Fprintf(p.w, "%s: %d targets were skipped because an earlier run left their outcome unknown; check them, then add -retry-unknown to invoke them again\n",
+			name, p.skippedUnknown)
 	}
 	if interrupted {
 		fmt.Fprintf(p.w, "%s: interrupted\n", name)

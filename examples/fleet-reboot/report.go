@@ -76,13 +76,14 @@ func lineOf(r service.Result) line {
 }
 
 // readReport reads a report and returns the targets a resumed run must not
-// invoke again: those whose last line says succeeded, and those whose last
-// line says unknown (the method may have run) unless retryUnknown is set.
+// invoke again, with their last outcome: those whose last line says
+// succeeded, and those whose last line says unknown (the method may have
+// run) unless retryUnknown is set.
 // A missing file is an empty report. A last line without its
 // newline (a run killed mid-write) is ignored; other lines that do not
 // parse are ignored with a warning.
-func readReport(file string, retryUnknown bool) (map[service.Target]bool, []string, error) {
-	done := make(map[service.Target]bool)
+func readReport(file string, retryUnknown bool) (map[service.Target]service.Outcome, []string, error) {
+	done := make(map[service.Target]service.Outcome)
 	data, err := os.ReadFile(file)
 	if errors.Is(err, os.ErrNotExist) {
 		return done, nil, nil
@@ -106,11 +107,11 @@ func readReport(file string, retryUnknown bool) (map[service.Target]bool, []stri
 			warn = append(warn, fmt.Sprintf("%s:%d: ignoring a line that is not a result", file, n))
 			continue
 		}
-		done[service.Target{DeviceID: l.DeviceID, ModuleID: l.ModuleID}] = l.Outcome == service.OutcomeSucceeded ||
-			(l.Outcome == service.OutcomeUnknown && !retryUnknown)
+		// The last line of a target is its outcome.
+		done[service.Target{DeviceID: l.DeviceID, ModuleID: l.ModuleID}] = l.Outcome
 	}
-	for t, ok := range done {
-		if !ok {
+	for t, o := range done {
+		if o != service.OutcomeSucceeded && (o != service.OutcomeUnknown || retryUnknown) {
 			delete(done, t)
 		}
 	}
