@@ -202,6 +202,15 @@ func (f *FanOut) Results() iter.Seq[Result] {
 	}
 }
 
+// String describes the fan-out without reading its running state, so
+// that printing one while it runs (with %v or %+v) is safe.
+func (f *FanOut) String() string {
+	return fmt.Sprintf("service.FanOut{Method: %q, Concurrency: %d}", f.params.Name, f.opts.Concurrency)
+}
+
+// GoString is String, for %#v.
+func (f *FanOut) GoString() string { return f.String() }
+
 // Err returns the error that ended the target sequence early (a failed
 // registry query, say), once Results is done; nil otherwise.
 func (f *FanOut) Err() error { return f.sourceErr }
