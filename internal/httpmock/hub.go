@@ -89,6 +89,12 @@ type Options struct {
 	// negative value means no tolerance.
 	ClockSkew time.Duration
 
+	// MaxRecorded, when positive, bounds the history Requests and Calls
+	// return to the most recent MaxRecorded requests and method calls, so
+	// that a hub serving a long run does not grow without end. Zero keeps
+	// everything, as tests want. Deliveries counts every call either way.
+	MaxRecorded int
+
 	// ClockOffset is how far the hub's clock runs ahead of this machine's
 	// (negative: behind) when it checks the expiry of SAS and bearer
 	// tokens, to simulate a client whose clock is off.
@@ -138,6 +144,7 @@ type Hub struct {
 	clockOffset time.Duration
 	scope       string
 	routes      []route
+	maxRecorded int // 0: no bound
 
 	mu         sync.Mutex
 	devices    map[string]*Device
@@ -173,6 +180,7 @@ func New(opts *Options) *Hub {
 		apiVersions: make(map[string]bool),
 		skew:        o.ClockSkew,
 		clockOffset: o.ClockOffset,
+		maxRecorded: max(o.MaxRecorded, 0),
 		devices:     make(map[string]*Device),
 		deliveries:  make(map[target]int),
 		tokens:      make(map[string]bearerToken),

@@ -277,7 +277,7 @@ func (h *Hub) deliver(ctx context.Context, t target, mr *methodRequest) (deliver
 				ConnectTimeout:  mr.connectTimeout,
 			}
 			h.deliveries[t]++
-			h.calls = append(h.calls, call)
+			h.calls = record(h.calls, call, h.maxRecorded)
 			fn, latency := ep.handler(mr.name), ep.latency
 			h.mu.Unlock()
 			return runDevice(ctx, fn, latency, call)

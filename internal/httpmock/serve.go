@@ -35,14 +35,16 @@ type Request struct {
 	Time time.Time
 }
 
-// Requests returns every request the hub has received, in order, including
-// the ones it rejected. Requests a DropBeforeWrite fault stopped never
-// reached the hub and are not included. The result is a deep copy.
+// Requests returns every request the hub has received (the most recent
+// Options.MaxRecorded when that is set), in order, including the ones it
+// rejected. Requests a DropBeforeWrite fault stopped never reached the hub
+// and are not included. The result is a deep copy.
 func (h *Hub) Requests() []Request {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := make([]Request, len(h.requests))
-	for i, r := range h.requests {
+	rs := lastN(h.requests, h.maxRecorded)
+	out := make([]Request, len(rs))
+	for i, r := range rs {
 		r.Header = r.Header.Clone()
 		r.Body = slices.Clone(r.Body)
 		out[i] = r
@@ -59,17 +61,39 @@ func (h *Hub) Deliveries(deviceID, moduleID string) int {
 	return h.deliveries[target{deviceID, moduleID}]
 }
 
-// Calls returns every delivered method call, in order of delivery. The
-// result is a deep copy.
+// Calls returns every delivered method call (the most recent
+// Options.MaxRecorded when that is set), in order of delivery. The result
+// is a deep copy.
 func (h *Hub) Calls() []MethodCall {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := make([]MethodCall, len(h.calls))
-	for i, c := range h.calls {
+	cs := lastN(h.calls, h.maxRecorded)
+	out := make([]MethodCall, len(cs))
+	for i, c := range cs {
 		c.Payload = slices.Clone(c.Payload)
 		out[i] = c
 	}
 	return out
+}
+
+// record appends v to a history bounded to the last n entries (n == 0:
+// unbounded). It drops the oldest half of a full history at once, so that
+// recording stays amortised O(1); lastN hides the surplus.
+func record[T any](history []T, v T, n int) []T {
+	if n > 0 && len(history) >= 2*n {
+		k := copy(history, history[len(history)-n:])
+		clear(history[k:])
+		history = history[:k]
+	}
+	return append(history, v)
+}
+
+// lastN returns the last n entries of history (all when n == 0).
+func lastN[T any](history []T, n int) []T {
+	if n > 0 && len(history) > n {
+		return history[len(history)-n:]
+	}
+	return history
 }
 
 // serveFunc handles a routed request after the common checks passed.
@@ -228,7 +252,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	escaped := r.URL.EscapedPath()
 	h.mu.Lock()
-	h.requests = append(h.requests, Request{
+	h.requests = record(h.requests, Request{
 		Method:   r.Method,
 		Path:     escaped,
 		RawQuery: r.URL.RawQuery,
@@ -236,7 +260,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Header:   r.Header.Clone(),
 		Body:     body,
 		Time:     now,
-	})
+	}, h.maxRecorded)
 	h.mu.Unlock()
 
 	segs, err := splitPath(escaped)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -378,3 +379,45 @@ func TestRequestsRecorded(t *testing.T) {
 }
 
 func decodeKey(k string) ([]byte, error) { return base64.StdEncoding.DecodeString(k) }
+
+// TestMaxRecorded bounds the history to the most recent requests and
+// calls, while Deliveries still counts every call.
+func TestMaxRecorded(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		max, sent, want int
+	}{
+		{max: 0, sent: 9, want: 9},
+		{max: 3, sent: 2, want: 2},
+		{max: 3, sent: 3, want: 3},
+		{max: 3, sent: 7, want: 3},
+		{max: 3, sent: 20, want: 3},
+	} {
+		h := New(&Options{MaxRecorded: tt.max})
+		h.AddDevice("d1", &DeviceOptions{Handler: echo})
+		client := inProcess(h)
+		for i := range tt.sent {
+			send(t.Context(), t, h, client, call{path: "/twins/d1/methods", body: methodBody("m", fmt.Sprintf(`,"payload":%d`, i))})
+		}
+		var gotReqs, gotCalls []string
+		for _, r := range h.Requests() {
+			gotReqs = append(gotReqs, string(r.Body))
+		}
+		for _, c := range h.Calls() {
+			gotCalls = append(gotCalls, methodBody("m", `,"payload":`+string(c.Payload)))
+		}
+		var want []string
+		for i := tt.sent - tt.want; i < tt.sent; i++ {
+			want = append(want, methodBody("m", fmt.Sprintf(`,"payload":%d`, i)))
+		}
+		if diff := cmp.Diff(want, gotReqs); diff != "" {
+			t.Errorf("max %d, sent %d: Requests (-want +got):\n%s", tt.max, tt.sent, diff)
+		}
+		if diff := cmp.Diff(want, gotCalls); diff != "" {
+			t.Errorf("max %d, sent %d: Calls (-want +got):\n%s", tt.max, tt.sent, diff)
+		}
+		if n := h.Deliveries("d1", ""); n != tt.sent {
+			t.Errorf("max %d: Deliveries = %d, want %d", tt.max, n, tt.sent)
+		}
+	}
+}

@@ -89,7 +89,9 @@ type Hub struct {
 // some of them offline, failing, slow or losing their responses. A nil
 // *Options adds none.
 func Start(opts *Options) (*Hub, error) {
-	var hopts httpmock.Options
+	// A long run against a large simulated fleet must not keep every
+	// request; tests of the programs look at a few recent ones at most.
+	hopts := httpmock.Options{MaxRecorded: 10_000}
 	if opts != nil {
 		hopts.JobDeviceOpsPerSecond = opts.JobDeviceOpsPerSecond
 	}
