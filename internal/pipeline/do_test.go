@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -217,6 +218,12 @@ func TestEachAttemptSignedAndCarriesHeaders(t *testing.T) {
 			t.Errorf("each attempt must ask the authorizer again: %q", s.auths)
 		}
 		first, second := s.got[0], s.got[1]
+		// The second attempt signs its own header map: the first
+		// attempt's request (which its transport may still be reading)
+		// keeps its own signature.
+		if got := []string{first.Header.Get("Authorization"), second.Header.Get("Authorization")}; !slices.Equal(got, s.auths) {
+			t.Errorf("attempts' Authorization headers now = %q, want %q as sent", got, s.auths)
+		}
 		if first.Header.Get("Request-Id") == "" || first.Header.Get("Request-Id") != second.Header.Get("Request-Id") {
 			t.Errorf("Request-Id must be one per logical call: %q, %q", first.Header.Get("Request-Id"), second.Header.Get("Request-Id"))
 		}

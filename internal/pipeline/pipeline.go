@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hubkit/iothub"
@@ -98,12 +99,14 @@ type Pipeline struct {
 	host          string
 	baseURL       string
 	apiVersion    string
-	userAgent     string
+	query         string   // "?api-version=…"
+	userAgent     []string // the User-Agent header value
 	auth          Authorizer
 	transport     http.RoundTripper
 	clientTimeout time.Duration
 	retry         iothub.RetryOptions
 	logger        *slog.Logger
+	calls         sync.Pool // of *call, built by newCall
 }
 
 // New validates the options and builds a pipeline. It does no I/O.
@@ -124,7 +127,7 @@ func New(hostName string, a Authorizer, opts *iothub.ClientOptions) (*Pipeline, 
 		auth:       a,
 		retry:      o.Retry.WithDefaults(),
 		logger:     o.Logger,
-		userAgent:  UserAgent(),
+		userAgent:  []string{UserAgent()},
 	}
 	if p.apiVersion == "" {
 		p.apiVersion = iothub.APIVersion
@@ -149,6 +152,8 @@ func New(hostName string, a Authorizer, opts *iothub.ClientOptions) (*Pipeline, 
 		base = u.Scheme + "://" + u.Host
 	}
 	p.baseURL = base
+	p.query = "?api-version=" + url.QueryEscape(p.apiVersion)
+	p.calls.New = func() any { return p.newCall() }
 	switch {
 	case o.Transport != nil:
 		p.transport = o.Transport
