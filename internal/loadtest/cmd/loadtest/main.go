@@ -330,10 +330,14 @@ func (e *env) drive(n, c int, call func(id string) error) error {
 	return first
 }
 
-// block measures n calls.
-func (e *env) block(n, c int, call func(id string) error) (loadtest.Delta, error) {
+// block measures n calls. The calls' goroutines carry the profiler label
+// client=name, and so do the connections they dial.
+func (e *env) block(name string, n, c int, call func(id string) error) (loadtest.Delta, error) {
 	before := loadtest.Snapshot()
-	err := e.drive(n, c, call)
+	var err error
+	pprof.Do(context.Background(), pprof.Labels("client", name), func(context.Context) {
+		err = e.drive(n, c, call)
+	})
 	return loadtest.Snapshot().Sub(before), err
 }
 
@@ -387,10 +391,17 @@ func (e *env) compare(c int) error {
 
 	blockN := max(e.cfg.n/e.cfg.rounds, c)
 	var ref1, sdk1 phase
-	if ref1.peak, err = e.peakRSS(blockN, c, refCall); err != nil {
+	var err2 error
+	pprof.Do(context.Background(), pprof.Labels("client", "reference"), func(context.Context) {
+		ref1.peak, err2 = e.peakRSS(blockN, c, refCall)
+	})
+	if err = err2; err != nil {
 		return fmt.Errorf("reference client: %w", err)
 	}
-	if sdk1.peak, err = e.peakRSS(blockN, c, sdkCall); err != nil {
+	pprof.Do(context.Background(), pprof.Labels("client", "sdk"), func(context.Context) {
+		sdk1.peak, err2 = e.peakRSS(blockN, c, sdkCall)
+	})
+	if err = err2; err != nil {
 		return fmt.Errorf("SDK: %w", err)
 	}
 	if e.cpuProf {
@@ -405,11 +416,11 @@ func (e *env) compare(c int) error {
 		var dr, ds loadtest.Delta
 		var errR, errS error
 		if i%2 == 0 {
-			dr, errR = e.block(blockN, c, refCall)
-			ds, errS = e.block(blockN, c, sdkCall)
+			dr, errR = e.block("reference", blockN, c, refCall)
+			ds, errS = e.block("sdk", blockN, c, sdkCall)
 		} else {
-			ds, errS = e.block(blockN, c, sdkCall)
-			dr, errR = e.block(blockN, c, refCall)
+			ds, errS = e.block("sdk", blockN, c, sdkCall)
+			dr, errR = e.block("reference", blockN, c, refCall)
 		}
 		if errR != nil {
 			return fmt.Errorf("reference client: %w", errR)
