@@ -60,6 +60,33 @@ func (u Usage) Sub(earlier Usage) Delta {
 	}
 }
 
+// ProcessCPU returns the user and system CPU time a process (such as the
+// harness's child hub) has used so far, from /proc/PID/stat, in clock
+// ticks of 10 ms; 0 where /proc is not available.
+func ProcessCPU(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name, in parentheses, may hold spaces: fields are
+	// counted after its closing parenthesis.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := bytes.Fields(b[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	// Fields 14 and 15 of stat (utime, stime) are 11 and 12 here.
+	ut, err1 := strconv.ParseUint(string(f[11]), 10, 64)
+	st, err2 := strconv.ParseUint(string(f[12]), 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
 // ResetPeakRSS resets the kernel's high-water mark of the process's
 // resident set (VmHWM) to its current size, so that PeakRSS then reports
 // the peak of what follows. It reports whether the kernel allowed it.

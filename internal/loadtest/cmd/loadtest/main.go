@@ -146,23 +146,23 @@ func serveHub(devices int) error {
 func deviceID(i int) string { return fmt.Sprintf("dev-%05d", i) }
 
 // startHub starts the child process and reads how to reach its hub.
-func startHub(devices int) (hubInfo, func(), error) {
+func startHub(devices int) (hubInfo, int, func(), error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return hubInfo{}, nil, err
+		return hubInfo{}, 0, nil, err
 	}
 	cmd := exec.Command(exe, "-serve", "-devices", strconv.Itoa(devices))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return hubInfo{}, nil, err
+		return hubInfo{}, 0, nil, err
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return hubInfo{}, nil, err
+		return hubInfo{}, 0, nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return hubInfo{}, nil, err
+		return hubInfo{}, 0, nil, err
 	}
 	stop := func() {
 		stdin.Close()
@@ -175,15 +175,16 @@ func startHub(devices int) (hubInfo, func(), error) {
 	}
 	if err != nil {
 		stop()
-		return hubInfo{}, nil, fmt.Errorf("start the hub: %w", err)
+		return hubInfo{}, 0, nil, fmt.Errorf("start the hub: %w", err)
 	}
-	return info, stop, nil
+	return info, cmd.Process.Pid, stop, nil
 }
 
 // env is what every phase needs.
 type env struct {
 	cfg     config
 	hub     hubInfo
+	hubPID  int
 	roots   *x509.CertPool
 	devices []string
 	out     io.Writer
@@ -191,7 +192,7 @@ type env struct {
 }
 
 func run(cfg config, out io.Writer) error {
-	info, stop, err := startHub(cfg.devices)
+	info, pid, stop, err := startHub(cfg.devices)
 	if err != nil {
 		return err
 	}
@@ -200,7 +201,7 @@ func run(cfg config, out io.Writer) error {
 	if !roots.AppendCertsFromPEM([]byte(info.CertPEM)) {
 		return errors.New("the hub's certificate does not parse")
 	}
-	e := &env{cfg: cfg, hub: info, roots: roots, out: out, cpuProf: cfg.cpuProfile != ""}
+	e := &env{cfg: cfg, hub: info, hubPID: pid, roots: roots, out: out, cpuProf: cfg.cpuProfile != ""}
 	for i := range cfg.devices {
 		e.devices = append(e.devices, deviceID(i))
 	}
@@ -287,6 +288,7 @@ func (e *env) probe() (string, error) {
 type phase struct {
 	calls  int
 	d      loadtest.Delta
+	hubCPU time.Duration // the hub's CPU time serving these calls
 	opened int64
 	open   int64
 	peak   uint64
@@ -330,15 +332,18 @@ func (e *env) drive(n, c int, call func(id string) error) error {
 	return first
 }
 
-// block measures n calls. The calls' goroutines carry the profiler label
-// client=name, and so do the connections they dial.
-func (e *env) block(name string, n, c int, call func(id string) error) (loadtest.Delta, error) {
+// block measures n calls, and the hub's CPU time serving them. The calls'
+// goroutines carry the profiler label client=name, and so do the
+// connections they dial.
+func (e *env) block(name string, n, c int, call func(id string) error) (loadtest.Delta, time.Duration, error) {
+	hubBefore := loadtest.ProcessCPU(e.hubPID)
 	before := loadtest.Snapshot()
 	var err error
 	pprof.Do(context.Background(), pprof.Labels("client", name), func(context.Context) {
 		err = e.drive(n, c, call)
 	})
-	return loadtest.Snapshot().Sub(before), err
+	d := loadtest.Snapshot().Sub(before)
+	return d, loadtest.ProcessCPU(e.hubPID) - hubBefore, err
 }
 
 // peakRSS returns the process's peak RSS over n calls of one client alone.
@@ -414,14 +419,17 @@ func (e *env) compare(c int) error {
 	var ratios []float64
 	for i := range e.cfg.rounds {
 		var dr, ds loadtest.Delta
+		var hr, hs time.Duration
 		var errR, errS error
 		if i%2 == 0 {
-			dr, errR = e.block("reference", blockN, c, refCall)
-			ds, errS = e.block("sdk", blockN, c, sdkCall)
+			dr, hr, errR = e.block("reference", blockN, c, refCall)
+			ds, hs, errS = e.block("sdk", blockN, c, sdkCall)
 		} else {
-			ds, errS = e.block("sdk", blockN, c, sdkCall)
-			dr, errR = e.block("reference", blockN, c, refCall)
+			ds, hs, errS = e.block("sdk", blockN, c, sdkCall)
+			dr, hr, errR = e.block("reference", blockN, c, refCall)
 		}
+		ref1.hubCPU += hr
+		sdk1.hubCPU += hs
 		if errR != nil {
 			return fmt.Errorf("reference client: %w", errR)
 		}
@@ -437,12 +445,12 @@ func (e *env) compare(c int) error {
 
 	w := e.out
 	fmt.Fprintf(w, "concurrency %d: %d rounds of %d calls per client\n", c, e.cfg.rounds, blockN)
-	fmt.Fprintf(w, "  %-10s %9s %14s %12s %9s %16s %9s\n", "client", "calls/s", "CPU s/1k calls", "allocs/call", "B/call", "conns opened/open", "peak RSS")
+	fmt.Fprintf(w, "  %-10s %9s %14s %12s %9s %16s %9s %18s\n", "client", "calls/s", "CPU s/1k calls", "allocs/call", "B/call", "conns opened/open", "peak RSS", "hub CPU s/1k calls")
 	for _, r := range []struct {
 		name string
 		p    phase
 	}{{"reference", ref1}, {"sdk", sdk1}} {
-		fmt.Fprintf(w, "  %-10s %9.0f %14.4f %12.1f %9.0f %11d/%-5d %9s\n", r.name, r.p.callsPerS(), r.p.cpuPer1k(), r.p.allocs(), r.p.bytes(), r.p.opened, r.p.open, mib(r.p.peak))
+		fmt.Fprintf(w, "  %-10s %9.0f %14.4f %12.1f %9.0f %11d/%-5d %9s %18.4f\n", r.name, r.p.callsPerS(), r.p.cpuPer1k(), r.p.allocs(), r.p.bytes(), r.p.opened, r.p.open, mib(r.p.peak), r.p.hubCPU.Seconds()*1000/float64(r.p.calls))
 	}
 	slices.Sort(ratios)
 	fmt.Fprintf(w, "  sdk/reference: CPU per call %.3f× (rounds: median %.3f, range %.3f–%.3f), calls/s %.3f×, allocs per call %+.1f, bytes per call %+.0f\n\n",
