@@ -50,7 +50,14 @@ func (p *Pipeline) Do(ctx context.Context, req *Request) (*Response, error) {
 	}
 	var body any
 	if req.Body != nil {
-		body = req.Body
+		// Each attempt reads the body afresh from a reader that is already
+		// an io.ReadCloser, so that retryablehttp need not wrap it.
+		b := req.Body
+		body = retryablehttp.ReaderFunc(func() (io.Reader, error) {
+			r := new(bodyReader)
+			r.Reset(b)
+			return r, nil
+		})
 	}
 	rreq, err := retryablehttp.NewRequestWithContext(ctx, req.Method, u, body)
 	if err != nil {
@@ -72,6 +79,12 @@ func (p *Pipeline) Do(ctx context.Context, req *Request) (*Response, error) {
 	resp, err := c.rc.Do(rreq)
 	return c.finish(resp, err)
 }
+
+// bodyReader is a request body for one attempt.
+type bodyReader struct{ bytes.Reader }
+
+// Close implements io.Closer; there is nothing to release.
+func (*bodyReader) Close() error { return nil }
 
 // Header values every request carries; see Do.
 var (
@@ -143,12 +156,14 @@ func (e *attemptError) Unwrap() error { return e.err }
 
 // attemptTrace records what the transport reported about one attempt.
 // Each attempt has its own, since a transport may report on an attempt
-// after the next one started.
+// after the next one started. It also holds the attempt's response body
+// wrapper, to make one allocation of the two.
 type attemptTrace struct {
 	getConn atomic.Bool // the transport reports its progress through httptrace
 	gotConn atomic.Bool
 	wrote   atomic.Bool // the request was written in full
 	trace   httptrace.ClientTrace
+	body    cancelBody
 }
 
 func newAttemptTrace() *attemptTrace {
@@ -217,7 +232,8 @@ func (c *call) RoundTrip(r *http.Request) (*http.Response, error) {
 		c.log(slog.LevelDebug, "attempt failed", attempt, 0, slog.Bool("sent", ae.sent), slog.String("error", ae.err.Error()))
 		return nil, ae
 	}
-	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	tr.body = cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	resp.Body = &tr.body
 	return resp, nil
 }
 
