@@ -52,6 +52,7 @@ type config struct {
 	sweep       []int
 	sweepC      int
 	http1       bool
+	aa          bool
 	cpuProfile  string
 	memProfile  string
 }
@@ -66,6 +67,7 @@ func main() {
 	sweep := flag.String("sweep", "10000,100000", "fan-out sizes (streamed targets) to measure memory for; empty for none")
 	flag.IntVar(&cfg.sweepC, "sweep-c", 64, "fan-out concurrency of the memory sweep")
 	flag.BoolVar(&cfg.http1, "http1", false, "use HTTP/1.1 instead of HTTP/2 in both clients")
+	flag.BoolVar(&cfg.aa, "aa", false, "an A/A run: the SDK, with its own transport, in the reference's place too, to show the harness's own noise and bias")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the SDK's phases to this file")
 	flag.StringVar(&cfg.memProfile, "memprofile", "", "write an allocation profile to this file at the end")
 	flag.Parse()
@@ -204,6 +206,9 @@ func run(cfg config, out io.Writer) error {
 	e := &env{cfg: cfg, hub: info, hubPID: pid, roots: roots, out: out, cpuProf: cfg.cpuProfile != ""}
 	for i := range cfg.devices {
 		e.devices = append(e.devices, deviceID(i))
+	}
+	if cfg.aa {
+		fmt.Fprintln(out, "A/A run: the row named reference is a second SDK client")
 	}
 	proto := "HTTP/2"
 	if cfg.http1 {
@@ -379,6 +384,22 @@ func (e *env) compare(c int) error {
 			err = fmt.Errorf("device status %d", st)
 		}
 		return err
+	}
+	if e.cfg.aa {
+		var at *http.Transport
+		at, rdc = e.sdkTransport()
+		defer at.CloseIdleConnections()
+		other, err := service.NewClientFromConnectionString(e.hub.ConnectionString, &iothub.ClientOptions{Endpoint: e.hub.URL, Transport: at})
+		if err != nil {
+			return err
+		}
+		refCall = func(id string) error {
+			r, err := other.InvokeDeviceMethod(ctx, id, params, nil)
+			if err == nil && r.Status != 200 {
+				err = fmt.Errorf("device status %d", r.Status)
+			}
+			return err
+		}
 	}
 	st, sdc := e.sdkTransport()
 	defer st.CloseIdleConnections()

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"math"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -38,6 +40,25 @@ func TestRunSmall(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the report lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestRunAA runs the harness's A/A mode: the SDK in both places, so both
+// rows show the SDK's allocations per call (the reference makes about ten
+// fewer).
+func TestRunAA(t *testing.T) {
+	var out bytes.Buffer
+	cfg := config{n: 2000, concurrency: []int{2}, rounds: 2, devices: 5, sweepC: 2, aa: true}
+	if err := run(cfg, &out); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "A/A run") {
+		t.Errorf("an A/A run should say so:\n%s", out.String())
+	}
+	_, after, _ := strings.Cut(out.String(), "allocs per call ")
+	diff, _, _ := strings.Cut(after, ",")
+	if d, err := strconv.ParseFloat(diff, 64); err != nil || math.Abs(d) > 3 {
+		t.Errorf("A/A allocations per call differ by %q, want within 3:\n%s", diff, out.String())
 	}
 }
 
