@@ -71,10 +71,10 @@ func (p *Pipeline) Do(ctx context.Context, req *Request) (*Response, error) {
 	// Header.Set replaces them and Header.Add copies them, so no request
 	// can change another's.
 	h["User-Agent"] = p.userAgent
-	h["Accept"] = acceptJSON
+	h["Accept"] = p.accept
 	h["Request-Id"] = []string{newRequestID()}
 	if req.Body != nil {
-		h["Content-Type"] = contentTypeJSON
+		h["Content-Type"] = p.contentType
 	}
 	resp, err := c.rc.Do(rreq)
 	return c.finish(resp, err)
@@ -85,12 +85,6 @@ type bodyReader struct{ bytes.Reader }
 
 // Close implements io.Closer; there is nothing to release.
 func (*bodyReader) Close() error { return nil }
-
-// Header values every request carries; see Do.
-var (
-	acceptJSON      = []string{"application/json"}
-	contentTypeJSON = []string{"application/json; charset=utf-8"}
-)
 
 // newCall builds the reusable part of a call: its retry client, whose
 // hooks and transport are the call itself. Pipeline.calls holds them

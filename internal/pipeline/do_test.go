@@ -463,3 +463,35 @@ func TestAnswerCodeIsAnAnswer(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedHeaderValuesStayPerRequest checks that the header values every
+// request shares cannot be changed through one request: a transport (or
+// anything else) that adds to or sets a header of one request leaves the
+// next request's values as they were.
+func TestSharedHeaderValuesStayPerRequest(t *testing.T) {
+	t.Parallel()
+	s := &script{steps: []step{{status: 200, body: `{}`}}}
+	p := newTestPipeline(t, s, iothub.RetryOptions{})
+	if _, err := p.Do(t.Context(), methodRequest(RetryNotDelivered)); err != nil {
+		t.Fatal(err)
+	}
+	first := s.got[0].Header
+	first.Add("Accept", "text/plain")
+	first.Add("Content-Type", "text/plain")
+	first.Set("User-Agent", "changed")
+	if _, err := p.Do(t.Context(), methodRequest(RetryNotDelivered)); err != nil {
+		t.Fatal(err)
+	}
+	want := http.Header{
+		"Accept":       {"application/json"},
+		"Content-Type": {"application/json; charset=utf-8"},
+		"User-Agent":   {UserAgent()},
+	}
+	got := http.Header{}
+	for k := range want {
+		got[k] = s.got[1].Header[k]
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("second request's headers (-want +got):\n%s", diff)
+	}
+}

@@ -100,7 +100,9 @@ type Pipeline struct {
 	baseURL       string
 	apiVersion    string
 	query         string   // "?api-version=…"
-	userAgent     []string // the User-Agent header value
+	userAgent     []string // the User-Agent header value; see Do
+	accept        []string // the Accept header value
+	contentType   []string // the Content-Type of a body
 	auth          Authorizer
 	transport     http.RoundTripper
 	clientTimeout time.Duration
@@ -122,12 +124,14 @@ func New(hostName string, a Authorizer, opts *iothub.ClientOptions) (*Pipeline, 
 		o = *opts
 	}
 	p := &Pipeline{
-		host:       hostName,
-		apiVersion: o.APIVersion,
-		auth:       a,
-		retry:      o.Retry.WithDefaults(),
-		logger:     o.Logger,
-		userAgent:  []string{UserAgent()},
+		host:        hostName,
+		apiVersion:  o.APIVersion,
+		auth:        a,
+		retry:       o.Retry.WithDefaults(),
+		logger:      o.Logger,
+		userAgent:   []string{UserAgent()},
+		accept:      []string{"application/json"},
+		contentType: []string{"application/json; charset=utf-8"},
 	}
 	if p.apiVersion == "" {
 		p.apiVersion = iothub.APIVersion
