@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hubkit/iothub"
 )
 
 // closeCounter counts the connections a transport dials and closes.
@@ -79,5 +81,53 @@ func TestDefaultTransportReusesHTTP2Connections(t *testing.T) {
 	}
 	if c, d := cc.closed.Load(), cc.dialed.Load(); c != d {
 		t.Errorf("CloseIdleConnections closed %d of %d idle HTTP/2 connections", c, d)
+	}
+}
+
+// writeCounter counts the writes on the connections a transport dials.
+type writeCounter struct {
+	net.Conn
+	writes *atomic.Int32
+}
+
+func (c writeCounter) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// TestHTTP1RequestIsOneWrite checks that over HTTP/1.1 a request and its
+// body leave in a single write: net/http does so only for bodies it knows
+// to be in memory, and a second write (and, over TLS, a second record)
+// per request is a measurable cost.
+func TestHTTP1RequestIsOneWrite(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_, _ = io.WriteString(w, `{}`)
+	}))
+	defer srv.Close()
+	var writes atomic.Int32
+	tr := DefaultTransport()
+	dial := tr.DialContext
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return writeCounter{Conn: c, writes: &writes}, nil
+	}
+	defer tr.CloseIdleConnections()
+	p, err := New("test-hub.azure-devices.net", &countingAuth{}, &iothub.ClientOptions{Endpoint: srv.URL, InsecureAllowHTTP: true, Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		before := writes.Load()
+		if _, err := p.Do(t.Context(), methodRequest(RetryNotDelivered)); err != nil {
+			t.Fatal(err)
+		}
+		if n := writes.Load() - before; n != 1 {
+			t.Errorf("request %d took %d writes, want 1", i+1, n)
+		}
 	}
 }
