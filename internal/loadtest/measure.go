@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -29,11 +28,7 @@ var usageSamples = []metrics.Sample{
 // Snapshot reads the process's CPU time and allocation counters. It does
 // not stop the world.
 func Snapshot() Usage {
-	u := Usage{Wall: time.Now()}
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		u.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
+	u := Usage{Wall: time.Now(), CPU: processCPU()}
 	s := make([]metrics.Sample, len(usageSamples))
 	copy(s, usageSamples)
 	metrics.Read(s)
