@@ -1,13 +1,24 @@
 package service_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
+	"net/http"
 	"testing"
+	"time"
 
 	"github.com/hubkit/iothub"
 	"github.com/hubkit/iothub/internal/httpmock"
+	"github.com/hubkit/iothub/internal/loadtest"
 	"github.com/hubkit/iothub/service"
 )
+
+// The benchmarks here come in pairs: the SDK's call and the same request
+// made by loadtest.Reference, the cheapest correct hand-written net/http
+// client, so that the SDK's cost is read against it in the same run.
+
+var benchPayload = json.RawMessage(`{"delay":5}`)
 
 // BenchmarkInvokeDeviceMethod measures one invocation through the whole
 // client (validation, encoding, signing from the cache, the retry layer,
@@ -20,10 +31,27 @@ func BenchmarkInvokeDeviceMethod(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	params := service.MethodParams[any]{Name: "reboot", Payload: json.RawMessage(`{"delay":5}`), TimeoutInSeconds: 30}
+	params := service.MethodParams[any]{Name: "reboot", Payload: benchPayload, TimeoutInSeconds: 30}
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := client.InvokeDeviceMethod(b.Context(), "d1", params, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkInvokeReference is BenchmarkInvokeDeviceMethod's request made
+// by the minimal reference client.
+func BenchmarkInvokeReference(b *testing.B) {
+	hub := httpmock.New(nil)
+	hub.AddDevice("d1", &httpmock.DeviceOptions{Handler: echo})
+	ref, err := loadtest.NewReference(hub.ConnectionString("service"), "", hub.RoundTripper(), time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := ref.Invoke(b.Context(), "d1", "reboot", benchPayload, 30); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -48,7 +76,8 @@ func BenchmarkInvokeDeviceTyped(b *testing.B) {
 }
 
 // BenchmarkInvokeDeviceMethodTLS is one invocation over a real loopback TLS
-// connection (HTTP/2, kept alive) to the simulated hub.
+// connection (HTTP/2, kept alive) to the simulated hub, which runs in the
+// same process.
 func BenchmarkInvokeDeviceMethodTLS(b *testing.B) {
 	hub := httpmock.New(nil)
 	hub.AddDevice("d1", &httpmock.DeviceOptions{Handler: echo})
@@ -61,11 +90,88 @@ func BenchmarkInvokeDeviceMethodTLS(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	params := service.MethodParams[any]{Name: "reboot", Payload: json.RawMessage(`{"delay":5}`)}
+	params := service.MethodParams[any]{Name: "reboot", Payload: benchPayload, TimeoutInSeconds: 30}
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := client.InvokeDeviceMethod(b.Context(), "d1", params, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkInvokeReferenceTLS is BenchmarkInvokeDeviceMethodTLS's request
+// made by the minimal reference client.
+func BenchmarkInvokeReferenceTLS(b *testing.B) {
+	hub := httpmock.New(nil)
+	hub.AddDevice("d1", &httpmock.DeviceOptions{Handler: echo})
+	srv, err := hub.StartTLS()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	ref, err := loadtest.NewReference(hub.ConnectionString("service"), srv.URL, srv.Client().Transport, time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := ref.Invoke(b.Context(), "d1", "reboot", benchPayload, 30); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// cannedTransport answers every request with the same method result after
+// reading the request body, as a transport would: it leaves only the
+// client's own work to measure.
+type cannedTransport struct{}
+
+var cannedAnswer = []byte(`{"status":200,"payload":{"rebooting":true}}`)
+
+func (cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		_, _ = io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+	}
+	return &http.Response{
+		StatusCode: http.StatusOK,
+		Proto:      "HTTP/2.0",
+		ProtoMajor: 2,
+		Header:     http.Header{"Content-Type": {"application/json; charset=utf-8"}},
+		Body:       io.NopCloser(bytes.NewReader(cannedAnswer)),
+		Request:    r,
+	}, nil
+}
+
+// BenchmarkInvokeOverhead isolates the client's own cost per call: the
+// transport answers at once from memory, so what is measured is the SDK's
+// (or the reference client's) request building, signing, retry layer,
+// tracing and decoding.
+func BenchmarkInvokeOverhead(b *testing.B) {
+	hub := httpmock.New(nil) // for a valid connection string only
+	b.Run("sdk", func(b *testing.B) {
+		client, err := service.NewClientFromConnectionString(hub.ConnectionString("service"), &iothub.ClientOptions{Transport: cannedTransport{}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		params := service.MethodParams[any]{Name: "reboot", Payload: benchPayload, TimeoutInSeconds: 30}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := client.InvokeDeviceMethod(b.Context(), "d1", params, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("reference", func(b *testing.B) {
+		ref, err := loadtest.NewReference(hub.ConnectionString("service"), "", cannedTransport{}, time.Hour)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, _, err := ref.Invoke(b.Context(), "d1", "reboot", benchPayload, 30); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

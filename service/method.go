@@ -253,20 +253,21 @@ func methodBody[P any](op, deviceID, moduleID string, onModule bool, params Meth
 	if t := params.ConnectTimeoutInSeconds; t < 0 || t > MaxConnectTimeoutInSeconds {
 		return nil, bad("MethodParams.ConnectTimeoutInSeconds", fmt.Sprintf("must be within [0, %d]; got %d", MaxConnectTimeoutInSeconds, t), nil)
 	}
-	payload, err := encodePayload(params.Payload)
-	if err != nil {
-		return nil, bad("MethodParams.Payload", "must encode as JSON", err)
-	}
-	if len(payload) > MaxPayloadBytes {
-		return nil, bad("MethodParams.Payload", fmt.Sprintf("must be at most %d bytes as JSON; got %d", MaxPayloadBytes, len(payload)), nil)
-	}
-	// The name was checked to hold no character that JSON escapes.
+	// The name was checked to hold no character that JSON escapes. The
+	// payload is encoded (or, when it is raw JSON, checked and compacted)
+	// straight into the body.
 	var b bytes.Buffer
-	b.Grow(len(payload) + len(params.Name) + 96)
+	b.Grow(payloadSizeHint(params.Payload) + len(params.Name) + 96)
 	b.WriteString(`{"methodName":"`)
 	b.WriteString(params.Name)
 	b.WriteString(`","payload":`)
-	b.Write(payload)
+	start := b.Len()
+	if err := encodePayload(&b, params.Payload); err != nil {
+		return nil, bad("MethodParams.Payload", "must encode as JSON", err)
+	}
+	if n := b.Len() - start; n > MaxPayloadBytes {
+		return nil, bad("MethodParams.Payload", fmt.Sprintf("must be at most %d bytes as JSON; got %d", MaxPayloadBytes, n), nil)
+	}
 	if params.TimeoutInSeconds != 0 {
 		b.WriteString(`,"responseTimeoutInSeconds":`)
 		b.WriteString(strconv.Itoa(params.TimeoutInSeconds))
@@ -279,23 +280,40 @@ func methodBody[P any](op, deviceID, moduleID string, onModule bool, params Meth
 	return b.Bytes(), nil
 }
 
-// encodePayload encodes the payload once. A json.RawMessage must be valid
-// JSON; it is compacted so that its size is what the hub meters.
-func encodePayload(p any) ([]byte, error) {
+// payloadSizeHint guesses the encoded size of a payload, to size the body
+// once.
+func payloadSizeHint(p any) int {
+	if raw, ok := p.(json.RawMessage); ok {
+		return len(raw)
+	}
+	return 64
+}
+
+// encodePayload appends the payload's JSON to b, once. A json.RawMessage
+// must be valid JSON; it is compacted so that its size is what the hub
+// meters.
+func encodePayload(b *bytes.Buffer, p any) error {
 	switch v := p.(type) {
 	case nil:
-		return []byte("null"), nil
+		b.WriteString("null")
+		return nil
 	case json.RawMessage:
 		if v == nil {
-			return []byte("null"), nil
+			b.WriteString("null")
+			return nil
 		}
-		var b bytes.Buffer
-		if err := json.Compact(&b, v); err != nil {
-			return nil, fmt.Errorf("json.RawMessage is not valid JSON: %w", err)
+		if err := json.Compact(b, v); err != nil {
+			return fmt.Errorf("json.RawMessage is not valid JSON: %w", err)
 		}
-		return b.Bytes(), nil
+		return nil
 	}
-	return json.Marshal(p)
+	// Encode as json.Marshal would, without the copy; on error nothing is
+	// written.
+	if err := json.NewEncoder(b).Encode(p); err != nil {
+		return err
+	}
+	b.Truncate(b.Len() - 1) // the newline Encode ends with
+	return nil
 }
 
 // methodNameForbidden lists the printable ASCII characters IoT Hub does not

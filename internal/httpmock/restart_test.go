@@ -53,12 +53,14 @@ func TestServerHandshakeDelay(t *testing.T) {
 	h.AddDevice("d1", &DeviceOptions{Handler: echo})
 	srv := startTLS(t, h)
 	tr := srv.Client().Transport.(*http.Transport).Clone()
-	tr.TLSHandshakeTimeout = 100 * time.Millisecond
+	// Wide margins: a loaded machine under -race takes tens of
+	// milliseconds for a handshake without any delay.
+	tr.TLSHandshakeTimeout = 750 * time.Millisecond
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}
 	call := call{base: srv.URL, path: "/twins/d1/methods", body: methodBody("m", "")}
 
-	srv.SetHandshakeDelay(time.Second)
+	srv.SetHandshakeDelay(3 * time.Second)
 	r := send(t.Context(), t, h, client, call)
 	if r.err == nil || !strings.Contains(r.err.Error(), "handshake timeout") {
 		t.Fatalf("slow handshake: %d %v, want a handshake timeout", r.status, r.err)

@@ -28,7 +28,10 @@ import (
 // (no answer) or an *iothub.ResponseError (an answer that could not be
 // read).
 func (p *Pipeline) Do(ctx context.Context, req *Request) (*Response, error) {
-	c := &call{p: p, req: req, ctx: ctx}
+	c := p.calls.Get().(*call)
+	defer c.release()
+	c.req = *req
+	c.ctx = ctx
 	c.timeout = req.AttemptTimeout
 	if c.timeout <= 0 {
 		c.timeout = DefaultAttemptTimeout
@@ -41,12 +44,16 @@ func (p *Pipeline) Do(ctx context.Context, req *Request) (*Response, error) {
 		c.limit = DefaultMaxResponseBytes
 	}
 
-	u := p.baseURL + req.Path + "?api-version=" + url.QueryEscape(p.apiVersion)
+	u := p.baseURL + req.Path + p.query
 	if req.Query != "" {
 		u += "&" + req.Query
 	}
 	var body any
 	if req.Body != nil {
+		// Handed over as []byte, each attempt's body is an io.NopCloser
+		// around a *bytes.Reader, which net/http recognises as in memory:
+		// over HTTP/1.1 it then writes headers and body in one flush. A
+		// reader type of our own would cost a second write per request.
 		body = req.Body
 	}
 	rreq, err := retryablehttp.NewRequestWithContext(ctx, req.Method, u, body)
@@ -57,14 +64,25 @@ func (p *Pipeline) Do(ctx context.Context, req *Request) (*Response, error) {
 	for k, v := range req.Header {
 		h[k] = v
 	}
-	h.Set("User-Agent", p.userAgent)
-	h.Set("Accept", "application/json")
-	h.Set("Request-Id", newRequestID())
+	// The constant values are shared slices of length and capacity one:
+	// Header.Set replaces them and Header.Add copies them, so no request
+	// can change another's.
+	h["User-Agent"] = p.userAgent
+	h["Accept"] = p.accept
+	h["Request-Id"] = []string{newRequestID()}
 	if req.Body != nil {
-		h.Set("Content-Type", "application/json; charset=utf-8")
+		h["Content-Type"] = p.contentType
 	}
+	resp, err := c.rc.Do(rreq)
+	return c.finish(resp, err)
+}
 
-	rc := &retryablehttp.Client{
+// newCall builds the reusable part of a call: its retry client, whose
+// hooks and transport are the call itself. Pipeline.calls holds them
+// between calls, so that a call allocates none of it.
+func (p *Pipeline) newCall() *call {
+	c := &call{p: p}
+	c.rc = retryablehttp.Client{
 		HTTPClient:   &http.Client{Transport: c, CheckRedirect: noRedirects},
 		RetryWaitMin: p.retry.MinDelay,
 		RetryWaitMax: p.retry.MaxDelay,
@@ -73,8 +91,17 @@ func (p *Pipeline) Do(ctx context.Context, req *Request) (*Response, error) {
 		Backoff:      c.backoff,
 		ErrorHandler: passThrough,
 	}
-	resp, err := rc.Do(rreq)
-	return c.finish(resp, err)
+	return c
+}
+
+// release clears the state of the finished call and returns it to the
+// pipeline's pool. Nothing refers to a call once Do has returned: the
+// attempts' traces and response bodies hold their own state.
+func (c *call) release() {
+	c.req = Request{}
+	c.ctx = nil
+	c.attempts, c.anySent, c.lastErr, c.start = 0, false, nil, time.Time{}
+	c.p.calls.Put(c)
 }
 
 func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -88,7 +115,8 @@ func passThrough(resp *http.Response, err error, _ int) (*http.Response, error) 
 // http.RoundTripper of the call's attempts.
 type call struct {
 	p       *Pipeline
-	req     *Request
+	rc      retryablehttp.Client // built once by newCall
+	req     Request
 	ctx     context.Context
 	timeout time.Duration
 	limit   int64
@@ -112,10 +140,29 @@ func (e *attemptError) Error() string { return e.err.Error() }
 func (e *attemptError) Unwrap() error { return e.err }
 
 // attemptTrace records what the transport reported about one attempt.
+// Each attempt has its own, since a transport may report on an attempt
+// after the next one started. It also holds the attempt's response body
+// wrapper, to make one allocation of the two.
 type attemptTrace struct {
 	getConn atomic.Bool // the transport reports its progress through httptrace
 	gotConn atomic.Bool
 	wrote   atomic.Bool // the request was written in full
+	trace   httptrace.ClientTrace
+	body    cancelBody
+}
+
+func newAttemptTrace() *attemptTrace {
+	tr := new(attemptTrace)
+	tr.trace = httptrace.ClientTrace{
+		GetConn: func(string) { tr.getConn.Store(true) },
+		GotConn: func(httptrace.GotConnInfo) { tr.gotConn.Store(true) },
+		WroteRequest: func(i httptrace.WroteRequestInfo) {
+			if i.Err == nil {
+				tr.wrote.Store(true)
+			}
+		},
+	}
+	return tr
 }
 
 // sent reports whether the request may have reached the server. A
@@ -142,20 +189,17 @@ func (c *call) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, &attemptError{auth: true, err: fmt.Errorf("get credential: %w", err)}
 	}
-	tr := new(attemptTrace)
-	trace := &httptrace.ClientTrace{
-		GetConn: func(string) { tr.getConn.Store(true) },
-		GotConn: func(httptrace.GotConnInfo) { tr.gotConn.Store(true) },
-		WroteRequest: func(i httptrace.WroteRequestInfo) {
-			if i.Err == nil {
-				tr.wrote.Store(true)
-			}
-		},
-	}
+	tr := newAttemptTrace()
 	actx, cancel := context.WithTimeout(r.Context(), c.timeout)
-	r2 := r.WithContext(httptrace.WithClientTrace(actx, trace))
-	r2.Header = r.Header.Clone()
-	r2.Header.Set("Authorization", authz)
+	r2 := r.WithContext(httptrace.WithClientTrace(actx, &tr.trace))
+	if attempt > 1 {
+		// An earlier attempt's transport may still be reading the header
+		// map (an HTTP/1.1 write that outlived its answer): give this
+		// attempt its own. The first attempt is the only user of the map
+		// Do built, so it signs that one.
+		r2.Header = r.Header.Clone()
+	}
+	r2.Header["Authorization"] = []string{authz}
 
 	resp, err := c.p.transport.RoundTrip(r2)
 	if err != nil {
@@ -174,7 +218,8 @@ func (c *call) RoundTrip(r *http.Request) (*http.Response, error) {
 		c.log(slog.LevelDebug, "attempt failed", attempt, 0, slog.Bool("sent", ae.sent), slog.String("error", ae.err.Error()))
 		return nil, ae
 	}
-	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	tr.body = cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	resp.Body = &tr.body
 	return resp, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -217,6 +218,12 @@ func TestEachAttemptSignedAndCarriesHeaders(t *testing.T) {
 			t.Errorf("each attempt must ask the authorizer again: %q", s.auths)
 		}
 		first, second := s.got[0], s.got[1]
+		// The second attempt signs its own header map: the first
+		// attempt's request (which its transport may still be reading)
+		// keeps its own signature.
+		if got := []string{first.Header.Get("Authorization"), second.Header.Get("Authorization")}; !slices.Equal(got, s.auths) {
+			t.Errorf("attempts' Authorization headers now = %q, want %q as sent", got, s.auths)
+		}
 		if first.Header.Get("Request-Id") == "" || first.Header.Get("Request-Id") != second.Header.Get("Request-Id") {
 			t.Errorf("Request-Id must be one per logical call: %q, %q", first.Header.Get("Request-Id"), second.Header.Get("Request-Id"))
 		}
@@ -454,5 +461,37 @@ func TestAnswerCodeIsAnAnswer(t *testing.T) {
 		if err != nil || resp.StatusCode != 400 || string(resp.Body) != body {
 			t.Errorf("with AnswerCode: %+v, %v", resp, err)
 		}
+	}
+}
+
+// TestSharedHeaderValuesStayPerRequest checks that the header values every
+// request shares cannot be changed through one request: a transport (or
+// anything else) that adds to or sets a header of one request leaves the
+// next request's values as they were.
+func TestSharedHeaderValuesStayPerRequest(t *testing.T) {
+	t.Parallel()
+	s := &script{steps: []step{{status: 200, body: `{}`}}}
+	p := newTestPipeline(t, s, iothub.RetryOptions{})
+	if _, err := p.Do(t.Context(), methodRequest(RetryNotDelivered)); err != nil {
+		t.Fatal(err)
+	}
+	first := s.got[0].Header
+	first.Add("Accept", "text/plain")
+	first.Add("Content-Type", "text/plain")
+	first.Set("User-Agent", "changed")
+	if _, err := p.Do(t.Context(), methodRequest(RetryNotDelivered)); err != nil {
+		t.Fatal(err)
+	}
+	want := http.Header{
+		"Accept":       {"application/json"},
+		"Content-Type": {"application/json; charset=utf-8"},
+		"User-Agent":   {UserAgent()},
+	}
+	got := http.Header{}
+	for k := range want {
+		got[k] = s.got[1].Header[k]
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("second request's headers (-want +got):\n%s", diff)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hubkit/iothub"
@@ -98,12 +99,16 @@ type Pipeline struct {
 	host          string
 	baseURL       string
 	apiVersion    string
-	userAgent     string
+	query         string   // "?api-version=…"
+	userAgent     []string // the User-Agent header value; see Do
+	accept        []string // the Accept header value
+	contentType   []string // the Content-Type of a body
 	auth          Authorizer
 	transport     http.RoundTripper
 	clientTimeout time.Duration
 	retry         iothub.RetryOptions
 	logger        *slog.Logger
+	calls         sync.Pool // of *call, built by newCall
 }
 
 // New validates the options and builds a pipeline. It does no I/O.
@@ -119,12 +124,14 @@ func New(hostName string, a Authorizer, opts *iothub.ClientOptions) (*Pipeline, 
 		o = *opts
 	}
 	p := &Pipeline{
-		host:       hostName,
-		apiVersion: o.APIVersion,
-		auth:       a,
-		retry:      o.Retry.WithDefaults(),
-		logger:     o.Logger,
-		userAgent:  UserAgent(),
+		host:        hostName,
+		apiVersion:  o.APIVersion,
+		auth:        a,
+		retry:       o.Retry.WithDefaults(),
+		logger:      o.Logger,
+		userAgent:   []string{UserAgent()},
+		accept:      []string{"application/json"},
+		contentType: []string{"application/json; charset=utf-8"},
 	}
 	if p.apiVersion == "" {
 		p.apiVersion = iothub.APIVersion
@@ -149,6 +156,8 @@ func New(hostName string, a Authorizer, opts *iothub.ClientOptions) (*Pipeline, 
 		base = u.Scheme + "://" + u.Host
 	}
 	p.baseURL = base
+	p.query = "?api-version=" + url.QueryEscape(p.apiVersion)
+	p.calls.New = func() any { return p.newCall() }
 	switch {
 	case o.Transport != nil:
 		p.transport = o.Transport

@@ -1,0 +1,133 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/x509"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hubkit/iothub"
+)
+
+// closeCounter counts the connections a transport dials and closes.
+type closeCounter struct {
+	dialed, closed atomic.Int32
+}
+
+type countedConn struct {
+	net.Conn
+	c    *closeCounter
+	done atomic.Bool
+}
+
+func (c *countedConn) Close() error {
+	if c.done.CompareAndSwap(false, true) {
+		c.c.closed.Add(1)
+	}
+	return c.Conn.Close()
+}
+
+// TestDefaultTransportReusesHTTP2Connections checks that the default
+// transport speaks HTTP/2 when the server offers it, reuses one connection
+// for sequential requests, and that the connection is its own:
+// CloseIdleConnections closes it.
+func TestDefaultTransportReusesHTTP2Connections(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.Proto)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+
+	tr := DefaultTransport()
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	tr.TLSClientConfig.RootCAs = roots
+	var cc closeCounter
+	dial := tr.DialContext
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		cc.dialed.Add(1)
+		return &countedConn{Conn: c, c: &cc}, nil
+	}
+	client := &http.Client{Transport: tr}
+	for range 3 {
+		resp, err := client.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "HTTP/2.0" {
+			t.Fatalf("server saw %q, want HTTP/2.0", b)
+		}
+	}
+	if n := cc.dialed.Load(); n != 1 {
+		t.Errorf("dialled %d connections for 3 sequential requests, want 1", n)
+	}
+	tr.CloseIdleConnections()
+	deadline := time.Now().Add(5 * time.Second)
+	for cc.closed.Load() != cc.dialed.Load() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if c, d := cc.closed.Load(), cc.dialed.Load(); c != d {
+		t.Errorf("CloseIdleConnections closed %d of %d idle HTTP/2 connections", c, d)
+	}
+}
+
+// writeCounter counts the writes on the connections a transport dials.
+type writeCounter struct {
+	net.Conn
+	writes *atomic.Int32
+}
+
+func (c writeCounter) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// TestHTTP1RequestIsOneWrite checks that over HTTP/1.1 a request and its
+// body leave in a single write: net/http does so only for bodies it knows
+// to be in memory, and a second write (and, over TLS, a second record)
+// per request is a measurable cost.
+func TestHTTP1RequestIsOneWrite(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_, _ = io.WriteString(w, `{}`)
+	}))
+	defer srv.Close()
+	var writes atomic.Int32
+	tr := DefaultTransport()
+	dial := tr.DialContext
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return writeCounter{Conn: c, writes: &writes}, nil
+	}
+	defer tr.CloseIdleConnections()
+	p, err := New("test-hub.azure-devices.net", &countingAuth{}, &iothub.ClientOptions{Endpoint: srv.URL, InsecureAllowHTTP: true, Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		before := writes.Load()
+		if _, err := p.Do(t.Context(), methodRequest(RetryNotDelivered)); err != nil {
+			t.Fatal(err)
+		}
+		if n := writes.Load() - before; n != 1 {
+			t.Errorf("request %d took %d writes, want 1", i+1, n)
+		}
+	}
+}
