@@ -243,10 +243,3 @@ func (p *progress) finish(interrupted bool) {
 		fmt.Fprintf(p.w, "%s: interrupted\n", name)
 	}
 }
-
-// count returns the count of an outcome.
-func (p *progress) count(o service.Outcome) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.counts[o]
-}
