@@ -111,6 +111,8 @@ type FanOut struct {
 	results   chan Result
 	sourceErr error
 
+	releaseConns func() // closes the fan-out's idle connections
+
 	win     *window
 	limiter *rate.Limiter // nil without a rate
 	maxRate float64
@@ -120,7 +122,10 @@ type FanOut struct {
 
 // StartFanOut starts invoking params on every target, reading targets only
 // as fast as calls can start, so that a query over a million devices never
-// sits in memory. A target the sequence yields twice is invoked twice: the
+// sits in memory. When the client's transport is an *http.Transport (the
+// default one, or yours), the fan-out uses a clone of it with a pool of its
+// own, of at most Concurrency connections, and closes them when it ends: a
+// fan-out never holds more connections than calls in flight. A target the sequence yields twice is invoked twice: the
 // fan-out keeps no set of the targets seen; deduplicate a sequence that may
 // repeat one. It validates params and options first and returns an
 // *iothub.ArgumentError without sending anything.
@@ -155,7 +160,10 @@ func (c *Client) StartFanOut(ctx context.Context, targets iter.Seq2[Target, erro
 	if _, err := methodBody(op, "x", "", false, params); err != nil {
 		return nil, err
 	}
-	f := &FanOut{c: c, params: params, opts: o, targets: targets}
+	// The fan-out's own connection pool, at most one connection per
+	// worker, closed when the fan-out ends.
+	limited, release := c.p.WithConnLimit(o.Concurrency)
+	f := &FanOut{c: &Client{p: limited}, params: params, opts: o, targets: targets, releaseConns: release}
 	f.stopCtx, f.stop = context.WithCancel(ctx)
 	f.callCtx, f.abort = context.WithCancel(context.WithoutCancel(ctx))
 	f.results = make(chan Result, o.Concurrency)
@@ -247,6 +255,7 @@ func (f *FanOut) run() {
 	close(jobs)
 	allFed()
 	wg.Wait()
+	f.releaseConns()
 	close(f.results)
 }
 

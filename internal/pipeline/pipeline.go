@@ -96,6 +96,12 @@ type Response struct {
 // Pipeline sends requests to one hub. It is immutable and safe for
 // concurrent use.
 type Pipeline struct {
+	settings
+	calls sync.Pool // of *call, built by newCall
+}
+
+// settings are a pipeline's immutable parts, which WithConnLimit copies.
+type settings struct {
 	host          string
 	baseURL       string
 	apiVersion    string
@@ -108,7 +114,6 @@ type Pipeline struct {
 	clientTimeout time.Duration
 	retry         iothub.RetryOptions
 	logger        *slog.Logger
-	calls         sync.Pool // of *call, built by newCall
 }
 
 // New validates the options and builds a pipeline. It does no I/O.
@@ -123,7 +128,7 @@ func New(hostName string, a Authorizer, opts *iothub.ClientOptions) (*Pipeline, 
 	if opts != nil {
 		o = *opts
 	}
-	p := &Pipeline{
+	p := &Pipeline{settings: settings{
 		host:        hostName,
 		apiVersion:  o.APIVersion,
 		auth:        a,
@@ -132,7 +137,7 @@ func New(hostName string, a Authorizer, opts *iothub.ClientOptions) (*Pipeline, 
 		userAgent:   []string{UserAgent()},
 		accept:      []string{"application/json"},
 		contentType: []string{"application/json; charset=utf-8"},
-	}
+	}}
 	if p.apiVersion == "" {
 		p.apiVersion = iothub.APIVersion
 	} else if strings.ContainsAny(p.apiVersion, "&?#/ ") {
@@ -179,6 +184,33 @@ func (p *Pipeline) HostName() string { return p.host }
 // (RetryOptions.MaxRetryAfter); callers that back off on their own honour
 // it too.
 func (p *Pipeline) MaxRetryAfter() time.Duration { return p.retry.MaxRetryAfter }
+
+// WithConnLimit returns a pipeline like p that opens at most n
+// connections to the hub, in a pool of its own, and a function that closes
+// them once its work is done. It serves a fan-out of concurrency n: Go's
+// transport dials a new connection whenever a request finds none idle at
+// that instant, so over HTTP/1.1 a shared pool ends up holding more
+// connections than calls in flight. The pool is a clone of p's transport
+// (same dialer, proxy and TLS settings) when that is an *http.Transport,
+// with MaxConnsPerHost and MaxIdleConnsPerHost at most n; any other
+// RoundTripper is used as it is, and p is returned.
+func (p *Pipeline) WithConnLimit(n int) (*Pipeline, func()) {
+	t, ok := p.transport.(*http.Transport)
+	if !ok || n <= 0 {
+		return p, func() {}
+	}
+	t = t.Clone()
+	if t.MaxConnsPerHost <= 0 || t.MaxConnsPerHost > n {
+		t.MaxConnsPerHost = n
+	}
+	if t.MaxIdleConnsPerHost <= 0 || t.MaxIdleConnsPerHost > n {
+		t.MaxIdleConnsPerHost = n
+	}
+	q := &Pipeline{settings: p.settings}
+	q.transport = t
+	q.calls.New = func() any { return q.newCall() }
+	return q, t.CloseIdleConnections
+}
 
 // CloseIdleConnections closes the transport's idle keep-alive connections
 // (and so their goroutines), when the transport has such a method, as
