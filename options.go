@@ -28,6 +28,16 @@ type ClientOptions struct {
 	// settings from the environment, TLS 1.2 or later.
 	Transport http.RoundTripper
 
+	// MaxConnections, when positive, caps the connections the default
+	// transport opens to the hub (MaxConnsPerHost): calls beyond it wait
+	// for a free connection. Over HTTP/1.1, which IoT Hub's endpoint
+	// speaks, the transport otherwise dials a spare connection whenever a
+	// call finds none idle at that instant, and keeps it; set this to the
+	// number of calls you run at once. Fan-outs need no help: each keeps at
+	// most its Concurrency. It applies to the default transport only, not
+	// to Transport or HTTPClient; 0 means no cap.
+	MaxConnections int
+
 	// Retry sets the retry policy; its zero value gives DefaultRetryOptions.
 	Retry RetryOptions
 

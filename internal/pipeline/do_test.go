@@ -381,6 +381,7 @@ func TestNewValidates(t *testing.T) {
 		{"ftp endpoint", "hub", &iothub.ClientOptions{Endpoint: "ftp://127.0.0.1:1"}, `scheme "ftp"`},
 		{"endpoint path", "hub", &iothub.ClientOptions{Endpoint: "https://127.0.0.1:1/x"}, "https://host[:port]"},
 		{"api version", "hub", &iothub.ClientOptions{APIVersion: "2021-04-12&x=y"}, "not a valid api-version"},
+		{"max connections", "hub", &iothub.ClientOptions{MaxConnections: -1}, "MaxConnections must be 0"},
 	}
 	for _, tt := range tests {
 		_, err := New(tt.host, &countingAuth{}, tt.opts)

@@ -143,6 +143,9 @@ func New(hostName string, a Authorizer, opts *iothub.ClientOptions) (*Pipeline, 
 	} else if strings.ContainsAny(p.apiVersion, "&?#/ ") {
 		return nil, fmt.Errorf("iothub: ClientOptions.APIVersion %q is not a valid api-version", p.apiVersion)
 	}
+	if o.MaxConnections < 0 {
+		return nil, fmt.Errorf("iothub: ClientOptions.MaxConnections must be 0 (no cap) or more; got %d", o.MaxConnections)
+	}
 	base := "https://" + hostName
 	if o.Endpoint != "" {
 		u, err := url.Parse(o.Endpoint)
@@ -169,7 +172,12 @@ func New(hostName string, a Authorizer, opts *iothub.ClientOptions) (*Pipeline, 
 	case o.HTTPClient != nil && o.HTTPClient.Transport != nil:
 		p.transport = o.HTTPClient.Transport
 	default:
-		p.transport = DefaultTransport()
+		t := DefaultTransport()
+		if o.MaxConnections > 0 {
+			t.MaxConnsPerHost = o.MaxConnections
+			t.MaxIdleConnsPerHost = o.MaxConnections
+		}
+		p.transport = t
 	}
 	if o.HTTPClient != nil {
 		p.clientTimeout = o.HTTPClient.Timeout

@@ -223,3 +223,38 @@ func (a staticAuth) Authorization(context.Context) (string, error) { return stri
 type roundTripperFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestMaxConnections checks that ClientOptions.MaxConnections caps the
+// default transport's connections and idle pool (net/http enforces the
+// cap; TestWithConnLimit shows what it prevents), and leaves a transport
+// of the caller's alone.
+func TestMaxConnections(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name      string
+		opts      iothub.ClientOptions
+		wantConns int
+		wantIdle  int
+	}{
+		{name: "default", wantConns: 0, wantIdle: 1024},
+		{name: "capped", opts: iothub.ClientOptions{MaxConnections: 64}, wantConns: 64, wantIdle: 64},
+	} {
+		p, err := New("hub.azure-devices.net", staticAuth("x"), &tt.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := p.transport.(*http.Transport)
+		if tr.MaxConnsPerHost != tt.wantConns || tr.MaxIdleConnsPerHost != tt.wantIdle {
+			t.Errorf("%s: MaxConnsPerHost %d, MaxIdleConnsPerHost %d; want %d, %d",
+				tt.name, tr.MaxConnsPerHost, tr.MaxIdleConnsPerHost, tt.wantConns, tt.wantIdle)
+		}
+	}
+	mine := &http.Transport{}
+	p, err := New("hub.azure-devices.net", staticAuth("x"), &iothub.ClientOptions{Transport: mine, MaxConnections: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.transport != mine || mine.MaxConnsPerHost != 0 {
+		t.Error("MaxConnections changed the caller's transport")
+	}
+}

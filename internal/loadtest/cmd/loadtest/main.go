@@ -403,7 +403,12 @@ func (e *env) compare(c int) error {
 			return err
 		}
 	}
+	// The SDK's transport gets the cap ClientOptions.MaxConnections sets
+	// (the harness passes its own transport, to count connections, so it
+	// sets the cap itself), as a user running c calls at once would: no
+	// more connections than calls in flight.
 	st, sdc := e.sdkTransport()
+	st.MaxConnsPerHost, st.MaxIdleConnsPerHost = c, c
 	defer st.CloseIdleConnections()
 	client, err := service.NewClientFromConnectionString(e.hub.ConnectionString, &iothub.ClientOptions{Endpoint: e.hub.URL, Transport: st})
 	if err != nil {
