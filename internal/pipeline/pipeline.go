@@ -201,7 +201,9 @@ func (p *Pipeline) MaxRetryAfter() time.Duration { return p.retry.MaxRetryAfter 
 // connections than calls in flight. The pool is a clone of p's transport
 // (same dialer, proxy and TLS settings) when that is an *http.Transport,
 // with MaxConnsPerHost and MaxIdleConnsPerHost at most n; any other
-// RoundTripper is used as it is, and p is returned.
+// RoundTripper is used as it is, and p is returned. Once the work is done,
+// release closes the pool's idle connections at once and again a second
+// later, for connections that were still finishing an abandoned call.
 func (p *Pipeline) WithConnLimit(n int) (*Pipeline, func()) {
 	t, ok := p.transport.(*http.Transport)
 	if !ok || n <= 0 {
@@ -217,7 +219,14 @@ func (p *Pipeline) WithConnLimit(n int) (*Pipeline, func()) {
 	q := &Pipeline{settings: p.settings}
 	q.transport = t
 	q.calls.New = func() any { return q.newCall() }
-	return q, t.CloseIdleConnections
+	release := func() {
+		t.CloseIdleConnections()
+		// A call abandoned just before (its context cancelled) may leave
+		// its HTTP/2 connection busy for a moment while the stream is
+		// reset; close it once that is done rather than let it idle out.
+		time.AfterFunc(time.Second, t.CloseIdleConnections)
+	}
+	return q, release
 }
 
 // CloseIdleConnections closes the transport's idle keep-alive connections
