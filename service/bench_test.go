@@ -20,13 +20,28 @@ import (
 
 var benchPayload = json.RawMessage(`{"delay":5}`)
 
+// benchHub returns a simulated hub with device d1 answering every method,
+// and, with tls, its loopback TLS server (HTTP/2), closed at the end.
+func benchHub(b *testing.B, tls bool) (*httpmock.Hub, *httpmock.Server) {
+	hub := httpmock.New(nil)
+	hub.AddDevice("d1", &httpmock.DeviceOptions{Handler: echo})
+	if !tls {
+		return hub, nil
+	}
+	srv, err := hub.StartTLS()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(srv.Close)
+	return hub, srv
+}
+
 // BenchmarkInvokeDeviceMethod measures one invocation through the whole
 // client (validation, encoding, signing from the cache, the retry layer,
 // decoding) against the in-process simulated hub, whose own work (SAS
 // verification, routing, validation) is included.
 func BenchmarkInvokeDeviceMethod(b *testing.B) {
-	hub := httpmock.New(nil)
-	hub.AddDevice("d1", &httpmock.DeviceOptions{Handler: echo})
+	hub, _ := benchHub(b, false)
 	client, err := service.NewClientFromConnectionString(hub.ConnectionString("service"), &iothub.ClientOptions{Transport: hub.RoundTripper()})
 	if err != nil {
 		b.Fatal(err)
@@ -43,8 +58,7 @@ func BenchmarkInvokeDeviceMethod(b *testing.B) {
 // BenchmarkInvokeReference is BenchmarkInvokeDeviceMethod's request made
 // by the minimal reference client.
 func BenchmarkInvokeReference(b *testing.B) {
-	hub := httpmock.New(nil)
-	hub.AddDevice("d1", &httpmock.DeviceOptions{Handler: echo})
+	hub, _ := benchHub(b, false)
 	ref, err := loadtest.NewReference(hub.ConnectionString("service"), "", hub.RoundTripper(), time.Hour)
 	if err != nil {
 		b.Fatal(err)
@@ -60,8 +74,7 @@ func BenchmarkInvokeReference(b *testing.B) {
 // BenchmarkInvokeDeviceTyped is the same call through the generic typed
 // form, encoding a struct and decoding the answer into one.
 func BenchmarkInvokeDeviceTyped(b *testing.B) {
-	hub := httpmock.New(nil)
-	hub.AddDevice("d1", &httpmock.DeviceOptions{Handler: echo})
+	hub, _ := benchHub(b, false)
 	client, err := service.NewClientFromConnectionString(hub.ConnectionString("service"), &iothub.ClientOptions{Transport: hub.RoundTripper()})
 	if err != nil {
 		b.Fatal(err)
@@ -79,13 +92,7 @@ func BenchmarkInvokeDeviceTyped(b *testing.B) {
 // connection (HTTP/2, kept alive) to the simulated hub, which runs in the
 // same process.
 func BenchmarkInvokeDeviceMethodTLS(b *testing.B) {
-	hub := httpmock.New(nil)
-	hub.AddDevice("d1", &httpmock.DeviceOptions{Handler: echo})
-	srv, err := hub.StartTLS()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
+	hub, srv := benchHub(b, true)
 	client, err := service.NewClientFromConnectionString(hub.ConnectionString("service"), &iothub.ClientOptions{Endpoint: srv.URL, Transport: srv.Client().Transport})
 	if err != nil {
 		b.Fatal(err)
@@ -102,13 +109,7 @@ func BenchmarkInvokeDeviceMethodTLS(b *testing.B) {
 // BenchmarkInvokeReferenceTLS is BenchmarkInvokeDeviceMethodTLS's request
 // made by the minimal reference client.
 func BenchmarkInvokeReferenceTLS(b *testing.B) {
-	hub := httpmock.New(nil)
-	hub.AddDevice("d1", &httpmock.DeviceOptions{Handler: echo})
-	srv, err := hub.StartTLS()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
+	hub, srv := benchHub(b, true)
 	ref, err := loadtest.NewReference(hub.ConnectionString("service"), srv.URL, srv.Client().Transport, time.Hour)
 	if err != nil {
 		b.Fatal(err)

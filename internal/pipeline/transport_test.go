@@ -15,24 +15,42 @@ import (
 	"github.com/hubkit/iothub"
 )
 
-// closeCounter counts the connections a transport dials and closes.
+// closeCounter counts the connections a transport dials and closes, and
+// the most open at once.
 type closeCounter struct {
-	dialed, closed atomic.Int32
+	dialed, closed, peak atomic.Int32
 }
+
+// watch makes tr trust cert and count its connections in cc.
+func (cc *closeCounter) watch(tr *http.Transport, cert *x509.Certificate) {
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	tr.TLSClientConfig.RootCAs = roots
+	dial := tr.DialContext
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		n := cc.dialed.Add(1) - cc.closed.Load()
+		for p := cc.peak.Load(); n > p && !cc.peak.CompareAndSwap(p, n); p = cc.peak.Load() {
+		}
+		return &countedConn{Conn: c, c: cc}, nil
+	}
+}
+
+// open is how many connections are open now.
+func (cc *closeCounter) open() int32 { return cc.dialed.Load() - cc.closed.Load() }
 
 type countedConn struct {
 	net.Conn
-	c       *closeCounter
-	done    atomic.Bool
-	onClose func() // optional
+	c    *closeCounter
+	done atomic.Bool
 }
 
 func (c *countedConn) Close() error {
 	if c.done.CompareAndSwap(false, true) {
 		c.c.closed.Add(1)
-		if c.onClose != nil {
-			c.onClose()
-		}
 	}
 	return c.Conn.Close()
 }
@@ -51,19 +69,8 @@ func TestDefaultTransportReusesHTTP2Connections(t *testing.T) {
 	defer srv.Close()
 
 	tr := DefaultTransport()
-	roots := x509.NewCertPool()
-	roots.AddCert(srv.Certificate())
-	tr.TLSClientConfig.RootCAs = roots
 	var cc closeCounter
-	dial := tr.DialContext
-	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := dial(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		cc.dialed.Add(1)
-		return &countedConn{Conn: c, c: &cc}, nil
-	}
+	cc.watch(tr, srv.Certificate())
 	client := &http.Client{Transport: tr}
 	for range 3 {
 		resp, err := client.Get(srv.URL)
@@ -152,23 +159,8 @@ func TestWithConnLimit(t *testing.T) {
 	})) // HTTP/1.1 only, as IoT Hub's endpoint
 	defer srv.Close()
 	var cc closeCounter
-	var open, peak atomic.Int32
 	tr := DefaultTransport()
-	roots := x509.NewCertPool()
-	roots.AddCert(srv.Certificate())
-	tr.TLSClientConfig.RootCAs = roots
-	dial := tr.DialContext
-	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := dial(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		cc.dialed.Add(1)
-		n := open.Add(1)
-		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
-		}
-		return &countedConn{Conn: c, c: &cc, onClose: func() { open.Add(-1) }}, nil
-	}
+	cc.watch(tr, srv.Certificate())
 	defer tr.CloseIdleConnections()
 	p, err := New("test-hub.azure-devices.net", staticAuth("SharedAccessSignature sr=hub&sig=s&se=1&skn=service"), &iothub.ClientOptions{Endpoint: srv.URL, Transport: tr})
 	if err != nil {
@@ -192,15 +184,15 @@ func TestWithConnLimit(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := peak.Load(); n > workers {
+	if n := cc.peak.Load(); n > workers {
 		t.Errorf("%d connections open at once for %d workers", n, workers)
 	}
 	release()
 	deadline := time.Now().Add(5 * time.Second)
-	for open.Load() != 0 && time.Now().Before(deadline) {
+	for cc.open() != 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if n := open.Load(); n != 0 {
+	if n := cc.open(); n != 0 {
 		t.Errorf("%d connections still open after release", n)
 	}
 
