@@ -30,8 +30,8 @@ type ClientOptions struct {
 
 	// MaxConnections, when positive, caps the connections the default
 	// transport opens to the hub (MaxConnsPerHost): calls beyond it wait
-	// for a free connection. Over HTTP/1.1, which IoT Hub's endpoint
-	// speaks, the transport otherwise dials a spare connection whenever a
+	// for a free connection. Over HTTP/1.1 (IoT Hub documents its HTTPS
+	// endpoints as HTTP/1.1), the transport otherwise dials a spare connection whenever a
 	// call finds none idle at that instant, and keeps it; set this to the
 	// number of calls you run at once. Fan-outs need no help: each keeps at
 	// most its Concurrency. It applies to the default transport only, not

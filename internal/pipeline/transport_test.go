@@ -145,7 +145,7 @@ func TestHTTP1RequestIsOneWrite(t *testing.T) {
 }
 
 // TestWithConnLimit runs n workers of sequential calls over TLS and
-// HTTP/1.1 (what IoT Hub's endpoint speaks), as a fan-out does, through a
+// HTTP/1.1 (as IoT Hub documents its endpoints), as a fan-out does, through a
 // pipeline from WithConnLimit(n): it never holds more than n connections
 // (the shared pool dials spares whenever a call finds none idle at that
 // instant: 51 to 83 for 32 workers when this was written), and release
@@ -156,7 +156,7 @@ func TestWithConnLimit(t *testing.T) {
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		_, _ = io.WriteString(w, `{}`)
-	})) // HTTP/1.1 only, as IoT Hub's endpoint
+	})) // HTTP/1.1 only
 	defer srv.Close()
 	var cc closeCounter
 	tr := DefaultTransport()
