@@ -7,7 +7,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/hubkit/iothub"
@@ -189,7 +188,7 @@ func runJob(ctx context.Context, cfg config, d deps, client *service.Client, reg
 	return code
 }
 
-// settle waits until no device record of a finished job is running, for
+// settle waits until no device of a finished job is running, for
 // at most the longest a call can take (connect and response timeouts plus
 // service.NetworkMargin), polling every poll. It gives up early on the
 // second interrupt (ctx) or when the records cannot be read; the report
@@ -201,15 +200,13 @@ func settle(ctx context.Context, client *service.Client, jobID string, params se
 	}
 	deadline := time.Now().Add(time.Duration(timeout+params.ConnectTimeoutInSeconds)*time.Second + service.NetworkMargin)
 	for said := false; ; said = true {
-		running := 0
-		for r, err := range client.JobDeviceResults(ctx, jobID, nil) {
-			if err != nil {
-				return
-			}
-			if strings.EqualFold(string(r.Status), string(service.DeviceJobRunning)) {
-				running++
-			}
+		// The job's statistics count its running devices: one request a
+		// poll, however many devices the job has.
+		job, err := client.GetJob(ctx, jobID)
+		if err != nil || job.Statistics == nil {
+			return
 		}
+		running := job.Statistics.RunningCount
 		if running == 0 || time.Now().After(deadline) {
 			return
 		}
