@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/hubkit/iothub"
-	"github.com/hubkit/iothub/internal/heapprobe"
-	"github.com/hubkit/iothub/internal/httpmock"
+	"github.com/hubkit/iothub/internal/testkit/heapprobe"
+	"github.com/hubkit/iothub/internal/testkit/httpmock"
 	"github.com/hubkit/iothub/registry"
 )
 

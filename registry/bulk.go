@@ -7,8 +7,8 @@ import (
 	"net/http"
 
 	"github.com/hubkit/iothub"
-	"github.com/hubkit/iothub/internal/ids"
 	"github.com/hubkit/iothub/internal/pipeline"
+	"github.com/hubkit/iothub/internal/wire"
 )
 
 // MaxBulkDevices is the most devices IoT Hub takes in one bulk request; the
@@ -131,7 +131,7 @@ func (c *Client) bulk(ctx context.Context, op string, devices []Device, item fun
 	}
 	seen := make(map[string]int, len(devices))
 	for i, d := range devices {
-		if rule := ids.Check(d.DeviceID); rule != "" {
+		if rule := wire.CheckID(d.DeviceID); rule != "" {
 			return res, &iothub.ArgumentError{Operation: op, Field: fmt.Sprintf("devices[%d].DeviceID", i), Rule: rule}
 		}
 		if j, dup := seen[d.DeviceID]; dup {

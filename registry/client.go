@@ -10,8 +10,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/hubkit/iothub"
 	"github.com/hubkit/iothub/auth"
-	"github.com/hubkit/iothub/internal/ids"
 	"github.com/hubkit/iothub/internal/pipeline"
+	"github.com/hubkit/iothub/internal/wire"
 )
 
 // Client reads and writes a hub's identity registry and twins, and queries
@@ -111,11 +111,11 @@ func (c *Client) do(ctx context.Context, k call, out any) (*pipeline.Response, e
 
 // checkIDs validates a device id and, when onModule, a module id.
 func checkIDs(op, deviceID, moduleID string, onModule bool) error {
-	if rule := ids.Check(deviceID); rule != "" {
+	if rule := wire.CheckID(deviceID); rule != "" {
 		return &iothub.ArgumentError{Operation: op, Field: "deviceID", Rule: rule}
 	}
 	if onModule {
-		if rule := ids.Check(moduleID); rule != "" {
+		if rule := wire.CheckID(moduleID); rule != "" {
 			return &iothub.ArgumentError{Operation: op, Field: "moduleID", Rule: rule}
 		}
 	}
@@ -133,15 +133,15 @@ func ifMatch(etag string) string {
 	return `"` + etag + `"`
 }
 
-func devicePath(id string) string { return "/devices/" + ids.Escape(id) }
+func devicePath(id string) string { return "/devices/" + wire.EscapeID(id) }
 
 func modulePath(deviceID, moduleID string) string {
-	return "/devices/" + ids.Escape(deviceID) + "/modules/" + ids.Escape(moduleID)
+	return "/devices/" + wire.EscapeID(deviceID) + "/modules/" + wire.EscapeID(moduleID)
 }
 
 func twinPath(deviceID, moduleID string) string {
 	if moduleID == "" {
-		return "/twins/" + ids.Escape(deviceID)
+		return "/twins/" + wire.EscapeID(deviceID)
 	}
-	return "/twins/" + ids.Escape(deviceID) + "/modules/" + ids.Escape(moduleID)
+	return "/twins/" + wire.EscapeID(deviceID) + "/modules/" + wire.EscapeID(moduleID)
 }

@@ -8,7 +8,7 @@ import (
 	"testing/synctest"
 
 	"github.com/hubkit/iothub"
-	"github.com/hubkit/iothub/internal/httpmock"
+	"github.com/hubkit/iothub/internal/testkit/httpmock"
 	"github.com/hubkit/iothub/registry"
 )
 

@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/hubkit/iothub"
-	"github.com/hubkit/iothub/internal/httpmock"
+	"github.com/hubkit/iothub/internal/testkit/httpmock"
 	"github.com/hubkit/iothub/registry"
 )
 

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/hubkit/iothub"
-	"github.com/hubkit/iothub/internal/httpmock"
-	"github.com/hubkit/iothub/internal/loadtest"
+	"github.com/hubkit/iothub/internal/testkit/httpmock"
+	"github.com/hubkit/iothub/internal/testkit/loadtest"
 	"github.com/hubkit/iothub/service"
 )
 

@@ -8,7 +8,7 @@ import (
 	"log"
 
 	"github.com/hubkit/iothub"
-	"github.com/hubkit/iothub/internal/httpmock"
+	"github.com/hubkit/iothub/internal/testkit/httpmock"
 	"github.com/hubkit/iothub/service"
 )
 

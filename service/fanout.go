@@ -15,7 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/hubkit/iothub"
-	"github.com/hubkit/iothub/internal/ids"
+	"github.com/hubkit/iothub/internal/wire"
 	"github.com/hubkit/iothub/registry"
 )
 
@@ -290,7 +290,7 @@ func (f *FanOut) worker(i int, jobs <-chan Target) {
 // after throttling, and classifies the outcome.
 func (f *FanOut) invokeOne(t Target) Result {
 	res := Result{Target: t}
-	if rule := ids.Check(t.DeviceID); rule != "" {
+	if rule := wire.CheckID(t.DeviceID); rule != "" {
 		res.Outcome, res.Err = OutcomeNotDelivered, &iothub.ArgumentError{Operation: "FanOut", Field: "Target.DeviceID", Rule: rule}
 		return res
 	}

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/hubkit/iothub"
-	"github.com/hubkit/iothub/internal/heapprobe"
+	"github.com/hubkit/iothub/internal/testkit/heapprobe"
 	"github.com/hubkit/iothub/service"
 )
 

@@ -15,8 +15,8 @@ import (
 	"unicode"
 
 	"github.com/hubkit/iothub"
-	"github.com/hubkit/iothub/internal/ids"
 	"github.com/hubkit/iothub/internal/pipeline"
+	"github.com/hubkit/iothub/internal/wire"
 )
 
 // MaxJobIDLength is the longest job id IoT Hub accepts.
@@ -372,7 +372,7 @@ func jobCondition(op, cond string, deviceIDs []string) (string, error) {
 	var b strings.Builder
 	b.WriteString("deviceId IN [")
 	for i, id := range deviceIDs {
-		if rule := ids.Check(id); rule != "" {
+		if rule := wire.CheckID(id); rule != "" {
 			return "", bad(fmt.Sprintf("DeviceIDs[%d]", i), rule)
 		}
 		if i > 0 {
@@ -427,7 +427,7 @@ func (c *Client) schedule(ctx context.Context, op, jobID string, body []byte, ty
 		resp, err := c.p.Do(ctx, &pipeline.Request{
 			Operation:        op,
 			Method:           http.MethodPut,
-			Path:             "/jobs/v2/" + ids.Escape(jobID),
+			Path:             "/jobs/v2/" + wire.EscapeID(jobID),
 			Body:             body,
 			Retry:            pipeline.RetryIdempotent,
 			NoRetryThrottled: true,
@@ -491,7 +491,7 @@ func (c *Client) GetJob(ctx context.Context, jobID string) (Job, error) {
 	if err := checkJobID(opGetJob, jobID); err != nil {
 		return Job{}, err
 	}
-	resp, err := c.p.Do(ctx, &pipeline.Request{Operation: opGetJob, Method: http.MethodGet, Path: "/jobs/v2/" + ids.Escape(jobID), Retry: pipeline.RetryIdempotent})
+	resp, err := c.p.Do(ctx, &pipeline.Request{Operation: opGetJob, Method: http.MethodGet, Path: "/jobs/v2/" + wire.EscapeID(jobID), Retry: pipeline.RetryIdempotent})
 	if err != nil {
 		return Job{}, err
 	}
@@ -506,7 +506,7 @@ func (c *Client) CancelJob(ctx context.Context, jobID string) (Job, error) {
 	if err := checkJobID(opCancelJob, jobID); err != nil {
 		return Job{}, err
 	}
-	resp, err := c.p.Do(ctx, &pipeline.Request{Operation: opCancelJob, Method: http.MethodPost, Path: "/jobs/v2/" + ids.Escape(jobID) + "/cancel", Retry: pipeline.RetryIdempotent})
+	resp, err := c.p.Do(ctx, &pipeline.Request{Operation: opCancelJob, Method: http.MethodPost, Path: "/jobs/v2/" + wire.EscapeID(jobID) + "/cancel", Retry: pipeline.RetryIdempotent})
 	if err != nil {
 		return Job{}, err
 	}

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/hubkit/iothub"
-	"github.com/hubkit/iothub/internal/httpmock"
-	"github.com/hubkit/iothub/internal/leakcheck"
+	"github.com/hubkit/iothub/internal/testkit/httpmock"
+	"github.com/hubkit/iothub/internal/testkit/leakcheck"
 	"github.com/hubkit/iothub/service"
 )
 

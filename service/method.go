@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/hubkit/iothub"
-	"github.com/hubkit/iothub/internal/ids"
 	"github.com/hubkit/iothub/internal/pipeline"
+	"github.com/hubkit/iothub/internal/wire"
 )
 
 // Limits of a direct-method invocation, as IoT Hub enforces them.
@@ -172,9 +172,9 @@ func invoke[R, P any](ctx context.Context, c *Client, op, deviceID, moduleID str
 	if err != nil {
 		return res, err
 	}
-	path := "/twins/" + ids.Escape(deviceID) + "/methods"
+	path := "/twins/" + wire.EscapeID(deviceID) + "/methods"
 	if onModule {
-		path = "/twins/" + ids.Escape(deviceID) + "/modules/" + ids.Escape(moduleID) + "/methods"
+		path = "/twins/" + wire.EscapeID(deviceID) + "/modules/" + wire.EscapeID(moduleID) + "/methods"
 	}
 	timeout := params.TimeoutInSeconds
 	if timeout == 0 {
@@ -236,11 +236,11 @@ func methodBody[P any](op, deviceID, moduleID string, onModule bool, params Meth
 	bad := func(field, rule string, err error) error {
 		return &iothub.ArgumentError{Operation: op, Field: field, Rule: rule, Err: err}
 	}
-	if rule := ids.Check(deviceID); rule != "" {
+	if rule := wire.CheckID(deviceID); rule != "" {
 		return nil, bad("deviceID", rule, nil)
 	}
 	if onModule {
-		if rule := ids.Check(moduleID); rule != "" {
+		if rule := wire.CheckID(moduleID); rule != "" {
 			return nil, bad("moduleID", rule, nil)
 		}
 	}

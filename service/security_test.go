@@ -21,7 +21,7 @@ import (
 
 	"github.com/hubkit/iothub"
 	"github.com/hubkit/iothub/auth"
-	"github.com/hubkit/iothub/internal/httpmock"
+	"github.com/hubkit/iothub/internal/testkit/httpmock"
 	"github.com/hubkit/iothub/registry"
 	"github.com/hubkit/iothub/service"
 )

@@ -37,7 +37,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/hubkit/iothub/examples/internal/cli"
 	"github.com/hubkit/iothub/examples/internal/simhub"
-	"github.com/hubkit/iothub/internal/ids"
+	"github.com/hubkit/iothub/internal/wire"
 	"github.com/hubkit/iothub/registry"
 )
 
@@ -177,7 +177,7 @@ func parseCommand(args []string, stderr io.Writer) (command, error) {
 		if len(positional) != 1 {
 			return "", fmt.Errorf("%s takes one device ID", name)
 		}
-		if rule := ids.Check(positional[0]); rule != "" {
+		if rule := wire.CheckID(positional[0]); rule != "" {
 			return "", fmt.Errorf("device ID %q %s", positional[0], rule)
 		}
 		return positional[0], nil

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/hubkit/iothub/examples/internal/simhub"
-	"github.com/hubkit/iothub/internal/httpmock"
+	"github.com/hubkit/iothub/internal/testkit/httpmock"
 	"github.com/hubkit/iothub/service"
 )
 

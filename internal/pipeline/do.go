@@ -19,7 +19,7 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/hubkit/iothub"
-	"github.com/hubkit/iothub/internal/hubwire"
+	"github.com/hubkit/iothub/internal/wire"
 )
 
 // Do sends req, retrying as its class and the policy allow, and returns the
@@ -269,7 +269,7 @@ func (c *call) checkRetry(ctx context.Context, resp *http.Response, err error) (
 	b, _, _ := readCapped(resp.Body, c.limit)
 	resp.Body.Close()
 	resp.Body = io.NopCloser(bytes.NewReader(b))
-	info := hubwire.ParseError(b, resp.Header.Get("iothub-errorcode"))
+	info := wire.ParseError(b, resp.Header.Get("iothub-errorcode"))
 	he := &iothub.Error{
 		Operation:  c.req.Operation,
 		DeviceID:   c.req.DeviceID,
@@ -279,7 +279,7 @@ func (c *call) checkRetry(ctx context.Context, resp *http.Response, err error) (
 		CodeName:   info.CodeName,
 		Message:    info.Message,
 		TrackingID: info.TrackingID,
-		RetryAfter: hubwire.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		RetryAfter: wire.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 	}
 	if he.CodeName == "" {
 		he.CodeName = he.Code.Name()
@@ -312,7 +312,7 @@ func (c *call) checkRetry(ctx context.Context, resp *http.Response, err error) (
 func (c *call) backoff(minDelay, maxDelay time.Duration, attemptNum int, resp *http.Response) time.Duration {
 	var wait time.Duration
 	if resp != nil {
-		wait = hubwire.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		wait = wire.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	if wait <= 0 {
 		wait = minDelay

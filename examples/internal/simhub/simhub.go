@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/hubkit/iothub"
-	"github.com/hubkit/iothub/internal/httpmock"
+	"github.com/hubkit/iothub/internal/testkit/httpmock"
 	"github.com/hubkit/iothub/registry"
 	"github.com/hubkit/iothub/service"
 )

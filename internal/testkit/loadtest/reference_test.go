@@ -10,8 +10,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/hubkit/iothub"
-	"github.com/hubkit/iothub/internal/httpmock"
-	"github.com/hubkit/iothub/internal/loadtest"
+	"github.com/hubkit/iothub/internal/testkit/httpmock"
+	"github.com/hubkit/iothub/internal/testkit/loadtest"
 	"github.com/hubkit/iothub/service"
 )
 

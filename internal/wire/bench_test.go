@@ -1,4 +1,4 @@
-package hubwire
+package wire
 
 import "testing"
 

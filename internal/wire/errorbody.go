@@ -1,6 +1,4 @@
-// Package hubwire reads IoT Hub's wire formats that more than one package
-// needs: the error bodies and the Retry-After header.
-package hubwire
+package wire
 
 import (
 	"bytes"

@@ -9,7 +9,7 @@
 // The hub runs in a child process (this program started with -serve), so
 // that the CPU time and memory measured are the client's alone.
 //
-//	go run ./internal/loadtest/cmd/loadtest -n 20000 -c 1,64,256 -sweep 10000,100000,1000000
+//	go run ./internal/testkit/loadtest/cmd/loadtest -n 20000 -c 1,64,256 -sweep 10000,100000,1000000
 package main
 
 import (
@@ -37,9 +37,9 @@ import (
 	"time"
 
 	"github.com/hubkit/iothub"
-	"github.com/hubkit/iothub/internal/httpmock"
-	"github.com/hubkit/iothub/internal/loadtest"
 	"github.com/hubkit/iothub/internal/pipeline"
+	"github.com/hubkit/iothub/internal/testkit/httpmock"
+	"github.com/hubkit/iothub/internal/testkit/loadtest"
 	"github.com/hubkit/iothub/service"
 )
 

@@ -1,4 +1,4 @@
-package ids
+package wire
 
 import (
 	"net/url"
@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func TestCheck(t *testing.T) {
+func TestCheckID(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		id   string
@@ -23,14 +23,14 @@ func TestCheck(t *testing.T) {
 		{"é", "at byte 0"},
 	}
 	for _, tt := range tests {
-		got := Check(tt.id)
+		got := CheckID(tt.id)
 		if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
-			t.Errorf("Check(%q) = %q, want %q", tt.id, got, tt.want)
+			t.Errorf("CheckID(%q) = %q, want %q", tt.id, got, tt.want)
 		}
 	}
 }
 
-func TestEscape(t *testing.T) {
+func TestEscapeID(t *testing.T) {
 	t.Parallel()
 	tests := map[string]string{
 		"dev-1.a_b~c": "dev-1.a_b~c",
@@ -42,25 +42,25 @@ func TestEscape(t *testing.T) {
 		"x#y?z":       "x%23y%3Fz",
 	}
 	for in, want := range tests {
-		got := Escape(in)
+		got := EscapeID(in)
 		if got != want {
-			t.Errorf("Escape(%q) = %q, want %q", in, got, want)
+			t.Errorf("EscapeID(%q) = %q, want %q", in, got, want)
 		}
 		if back, err := url.PathUnescape(got); err != nil || back != in {
-			t.Errorf("PathUnescape(Escape(%q)) = %q, %v", in, back, err)
+			t.Errorf("PathUnescape(EscapeID(%q)) = %q, %v", in, back, err)
 		}
 	}
 }
 
-func FuzzEscape(f *testing.F) {
+func FuzzEscapeID(f *testing.F) {
 	f.Add("a+b c/d%e")
 	f.Fuzz(func(t *testing.T, s string) {
-		got := Escape(s)
+		got := EscapeID(s)
 		if back, err := url.PathUnescape(got); err != nil || back != s {
 			t.Fatalf("round trip of %q: %q, %v", s, back, err)
 		}
 		if strings.ContainsAny(got, "/?#+ ") {
-			t.Fatalf("Escape(%q) = %q keeps a delimiter", s, got)
+			t.Fatalf("EscapeID(%q) = %q keeps a delimiter", s, got)
 		}
 	})
 }

@@ -1,40 +1,39 @@
-// Package ids validates and escapes IoT Hub device and module identifiers.
-package ids
+package wire
 
 import (
 	"fmt"
 	"strings"
 )
 
-// MaxLen is the longest device or module id IoT Hub accepts.
-const MaxLen = 128
+// MaxIDLen is the longest device or module id IoT Hub accepts.
+const MaxIDLen = 128
 
-// Allowed lists the characters IoT Hub accepts in a device or module id
+// IDChars lists the characters IoT Hub accepts in a device or module id
 // besides ASCII letters and digits.
-const Allowed = "-:.+%_#*?!(),=@;$'"
+const IDChars = "-:.+%_#*?!(),=@;$'"
 
-// Check returns "" when id is a valid device or module id, or the rule it
+// CheckID returns "" when id is a valid device or module id, or the rule it
 // breaks: 1 to 128 characters, ASCII letters, digits and -:.+%_#*?!(),=@;$'.
-func Check(id string) string {
+func CheckID(id string) string {
 	if id == "" {
 		return "must not be empty"
 	}
-	if len(id) > MaxLen {
-		return fmt.Sprintf("must be at most %d characters (got %d)", MaxLen, len(id))
+	if len(id) > MaxIDLen {
+		return fmt.Sprintf("must be at most %d characters (got %d)", MaxIDLen, len(id))
 	}
 	for i := 0; i < len(id); i++ {
 		c := id[i]
-		if (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strings.IndexByte(Allowed, c) >= 0 {
+		if (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strings.IndexByte(IDChars, c) >= 0 {
 			continue
 		}
-		return fmt.Sprintf("has %q at byte %d; ids use ASCII letters, digits and %s", rune(c), i, Allowed)
+		return fmt.Sprintf("has %q at byte %d; ids use ASCII letters, digits and %s", rune(c), i, IDChars)
 	}
 	return ""
 }
 
-// Escape percent-encodes every byte of s outside [A-Za-z0-9-._~], so that a
+// EscapeID percent-encodes every byte of s outside [A-Za-z0-9-._~], so that a
 // segment means the same to every server, whatever its decoding of '+'.
-func Escape(s string) string {
+func EscapeID(s string) string {
 	n := 0
 	for i := 0; i < len(s); i++ {
 		if !unreserved(s[i]) {
