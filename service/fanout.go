@@ -309,22 +309,19 @@ func (f *FanOut) invokeOne(t Target) Result {
 		return res
 	}
 	start := time.Now()
-	inv := f.opts.Invoke
-	inv.noRetryThrottled = true
+	// The fan-out handles 429 itself, pausing every worker together.
+	class, policy := f.opts.Invoke.policy()
+	policy |= leaveThrottled
+	op := opDevice
+	if t.ModuleID != "" {
+		op = opModule
+	}
 	for throttled := 0; ; throttled++ {
 		if err := f.waitTurn(); err != nil {
 			res.Outcome, res.Err = OutcomeNotDelivered, fmt.Errorf("fan-out stopped before this target was invoked: %w", err)
 			break
 		}
-		var r MethodResult[json.RawMessage]
-		var err error
-		answered := 0
-		inv.attempts = &answered
-		if t.ModuleID != "" {
-			r, err = f.c.InvokeModuleMethod(f.callCtx, t.DeviceID, t.ModuleID, f.params, &inv)
-		} else {
-			r, err = f.c.InvokeDeviceMethod(f.callCtx, t.DeviceID, f.params, &inv)
-		}
+		r, answered, err := invoke[json.RawMessage](f.callCtx, f.c, op, t.DeviceID, t.ModuleID, f.params, class, policy)
 		res.Attempts += attempts(err, answered)
 		if errors.Is(err, iothub.ErrThrottled) && throttled < f.opts.MaxThrottleRetries && f.stopCtx.Err() == nil && !f.waitTooLong(err) {
 			f.throttled(err)

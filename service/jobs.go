@@ -408,12 +408,12 @@ func (c *Client) schedule(ctx context.Context, op, jobID string, body []byte, ty
 	delay := slotMinDelay
 	for {
 		resp, err := c.p.Do(ctx, &pipeline.Request{
-			Operation:        op,
-			Method:           http.MethodPut,
-			Path:             "/jobs/v2/" + wire.EscapeID(jobID),
-			Body:             body,
-			Retry:            pipeline.RetryIdempotent,
-			NoRetryThrottled: true,
+			Operation: op,
+			Method:    http.MethodPut,
+			Path:      "/jobs/v2/" + wire.EscapeID(jobID),
+			Body:      body,
+			Retry:     pipeline.RetryIdempotent,
+			Policy:    leaveThrottled, // a full job queue is waited for below
 		})
 		if err == nil {
 			return decodeJob(op, resp)
