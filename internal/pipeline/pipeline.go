@@ -2,6 +2,11 @@
 // its requests through: URL building, signing, per-attempt deadlines,
 // delivery tracking, retries (on go-retryablehttp), logging, and turning
 // answers into the module's error types.
+//
+// It knows no IoT Hub operation. What an error answer means for a request
+// (retry it, fail, or take it as the answer) is the request's Policy,
+// chosen by the operation; Default holds the generic rules that policies
+// compose.
 package pipeline
 
 import (
