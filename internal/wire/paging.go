@@ -84,6 +84,10 @@ func (p *Pager) Next(ctx context.Context) (Page, error) {
 // when yield returns false. An error is yielded once, and ends the
 // sequence; decodeErr turns a page that does not decode into the error to
 // yield.
+//
+// A page is split into its rows first and each row decoded as it is
+// yielded, so that one decoded item at a time is live, not a page of them
+// (a page of twins decodes to several times its size).
 func Items[T any](ctx context.Context, p *Pager, decodeErr func(page Page, err error) error, yield func(T, error) bool) {
 	var zero T
 	for p.More() {
@@ -92,13 +96,20 @@ func Items[T any](ctx context.Context, p *Pager, decodeErr func(page Page, err e
 			yield(zero, err)
 			return
 		}
-		var items []T
-		if err := json.Unmarshal(page.Body, &items); err != nil {
+		var rows []json.RawMessage
+		if err := json.Unmarshal(page.Body, &rows); err != nil {
 			yield(zero, decodeErr(page, err))
 			return
 		}
-		for _, it := range items {
-			if !yield(it, nil) {
+		page.Body = nil // the rows hold copies
+		for i, raw := range rows {
+			rows[i] = nil // free each row once decoded
+			var item T
+			if err := json.Unmarshal(raw, &item); err != nil {
+				yield(zero, decodeErr(page, err))
+				return
+			}
+			if !yield(item, nil) {
 				return
 			}
 		}
