@@ -151,7 +151,7 @@ func (c *Client) bulk(ctx context.Context, op string, devices []Device, item fun
 		}
 		resp, err := c.p.Do(ctx, &pipeline.Request{
 			Operation: op, Method: http.MethodPost, Path: "/devices", Body: body,
-			Retry: pipeline.RetryNotDelivered, AnswerCode: iothub.CodeBulkRegistryOperationFailure,
+			Retry: pipeline.RetryNotDelivered, Policy: bulkPolicy{},
 		})
 		if err != nil {
 			return res, err
@@ -167,4 +167,16 @@ func (c *Client) bulk(ctx context.Context, op string, devices []Device, item fun
 		res.Warnings = append(res.Warnings, r.Warnings...)
 	}
 	return res, nil
+}
+
+// bulkPolicy is the retry policy of a bulk registry call: a partial
+// failure (400013) is the answer, whose body lists the failed items;
+// anything else follows pipeline.Default.
+type bulkPolicy struct{}
+
+func (bulkPolicy) Decide(he *iothub.Error, class pipeline.RetryClass) pipeline.Decision {
+	if he.Code == iothub.CodeBulkRegistryOperationFailure {
+		return pipeline.Accept
+	}
+	return pipeline.Default(he, class)
 }

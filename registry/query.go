@@ -6,21 +6,21 @@ import (
 	"fmt"
 	"iter"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/hubkit/iothub"
 	"github.com/hubkit/iothub/internal/pipeline"
+	"github.com/hubkit/iothub/internal/wire"
 )
 
 // MaxPageSize is the largest page size the SDK asks for.
-const MaxPageSize = 1000
+const MaxPageSize = wire.MaxPageSize
 
 // QueryOptions are the options of a query. A nil *QueryOptions gives the
 // defaults.
 type QueryOptions struct {
 	// PageSize is the number of items asked for per page
-	// (x-ms-max-item-count), 1 to MaxPageSize; 0 lets the hub choose (100).
+	// (x-ms-max-item-count), 0 to MaxPageSize; 0 lets the hub choose (100).
 	// The hub may return fewer.
 	PageSize int
 	// ContinuationToken resumes a query where a QueryPager stopped.
@@ -43,65 +43,76 @@ type QueryPage struct {
 // so that a long scan can stop and resume later, even in another process.
 // It does no I/O until NextPage. It is not safe for concurrent use.
 type QueryPager struct {
-	c     *Client
-	query string
-	size  int
-	token string
-	done  bool
+	p *wire.Pager
 }
+
+// opQuery names queries in errors and logs.
+const opQuery = "Query"
 
 // NewQueryPager returns a pager over query, such as
 // "SELECT * FROM devices WHERE tags.plant = '3'". It checks its arguments
 // and does no I/O.
 func (c *Client) NewQueryPager(query string, options *QueryOptions) (*QueryPager, error) {
-	p := &QueryPager{c: c, query: strings.TrimSpace(query)}
+	p, err := c.newPager(query, options)
+	if err != nil {
+		return nil, err
+	}
+	return &QueryPager{p: p}, nil
+}
+
+// newPager checks a query and its options and returns the wire pager
+// that runs it.
+func (c *Client) newPager(query string, options *QueryOptions) (*wire.Pager, error) {
+	var opts QueryOptions
 	if options != nil {
-		p.size, p.token = options.PageSize, options.ContinuationToken
+		opts = *options
 	}
-	if p.query == "" {
-		return nil, &iothub.ArgumentError{Operation: "Query", Field: "query", Rule: "must not be empty"}
+	query = strings.TrimSpace(query)
+	if query == "" {
+		return nil, &iothub.ArgumentError{Operation: opQuery, Field: "query", Rule: "must not be empty"}
 	}
-	if p.size < 0 || p.size > MaxPageSize {
-		return nil, &iothub.ArgumentError{Operation: "Query", Field: "QueryOptions.PageSize", Rule: fmt.Sprintf("must be within [0, %d]; got %d", MaxPageSize, p.size)}
+	if rule := wire.CheckPageSize(opts.PageSize); rule != "" {
+		return nil, &iothub.ArgumentError{Operation: opQuery, Field: "QueryOptions.PageSize", Rule: rule}
 	}
-	return p, nil
+	body := struct {
+		Query string `json:"query"`
+	}{query}
+	fetch := func(ctx context.Context, h http.Header) (int, http.Header, []byte, error) {
+		resp, err := c.do(ctx, call{op: opQuery, method: http.MethodPost, path: "/devices/query", header: h, body: body, retry: pipeline.RetryIdempotent}, nil)
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		return resp.StatusCode, resp.Header, resp.Body, nil
+	}
+	return wire.NewPager(fetch, opts.PageSize, opts.ContinuationToken), nil
 }
 
 // More reports whether another page may follow.
-func (p *QueryPager) More() bool { return !p.done }
+func (p *QueryPager) More() bool { return p.p.More() }
 
 // ContinuationToken returns the token that resumes after the last page
 // read, or the one the pager started from; empty once the query is done.
-func (p *QueryPager) ContinuationToken() string { return p.token }
+func (p *QueryPager) ContinuationToken() string { return p.p.ContinuationToken() }
 
 // NextPage reads the next page. Once More is false it returns an empty page.
 func (p *QueryPager) NextPage(ctx context.Context) (QueryPage, error) {
-	var page QueryPage
-	if p.done {
-		return page, nil
+	if !p.p.More() {
+		return QueryPage{}, nil
 	}
-	h := http.Header{}
-	if p.size > 0 {
-		h.Set("x-ms-max-item-count", strconv.Itoa(p.size))
-	}
-	if p.token != "" {
-		h.Set("x-ms-continuation", p.token)
-	}
-	resp, err := p.c.do(ctx, call{
-		op: "Query", method: http.MethodPost, path: "/devices/query", header: h,
-		body: struct {
-			Query string `json:"query"`
-		}{p.query},
-		retry: pipeline.RetryIdempotent,
-	}, &page.Items)
+	wp, err := p.p.Next(ctx)
 	if err != nil {
 		return QueryPage{}, err
 	}
-	page.ItemType = resp.Header.Get("x-ms-item-type")
-	page.ContinuationToken = resp.Header.Get("x-ms-continuation")
-	p.token = page.ContinuationToken
-	p.done = p.token == ""
+	page := QueryPage{ItemType: wp.ItemType, ContinuationToken: wp.ContinuationToken}
+	if err := json.Unmarshal(wp.Body, &page.Items); err != nil {
+		return QueryPage{}, decodeRowsError(wp, err)
+	}
 	return page, nil
+}
+
+// decodeRowsError reports a query page that does not decode.
+func decodeRowsError(page wire.Page, err error) error {
+	return &iothub.ResponseError{Operation: opQuery, StatusCode: page.StatusCode, Err: fmt.Errorf("decode answer: %w", err)}
 }
 
 // QueryTwins runs a SELECT * query over devices or devices.modules and
@@ -132,28 +143,12 @@ func queryItems[T any](ctx context.Context, c *Client, query string, options *Qu
 		opts = *options
 	}
 	return func(yield func(T, error) bool) {
-		var zero T
-		p, err := c.NewQueryPager(query, &opts)
+		p, err := c.newPager(query, &opts)
 		if err != nil {
+			var zero T
 			yield(zero, err)
 			return
 		}
-		for p.More() {
-			page, err := p.NextPage(ctx)
-			if err != nil {
-				yield(zero, err)
-				return
-			}
-			for _, raw := range page.Items {
-				var item T
-				if err := json.Unmarshal(raw, &item); err != nil {
-					yield(zero, &iothub.ResponseError{Operation: "Query", StatusCode: http.StatusOK, Err: fmt.Errorf("decode query row: %w", err)})
-					return
-				}
-				if !yield(item, nil) {
-					return
-				}
-			}
-		}
+		wire.Items(ctx, p, decodeRowsError, yield)
 	}
 }

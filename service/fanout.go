@@ -16,7 +16,6 @@ import (
 
 	"github.com/hubkit/iothub"
 	"github.com/hubkit/iothub/internal/wire"
-	"github.com/hubkit/iothub/registry"
 )
 
 // Target is one device, or one module of a device, a fleet operation acts on.
@@ -36,16 +35,31 @@ func Devices(deviceIDs ...string) iter.Seq2[Target, error] {
 	}
 }
 
-// TargetsFromTwins turns a registry query's twins into targets: the
-// module when the twin is a module twin, else the device. Use it to invoke
-// a method on the result of a query, streamed page by page:
+// Identity is implemented by anything that names a device, or a module of
+// one, such as registry.Twin, registry.Device and registry.Module. A
+// module id of "" names the device itself.
+type Identity interface {
+	Identity() (deviceID, moduleID string)
+}
+
+// TargetsOf turns a sequence of identities, such as a registry query's
+// twins, into targets: a twin of a module targets the module, any other
+// the device. It reads the sequence only as fast as its targets are taken,
+// so a query streams page by page into a fan-out:
 //
 //	twins := reg.QueryTwins(ctx, "SELECT * FROM devices WHERE tags.plant = '3'", nil)
-//	run, err := client.StartFanOut(ctx, service.TargetsFromTwins(twins), params, nil)
-func TargetsFromTwins(twins iter.Seq2[registry.Twin, error]) iter.Seq2[Target, error] {
+//	run, err := client.StartFanOut(ctx, service.TargetsOf(twins), params, nil)
+//
+// An error from the sequence is passed on once and ends it.
+func TargetsOf[T Identity](items iter.Seq2[T, error]) iter.Seq2[Target, error] {
 	return func(yield func(Target, error) bool) {
-		for tw, err := range twins {
-			if !yield(Target{DeviceID: tw.DeviceID, ModuleID: tw.ModuleID}, err) || err != nil {
+		for it, err := range items {
+			if err != nil {
+				yield(Target{}, err)
+				return
+			}
+			d, m := it.Identity()
+			if !yield(Target{DeviceID: d, ModuleID: m}, nil) {
 				return
 			}
 		}
@@ -295,22 +309,19 @@ func (f *FanOut) invokeOne(t Target) Result {
 		return res
 	}
 	start := time.Now()
-	inv := f.opts.Invoke
-	inv.noRetryThrottled = true
+	// The fan-out handles 429 itself, pausing every worker together.
+	class, policy := f.opts.Invoke.policy()
+	policy |= leaveThrottled
+	op := opDevice
+	if t.ModuleID != "" {
+		op = opModule
+	}
 	for throttled := 0; ; throttled++ {
 		if err := f.waitTurn(); err != nil {
 			res.Outcome, res.Err = OutcomeNotDelivered, fmt.Errorf("fan-out stopped before this target was invoked: %w", err)
 			break
 		}
-		var r MethodResult[json.RawMessage]
-		var err error
-		answered := 0
-		inv.attempts = &answered
-		if t.ModuleID != "" {
-			r, err = f.c.InvokeModuleMethod(f.callCtx, t.DeviceID, t.ModuleID, f.params, &inv)
-		} else {
-			r, err = f.c.InvokeDeviceMethod(f.callCtx, t.DeviceID, f.params, &inv)
-		}
+		r, answered, err := invoke[json.RawMessage](f.callCtx, f.c, op, t.DeviceID, t.ModuleID, f.params, class, policy)
 		res.Attempts += attempts(err, answered)
 		if errors.Is(err, iothub.ErrThrottled) && throttled < f.opts.MaxThrottleRetries && f.stopCtx.Err() == nil && !f.waitTooLong(err) {
 			f.throttled(err)

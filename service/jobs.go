@@ -9,7 +9,6 @@ import (
 	"iter"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -23,7 +22,7 @@ import (
 const MaxJobIDLength = 128
 
 // MaxJobPageSize is the largest page size the SDK asks for in job queries.
-const MaxJobPageSize = 1000
+const MaxJobPageSize = wire.MaxPageSize
 
 // JobType is the kind of a jobs v2 job. Values the SDK does not know are
 // kept as sent.
@@ -170,37 +169,21 @@ func (j Job) MarshalJSON() ([]byte, error) {
 	})
 }
 
-// hubTime reads IoT Hub timestamps: RFC 3339, or seven fractional digits
-// without a zone (UTC); 0001-01-01T00:00:00 ("never") is the zero time.
+// hubTime is a time.Time that reads and writes IoT Hub timestamps as
+// registry.Time does (internal/wire): "never" is the zero time.
 type hubTime struct{ time.Time }
 
-var hubTimeLayouts = [...]string{time.RFC3339Nano, "2006-01-02T15:04:05.9999999", "2006-01-02T15:04:05"}
-
 func (t *hubTime) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		t.Time = time.Time{}
-		return nil
+	v, err := wire.ParseTime(b)
+	if err != nil {
+		return err
 	}
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("IoT Hub timestamp must be a JSON string: %w", err)
-	}
-	var err error
-	for _, layout := range hubTimeLayouts {
-		var v time.Time
-		if v, err = time.Parse(layout, s); err == nil {
-			if v.Year() <= 1 {
-				v = time.Time{}
-			}
-			t.Time = v
-			return nil
-		}
-	}
-	return err
+	t.Time = v
+	return nil
 }
 
 func (t hubTime) MarshalJSON() ([]byte, error) {
-	return json.Marshal(t.UTC().Format("2006-01-02T15:04:05.0000000Z"))
+	return wire.AppendTime(make([]byte, 0, 30), t.Time), nil
 }
 
 // MethodJob describes a job that invokes a direct method on many devices.
@@ -425,12 +408,12 @@ func (c *Client) schedule(ctx context.Context, op, jobID string, body []byte, ty
 	delay := slotMinDelay
 	for {
 		resp, err := c.p.Do(ctx, &pipeline.Request{
-			Operation:        op,
-			Method:           http.MethodPut,
-			Path:             "/jobs/v2/" + wire.EscapeID(jobID),
-			Body:             body,
-			Retry:            pipeline.RetryIdempotent,
-			NoRetryThrottled: true,
+			Operation: op,
+			Method:    http.MethodPut,
+			Path:      "/jobs/v2/" + wire.EscapeID(jobID),
+			Body:      body,
+			Retry:     pipeline.RetryIdempotent,
+			Policy:    leaveThrottled, // a full job queue is waited for below
 		})
 		if err == nil {
 			return decodeJob(op, resp)
@@ -535,8 +518,8 @@ func (c *Client) QueryJobs(ctx context.Context, options *JobQueryOptions) iter.S
 		opts = *options
 	}
 	return func(yield func(Job, error) bool) {
-		if opts.PageSize < 0 || opts.PageSize > MaxJobPageSize {
-			yield(Job{}, &iothub.ArgumentError{Operation: opQueryJobs, Field: "JobQueryOptions.PageSize", Rule: fmt.Sprintf("must be within [0, %d]; got %d", MaxJobPageSize, opts.PageSize)})
+		if rule := wire.CheckPageSize(opts.PageSize); rule != "" {
+			yield(Job{}, &iothub.ArgumentError{Operation: opQueryJobs, Field: "JobQueryOptions.PageSize", Rule: rule})
 			return
 		}
 		q := url.Values{}
@@ -553,35 +536,19 @@ func (c *Client) QueryJobs(ctx context.Context, options *JobQueryOptions) iter.S
 
 // pages runs a paged request and yields its items decoded as T.
 func pages[T any](ctx context.Context, c *Client, req pipeline.Request, pageSize int, token string, yield func(T, error) bool) {
-	var zero T
-	for {
+	fetch := func(ctx context.Context, h http.Header) (int, http.Header, []byte, error) {
 		r := req
-		r.Header = http.Header{}
-		if pageSize > 0 {
-			r.Header.Set("x-ms-max-item-count", strconv.Itoa(pageSize))
-		}
-		if token != "" {
-			r.Header.Set("x-ms-continuation", token)
-		}
+		r.Header = h
 		resp, err := c.p.Do(ctx, &r)
 		if err != nil {
-			yield(zero, err)
-			return
+			return 0, nil, nil, err
 		}
-		var items []T
-		if err := json.Unmarshal(resp.Body, &items); err != nil {
-			yield(zero, &iothub.ResponseError{Operation: req.Operation, StatusCode: resp.StatusCode, Err: fmt.Errorf("decode page: %w", err)})
-			return
-		}
-		for _, it := range items {
-			if !yield(it, nil) {
-				return
-			}
-		}
-		if token = resp.Header.Get("x-ms-continuation"); token == "" {
-			return
-		}
+		return resp.StatusCode, resp.Header, resp.Body, nil
 	}
+	decodeErr := func(page wire.Page, err error) error {
+		return &iothub.ResponseError{Operation: req.Operation, StatusCode: page.StatusCode, Err: fmt.Errorf("decode answer: %w", err)}
+	}
+	wire.Items(ctx, wire.NewPager(fetch, pageSize, token), decodeErr, yield)
 }
 
 // WaitOptions are the options of WaitJob. A nil *WaitOptions gives the
@@ -645,7 +612,8 @@ func (c *Client) WaitJob(ctx context.Context, jobID string, options *WaitOptions
 // defaults.
 type QueryOptions struct {
 	// PageSize is the number of items asked for per page
-	// (x-ms-max-item-count), 0 to MaxJobPageSize; 0 lets the hub choose.
+	// (x-ms-max-item-count), 0 to MaxJobPageSize; 0 lets the hub choose
+	// (100). The hub may return fewer.
 	PageSize int
 	// ContinuationToken resumes a query where an earlier one stopped.
 	ContinuationToken string
@@ -770,8 +738,8 @@ func (c *Client) JobDeviceResults(ctx context.Context, jobID string, options *Qu
 			yield(DeviceJobResult{}, err)
 			return
 		}
-		if opts.PageSize < 0 || opts.PageSize > MaxJobPageSize {
-			yield(DeviceJobResult{}, &iothub.ArgumentError{Operation: opJobDeviceResults, Field: "QueryOptions.PageSize", Rule: fmt.Sprintf("must be within [0, %d]; got %d", MaxJobPageSize, opts.PageSize)})
+		if rule := wire.CheckPageSize(opts.PageSize); rule != "" {
+			yield(DeviceJobResult{}, &iothub.ArgumentError{Operation: opJobDeviceResults, Field: "QueryOptions.PageSize", Rule: rule})
 			return
 		}
 		q := "SELECT * FROM devices.jobs WHERE devices.jobs.jobId = '" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(jobID) + "'"

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -85,13 +86,45 @@ type InvokeOptions struct {
 	// client's backoff. Usually ConnectTimeoutInSeconds is the better tool:
 	// the hub then waits for the device itself.
 	RetryDeviceNotOnline bool
+}
 
-	// noRetryThrottled leaves 429 to the caller; the fan-out sets it to
-	// back off all its workers together.
-	noRetryThrottled bool
-	// attempts, when set, receives the HTTP attempts of a call that
-	// succeeded; the fan-out reports them.
-	attempts *int
+// policy returns the retry class and policy the options ask for.
+func (o *InvokeOptions) policy() (pipeline.RetryClass, callPolicy) {
+	class, policy := pipeline.RetryNotDelivered, callPolicy(0)
+	if o != nil {
+		if o.Idempotent {
+			class = pipeline.RetryIdempotent
+		}
+		if o.RetryDeviceNotOnline {
+			policy |= retryNotOnline
+		}
+	}
+	return class, policy
+}
+
+// callPolicy is the pipeline.Policy of this package's calls:
+// pipeline.Default with the exceptions its flags name. Being a byte, it is
+// stored in a pipeline.Request without an allocation.
+type callPolicy uint8
+
+const (
+	// retryNotOnline retries 404103 (InvokeOptions.RetryDeviceNotOnline).
+	retryNotOnline callPolicy = 1 << iota
+	// leaveThrottled hands 429 back to the caller, which backs off on its
+	// own: the fan-out, to pause all its workers together, and job
+	// scheduling, to wait for a job slot.
+	leaveThrottled
+)
+
+// Decide applies pipeline.Default with p's exceptions.
+func (p callPolicy) Decide(he *iothub.Error, class pipeline.RetryClass) pipeline.Decision {
+	switch {
+	case p&leaveThrottled != 0 && errors.Is(he, iothub.ErrThrottled):
+		return pipeline.Fail
+	case p&retryNotOnline != 0 && he.Code == iothub.CodeDeviceNotOnline:
+		return pipeline.Retry
+	}
+	return pipeline.Default(he, class)
 }
 
 // PayloadError reports a device answer whose payload could not be decoded
@@ -130,14 +163,18 @@ func (e *PayloadError) Unwrap() error { return e.Err }
 // Use iothub.MayHaveRun(err) before trying again: it is false only when IoT
 // Hub guarantees the method did not reach the device.
 func (c *Client) InvokeDeviceMethod(ctx context.Context, deviceID string, params MethodParams[any], options *InvokeOptions) (MethodResult[json.RawMessage], error) {
-	return invoke[json.RawMessage](ctx, c, opDevice, deviceID, "", params, options)
+	class, policy := options.policy()
+	res, _, err := invoke[json.RawMessage](ctx, c, opDevice, deviceID, "", params, class, policy)
+	return res, err
 }
 
 // InvokeModuleMethod invokes a direct method on a module of a device, such
 // as "RestartModule" on "$edgeAgent", with an untyped payload. Results and
 // errors are as for InvokeDeviceMethod.
 func (c *Client) InvokeModuleMethod(ctx context.Context, deviceID, moduleID string, params MethodParams[any], options *InvokeOptions) (MethodResult[json.RawMessage], error) {
-	return invoke[json.RawMessage](ctx, c, opModule, deviceID, moduleID, params, options)
+	class, policy := options.policy()
+	res, _, err := invoke[json.RawMessage](ctx, c, opModule, deviceID, moduleID, params, class, policy)
+	return res, err
 }
 
 // InvokeDevice invokes a direct method on a device with a typed payload and
@@ -150,13 +187,17 @@ func (c *Client) InvokeModuleMethod(ctx context.Context, deviceID, moduleID stri
 // device's status) and a *PayloadError: the method ran. Other results and
 // errors are as for Client.InvokeDeviceMethod.
 func InvokeDevice[R, P any](ctx context.Context, c *Client, deviceID string, params MethodParams[P], options *InvokeOptions) (MethodResult[R], error) {
-	return invoke[R](ctx, c, opDevice, deviceID, "", params, options)
+	class, policy := options.policy()
+	res, _, err := invoke[R](ctx, c, opDevice, deviceID, "", params, class, policy)
+	return res, err
 }
 
 // InvokeModule invokes a direct method on a module with a typed payload;
 // see InvokeDevice.
 func InvokeModule[R, P any](ctx context.Context, c *Client, deviceID, moduleID string, params MethodParams[P], options *InvokeOptions) (MethodResult[R], error) {
-	return invoke[R](ctx, c, opModule, deviceID, moduleID, params, options)
+	class, policy := options.policy()
+	res, _, err := invoke[R](ctx, c, opModule, deviceID, moduleID, params, class, policy)
+	return res, err
 }
 
 // Operation names, as errors and logs give them.
@@ -165,12 +206,16 @@ const (
 	opModule = "InvokeModuleMethod"
 )
 
-func invoke[R, P any](ctx context.Context, c *Client, op, deviceID, moduleID string, params MethodParams[P], options *InvokeOptions) (MethodResult[R], error) {
+// invoke is every invocation: the public calls with the policy of their
+// options, the fan-out with its own. It returns the HTTP attempts of a call
+// the hub answered (0 when the pipeline returned an error, which counts
+// them itself).
+func invoke[R, P any](ctx context.Context, c *Client, op, deviceID, moduleID string, params MethodParams[P], class pipeline.RetryClass, policy callPolicy) (MethodResult[R], int, error) {
 	var res MethodResult[R]
 	onModule := op == opModule
 	body, err := methodBody(op, deviceID, moduleID, onModule, params)
 	if err != nil {
-		return res, err
+		return res, 0, err
 	}
 	path := "/twins/" + wire.EscapeID(deviceID) + "/methods"
 	if onModule {
@@ -188,23 +233,21 @@ func invoke[R, P any](ctx context.Context, c *Client, op, deviceID, moduleID str
 		Path:             path,
 		Body:             body,
 		AttemptTimeout:   time.Duration(params.ConnectTimeoutInSeconds+timeout)*time.Second + NetworkMargin,
-		Retry:            pipeline.RetryNotDelivered,
+		Retry:            class,
+		Policy:           policy,
 		MaxResponseBytes: maxMethodResponseBytes,
-	}
-	if options != nil {
-		if options.Idempotent {
-			req.Retry = pipeline.RetryIdempotent
-		}
-		req.RetryDeviceNotOnline = options.RetryDeviceNotOnline
-		req.NoRetryThrottled = options.noRetryThrottled
 	}
 	resp, err := c.p.Do(ctx, req)
 	if err != nil {
-		return res, err
+		return res, 0, err
 	}
-	if options != nil && options.attempts != nil {
-		*options.attempts = resp.Attempts
-	}
+	res, err = decodeMethodResult[R](op, deviceID, moduleID, resp)
+	return res, resp.Attempts, err
+}
+
+// decodeMethodResult decodes the hub's answer to an invocation.
+func decodeMethodResult[R any](op, deviceID, moduleID string, resp *pipeline.Response) (MethodResult[R], error) {
+	var res MethodResult[R]
 	var wire struct {
 		Status  *int            `json:"status"`
 		Payload json.RawMessage `json:"payload"`

@@ -352,7 +352,7 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 		targets = service.Devices(list...)
 		total = len(list)
 	} else {
-		targets = service.TargetsFromTwins(reg.QueryTwins(ctx, cfg.query, nil))
+		targets = service.TargetsOf(reg.QueryTwins(ctx, cfg.query, nil))
 	}
 	targets = dedupe(targets)
 

@@ -22,8 +22,9 @@ import (
 	"github.com/hubkit/iothub/internal/wire"
 )
 
-// Do sends req, retrying as its class and the policy allow, and returns the
-// answer when its status is below 400. Otherwise it returns an
+// Do sends req, retrying as its class and policy allow, and returns the
+// answer when its status is below 400 or when req.Policy accepts the error
+// answer as the answer. Otherwise it returns an
 // *iothub.Error (the hub answered with an error), an *iothub.TransportError
 // (no answer) or an *iothub.ResponseError (an answer that could not be
 // read).
@@ -100,7 +101,7 @@ func (p *Pipeline) newCall() *call {
 func (c *call) release() {
 	c.req = Request{}
 	c.ctx = nil
-	c.attempts, c.anySent, c.lastErr, c.start = 0, false, nil, time.Time{}
+	c.attempts, c.anySent, c.lastErr, c.accepted, c.start = 0, false, nil, false, time.Time{}
 	c.p.calls.Put(c)
 }
 
@@ -125,6 +126,7 @@ type call struct {
 	attempts int
 	anySent  bool          // an earlier attempt may have been delivered
 	lastErr  *iothub.Error // parsed error answer of the last attempt, if any
+	accepted bool          // the policy accepted the last error answer as the answer
 	start    time.Time
 }
 
@@ -292,18 +294,17 @@ func (c *call) checkRetry(ctx context.Context, resp *http.Response, err error) (
 	c.mu.Unlock()
 	c.logResponse(resp, he)
 
-	if he.RetryAfter > c.p.retry.MaxRetryAfter {
-		return false, nil
+	policy := c.req.Policy
+	if policy == nil {
+		policy = DefaultPolicy{}
 	}
-	switch {
-	case errors.Is(he, iothub.ErrThrottled):
-		return !c.req.NoRetryThrottled, nil
-	case errors.Is(he, iothub.ErrServerBusy):
-		return true, nil
-	case he.Code == iothub.CodeDeviceNotOnline:
-		return c.req.RetryDeviceNotOnline, nil
-	case errors.Is(he, iothub.ErrOutcomeUnknown):
-		return c.req.Retry == RetryIdempotent, nil
+	switch policy.Decide(he, c.req.Retry) {
+	case Retry:
+		return he.RetryAfter <= c.p.retry.MaxRetryAfter, nil
+	case Accept:
+		c.mu.Lock()
+		c.accepted = true
+		c.mu.Unlock()
 	}
 	return false, nil
 }
@@ -347,7 +348,7 @@ func permanentTLS(err error) bool {
 // finish turns the outcome of the retry loop into the call's result.
 func (c *call) finish(resp *http.Response, err error) (*Response, error) {
 	c.mu.Lock()
-	attempts, anySent, lastErr := c.attempts, c.anySent, c.lastErr
+	attempts, anySent, lastErr, accepted := c.attempts, c.anySent, c.lastErr, c.accepted
 	c.mu.Unlock()
 
 	if err != nil {
@@ -371,7 +372,7 @@ func (c *call) finish(resp *http.Response, err error) (*Response, error) {
 		}
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode >= 400 && (lastErr == nil || c.req.AnswerCode == 0 || lastErr.Code != c.req.AnswerCode) {
+	if resp.StatusCode >= 400 && !accepted {
 		he := lastErr
 		if he == nil {
 			he = &iothub.Error{Operation: c.req.Operation, DeviceID: c.req.DeviceID, ModuleID: c.req.ModuleID, StatusCode: resp.StatusCode}

@@ -175,7 +175,9 @@ func TestRetryDecisions(t *testing.T) {
 				s := &script{steps: tt.steps}
 				p := newTestPipeline(t, s, iothub.RetryOptions{MaxAttempts: 3})
 				req := methodRequest(tt.class)
-				req.RetryDeviceNotOnline = tt.notOnline
+				if tt.notOnline {
+					req.Policy = codePolicy{retry: iothub.CodeDeviceNotOnline}
+				}
 				resp, err := p.Do(t.Context(), req)
 				if got := s.count(); got != tt.wantAttempts {
 					t.Errorf("attempts = %d, want %d", got, tt.wantAttempts)
@@ -444,23 +446,38 @@ func TestReadCapped(t *testing.T) {
 	}
 }
 
-func TestAnswerCodeIsAnAnswer(t *testing.T) {
+// codePolicy is a test Policy: it retries one error code and accepts
+// another as the answer, as operations do (404103 for a method whose caller
+// opted in, 400013 for a bulk registry call); the rest follows Default.
+type codePolicy struct{ retry, accept iothub.ErrorCode }
+
+func (p codePolicy) Decide(he *iothub.Error, class RetryClass) Decision {
+	switch {
+	case p.retry != 0 && he.Code == p.retry:
+		return Retry
+	case p.accept != 0 && he.Code == p.accept:
+		return Accept
+	}
+	return Default(he, class)
+}
+
+func TestAcceptedAnswer(t *testing.T) {
 	t.Parallel()
 	body := `{"isSuccessful":false,"errors":[{"deviceId":"d1","errorCode":"DeviceAlreadyExists","errorStatus":"exists"}],"warnings":[]}`
 	h := http.Header{"Iothub-Errorcode": {"BulkRegistryOperationFailure"}}
 	for _, answer := range []iothub.ErrorCode{0, iothub.CodeBulkRegistryOperationFailure} {
 		s := &script{steps: []step{{status: 400, body: body, header: h}}}
 		p := newTestPipeline(t, s, iothub.RetryOptions{})
-		req := &Request{Operation: "BulkCreateDevices", Method: http.MethodPost, Path: "/devices", Body: []byte(`[]`), AnswerCode: answer}
+		req := &Request{Operation: "BulkCreateDevices", Method: http.MethodPost, Path: "/devices", Body: []byte(`[]`), Policy: codePolicy{accept: answer}}
 		resp, err := p.Do(t.Context(), req)
 		if answer == 0 {
 			if !errors.Is(err, iothub.ErrBadRequest) {
-				t.Errorf("without AnswerCode: err = %v, want a 400 error", err)
+				t.Errorf("without an accepting policy: err = %v, want a 400 error", err)
 			}
 			continue
 		}
 		if err != nil || resp.StatusCode != 400 || string(resp.Body) != body {
-			t.Errorf("with AnswerCode: %+v, %v", resp, err)
+			t.Errorf("with an accepting policy: %+v, %v", resp, err)
 		}
 	}
 }

@@ -2,6 +2,11 @@
 // its requests through: URL building, signing, per-attempt deadlines,
 // delivery tracking, retries (on go-retryablehttp), logging, and turning
 // answers into the module's error types.
+//
+// It knows no IoT Hub operation. What an error answer means for a request
+// (retry it, fail, or take it as the answer) is the request's Policy,
+// chosen by the operation; Default holds the generic rules that policies
+// compose.
 package pipeline
 
 import (
@@ -70,19 +75,15 @@ type Request struct {
 	// AttemptTimeout bounds each attempt, including reading the body; 0
 	// means DefaultAttemptTimeout.
 	AttemptTimeout time.Duration
-	// Retry is the retry class.
+	// Retry is the retry class: whether the request may be sent again
+	// when its outcome is unknown (a connection broken after writing, an
+	// attempt deadline), and what Default does with such answers.
 	Retry RetryClass
-	// RetryDeviceNotOnline also retries 404103.
-	RetryDeviceNotOnline bool
+	// Policy decides what an error answer means: retry, fail, or accept it
+	// as the answer; nil means DefaultPolicy.
+	Policy Policy
 	// MaxResponseBytes bounds the body; 0 means DefaultMaxResponseBytes.
 	MaxResponseBytes int64
-	// AnswerCode, when not 0, is an error code whose body is an answer to
-	// decode rather than an error, such as 400013 for a bulk registry
-	// operation that partly failed. Do returns it as a Response.
-	AnswerCode iothub.ErrorCode
-	// NoRetryThrottled leaves 429 answers to the caller, for callers that
-	// coordinate their own backoff across many calls (fleet fan-out).
-	NoRetryThrottled bool
 }
 
 // Response is a successful (status < 400) answer, body read in full.
