@@ -73,7 +73,7 @@ func TestMayHaveRun(t *testing.T) {
 		{"argument", &iothub.ArgumentError{Field: "deviceID", Rule: "must not be empty"}, false},
 		{"transport before write", &iothub.TransportError{Sent: false, Err: errors.New("refused")}, false},
 		{"transport after write", &iothub.TransportError{Sent: true, Err: context.DeadlineExceeded}, true},
-		{"unreadable answer", &iothub.ResponseError{StatusCode: 200, Err: errors.New("bad json")}, true},
+		{"unreadable answer", &iothub.BodyError{StatusCode: 200, Err: errors.New("bad json")}, true},
 	}
 	for _, tt := range tests {
 		if got := iothub.MayHaveRun(tt.err); got != tt.want {

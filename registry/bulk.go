@@ -161,7 +161,7 @@ func (c *Client) bulk(ctx context.Context, op string, devices []Device, item fun
 			Warnings []BulkWarning `json:"warnings"`
 		}
 		if err := json.Unmarshal(resp.Body, &r); err != nil {
-			return res, &iothub.ResponseError{Operation: op, StatusCode: resp.StatusCode, Err: fmt.Errorf("decode bulk result: %w", err)}
+			return res, &iothub.BodyError{Operation: op, StatusCode: resp.StatusCode, Err: fmt.Errorf("decode bulk result: %w", err)}
 		}
 		res.Errors = append(res.Errors, r.Errors...)
 		res.Warnings = append(res.Warnings, r.Warnings...)

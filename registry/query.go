@@ -147,7 +147,7 @@ func queryItems[T any](ctx context.Context, c *Client, query string, options *Qu
 			for _, raw := range page.Items {
 				var item T
 				if err := json.Unmarshal(raw, &item); err != nil {
-					yield(zero, &iothub.ResponseError{Operation: "Query", StatusCode: http.StatusOK, Err: fmt.Errorf("decode query row: %w", err)})
+					yield(zero, &iothub.BodyError{Operation: "Query", StatusCode: http.StatusOK, Err: fmt.Errorf("decode query row: %w", err)})
 					return
 				}
 				if !yield(item, nil) {

@@ -480,7 +480,7 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 func decodeJob(op string, resp *pipeline.Response) (Job, error) {
 	var j Job
 	if err := json.Unmarshal(resp.Body, &j); err != nil {
-		return Job{}, &iothub.ResponseError{Operation: op, StatusCode: resp.StatusCode, Err: fmt.Errorf("decode job: %w", err)}
+		return Job{}, &iothub.BodyError{Operation: op, StatusCode: resp.StatusCode, Err: fmt.Errorf("decode job: %w", err)}
 	}
 	return j, nil
 }
@@ -570,7 +570,7 @@ func pages[T any](ctx context.Context, c *Client, req pipeline.Request, pageSize
 		}
 		var items []T
 		if err := json.Unmarshal(resp.Body, &items); err != nil {
-			yield(zero, &iothub.ResponseError{Operation: req.Operation, StatusCode: resp.StatusCode, Err: fmt.Errorf("decode page: %w", err)})
+			yield(zero, &iothub.BodyError{Operation: req.Operation, StatusCode: resp.StatusCode, Err: fmt.Errorf("decode page: %w", err)})
 			return
 		}
 		for _, it := range items {

@@ -213,7 +213,7 @@ func invoke[R, P any](ctx context.Context, c *Client, op, deviceID, moduleID str
 		if err == nil {
 			err = fmt.Errorf("answer has no status field")
 		}
-		return res, &iothub.ResponseError{Operation: op, DeviceID: deviceID, ModuleID: moduleID, StatusCode: resp.StatusCode, Err: fmt.Errorf("decode method result: %w", err)}
+		return res, &iothub.BodyError{Operation: op, DeviceID: deviceID, ModuleID: moduleID, StatusCode: resp.StatusCode, Err: fmt.Errorf("decode method result: %w", err)}
 	}
 	res.Status = *wire.Status
 	raw := wire.Payload

@@ -339,8 +339,8 @@ func TestResponseTooLarge(t *testing.T) {
 	req := methodRequest(RetryNotDelivered)
 	req.MaxResponseBytes = 1024
 	_, err := p.Do(t.Context(), req)
-	if re, ok := errors.AsType[*iothub.ResponseError](err); !ok || !strings.Contains(re.Error(), "exceeds 1024 bytes") {
-		t.Fatalf("err = %v, want a ResponseError about the size", err)
+	if re, ok := errors.AsType[*iothub.BodyError](err); !ok || !strings.Contains(re.Error(), "exceeds 1024 bytes") {
+		t.Fatalf("err = %v, want a BodyError about the size", err)
 	}
 }
 
