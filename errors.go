@@ -163,8 +163,8 @@ func (e *Error) outcomeUnknown() bool {
 		return true
 	}
 	switch e.Code {
-	case CodeDeviceConnectionClosedRemotely, CodeConnectionForcefullyClosedOnNewConnection,
-		CodeRequestTimeout, CodeClientClosedRequest:
+	case ErrorCodeDeviceConnectionClosedRemotely, ErrorCodeConnectionForcefullyClosedOnNewConnection,
+		ErrorCodeRequestTimeout, ErrorCodeClientClosedRequest:
 		return true
 	}
 	f := e.family()
@@ -186,13 +186,13 @@ func (e *Error) Is(target error) bool {
 	case ErrNotDelivered:
 		return !e.outcomeUnknown()
 	case ErrDeviceNotFound:
-		return e.Code == CodeDeviceNotFound
+		return e.Code == ErrorCodeDeviceNotFound
 	case ErrModuleNotFound:
-		return e.Code == CodeModuleNotFound
+		return e.Code == ErrorCodeModuleNotFound
 	case ErrDeviceNotOnline:
-		return e.Code == CodeDeviceNotOnline
+		return e.Code == ErrorCodeDeviceNotOnline
 	case ErrGatewayTimeout:
-		return e.Code == CodeGatewayTimeout
+		return e.Code == ErrorCodeGatewayTimeout
 	}
 	var want int
 	switch target {

@@ -151,7 +151,7 @@ func (c *Client) bulk(ctx context.Context, op string, devices []Device, item fun
 		}
 		resp, err := c.p.Do(ctx, &pipeline.Request{
 			Operation: op, Method: http.MethodPost, Path: "/devices", Body: body,
-			Retry: pipeline.RetryNotDelivered, AnswerCode: iothub.CodeBulkRegistryOperationFailure,
+			Retry: pipeline.RetryNotDelivered, AnswerCode: iothub.ErrorCodeBulkRegistryOperationFailure,
 		})
 		if err != nil {
 			return res, err

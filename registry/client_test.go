@@ -39,7 +39,7 @@ func TestDeviceLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	if created.ETag == "" || created.Authentication == nil || created.Authentication.SymmetricKey == nil ||
-		created.Authentication.SymmetricKey.PrimaryKey == "" || created.Status != registry.StatusEnabled {
+		created.Authentication.SymmetricKey.PrimaryKey == "" || created.Status != registry.DeviceStatusEnabled {
 		t.Errorf("created device lacks hub-generated fields: %+v", created)
 	}
 	req := hub.Requests()[0]
@@ -59,12 +59,12 @@ func TestDeviceLifecycle(t *testing.T) {
 		t.Errorf("etag (-created +got):\n%s", diff)
 	}
 
-	got.Status, got.StatusReason = registry.StatusDisabled, "maintenance"
+	got.Status, got.StatusReason = registry.DeviceStatusDisabled, "maintenance"
 	updated, err := client.UpdateDevice(ctx, got, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if updated.Status != registry.StatusDisabled || updated.ETag == got.ETag {
+	if updated.Status != registry.DeviceStatusDisabled || updated.ETag == got.ETag {
 		t.Errorf("update: %+v", updated)
 	}
 	if im := hub.Requests()[len(hub.Requests())-1].Header.Get("If-Match"); im != `"`+got.ETag+`"` {
@@ -116,7 +116,7 @@ func TestCreateVariants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if x509.Authentication.Type != registry.AuthSelfSigned {
+	if x509.Authentication.Type != registry.AuthenticationTypeSelfSigned {
 		t.Errorf("thumbprint device type %q", x509.Authentication.Type)
 	}
 	if n := len(hub.Requests()); n != 3 {
@@ -243,7 +243,7 @@ func TestBulk(t *testing.T) {
 	var failed []string
 	for _, e := range res.Errors {
 		failed = append(failed, e.DeviceID)
-		if e.Code() != iothub.CodeDeviceAlreadyExists {
+		if e.Code() != iothub.ErrorCodeDeviceAlreadyExists {
 			t.Errorf("error code %q", e.ErrorCode)
 		}
 	}

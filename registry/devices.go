@@ -181,18 +181,18 @@ func (c *Client) GetServiceStatistics(ctx context.Context) (ServiceStatistics, e
 // given, as the official SDKs do.
 func normalizeAuth(a *Authentication) *Authentication {
 	if a == nil {
-		return &Authentication{Type: AuthSAS, SymmetricKey: &SymmetricKey{}}
+		return &Authentication{Type: AuthenticationTypeSAS, SymmetricKey: &SymmetricKey{}}
 	}
 	out := *a
 	if out.Type == "" {
 		switch {
 		case out.X509Thumbprint != nil && (out.X509Thumbprint.PrimaryThumbprint != "" || out.X509Thumbprint.SecondaryThumbprint != ""):
-			out.Type = AuthSelfSigned
+			out.Type = AuthenticationTypeSelfSigned
 		default:
-			out.Type = AuthSAS
+			out.Type = AuthenticationTypeSAS
 		}
 	}
-	if out.Type == AuthSAS && out.SymmetricKey == nil {
+	if out.Type == AuthenticationTypeSAS && out.SymmetricKey == nil {
 		out.SymmetricKey = &SymmetricKey{}
 	}
 	return &out

@@ -41,9 +41,9 @@ func TestDeviceWire(t *testing.T) {
 	roundTrip(t, "testdata/device.json", func(d Device) {
 		want := Device{
 			DeviceID: "MyJavaDevice", GenerationID: "637546501104263193", ETag: "MzE4NzUxOTU1",
-			ConnectionState: Disconnected, Status: StatusEnabled,
+			ConnectionState: ConnectionStateDisconnected, Status: DeviceStatusEnabled,
 			LastActivityTime: Time{time.Date(2021, 4, 20, 8, 15, 10, 426319300, time.UTC)},
-			Authentication: &Authentication{Type: AuthSAS,
+			Authentication: &Authentication{Type: AuthenticationTypeSAS,
 				SymmetricKey:   &SymmetricKey{PrimaryKey: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", SecondaryKey: "HxwdHBsaGRgXFhUUExIREA8ODQwLCgkIBwYFBAMCAQA="},
 				X509Thumbprint: &X509Thumbprint{}},
 			Capabilities: &Capabilities{IoTEdge: false},
@@ -67,7 +67,7 @@ func TestTwinWire(t *testing.T) {
 		if tw.Tags["plant"] != "3" || tw.Properties.Reported["firmware"] != "1.4.2" || tw.Properties.Desired["$version"] != float64(4) {
 			t.Errorf("tags or properties: %+v", tw)
 		}
-		if tw.ETag != "AAAAAAAAAAc=" || tw.DeviceETag != "NTk0ODUyODgx" || tw.AuthenticationType != AuthSAS || tw.ModelID == "" {
+		if tw.ETag != "AAAAAAAAAAc=" || tw.DeviceETag != "NTk0ODUyODgx" || tw.AuthenticationType != AuthenticationTypeSAS || tw.ModelID == "" {
 			t.Errorf("identity fields: %+v", tw)
 		}
 	})
@@ -76,7 +76,7 @@ func TestTwinWire(t *testing.T) {
 func TestModuleWire(t *testing.T) {
 	t.Parallel()
 	roundTrip(t, "testdata/module.json", func(m Module) {
-		if m.ModuleID != "$edgeAgent" || m.ManagedBy != "IotEdge" || m.ConnectionState != Connected || m.Authentication.Type != AuthNone {
+		if m.ModuleID != "$edgeAgent" || m.ManagedBy != "IotEdge" || m.ConnectionState != ConnectionStateConnected || m.Authentication.Type != AuthenticationTypeNone {
 			t.Errorf("module: %+v", m)
 		}
 		if !m.LastActivityTime.IsZero() || m.ConnectionStateUpdatedTime.IsZero() {

@@ -212,7 +212,7 @@ func TestFaultsFleetTruth(t *testing.T) {
 			want:   map[service.Outcome]int{service.OutcomeSucceeded: n - 5, service.OutcomeUnknown: 5},
 			check: func(t *testing.T, got map[service.Target]service.Result) {
 				for tg, r := range got {
-					if r.Outcome == service.OutcomeUnknown && (r.ErrorCode != iothub.CodeGatewayTimeout || r.TrackingID == "") {
+					if r.Outcome == service.OutcomeUnknown && (r.ErrorCode != iothub.ErrorCodeGatewayTimeout || r.TrackingID == "") {
 						t.Errorf("%v: %+v, want 504101 with a tracking ID", tg, r)
 					}
 				}

@@ -31,34 +31,34 @@ type JobType string
 
 // The job types this package schedules.
 const (
-	// JobTypeMethod invokes a direct method on every matching device.
-	JobTypeMethod JobType = "scheduleDeviceMethod"
-	// JobTypeTwin updates the twin (tags and desired properties) of every
+	// JobTypeScheduleDeviceMethod invokes a direct method on every matching device.
+	JobTypeScheduleDeviceMethod JobType = "scheduleDeviceMethod"
+	// JobTypeScheduleUpdateTwin updates the twin (tags and desired properties) of every
 	// matching device.
-	JobTypeTwin JobType = "scheduleUpdateTwin"
+	JobTypeScheduleUpdateTwin JobType = "scheduleUpdateTwin"
 )
 
 // JobStatus is the status of a job. Values the SDK does not know are kept
-// as sent. Note the spelling JobCancelled (two Ls), unlike
-// DeviceJobCanceled.
+// as sent. Note the spelling JobStatusCancelled (two Ls), unlike
+// DeviceJobStatusCanceled.
 type JobStatus string
 
 // The job statuses IoT Hub reports.
 const (
-	JobUnknown   JobStatus = "unknown"
-	JobEnqueued  JobStatus = "enqueued"
-	JobQueued    JobStatus = "queued"
-	JobScheduled JobStatus = "scheduled"
-	JobRunning   JobStatus = "running"
-	JobCompleted JobStatus = "completed"
-	JobFailed    JobStatus = "failed"
-	JobCancelled JobStatus = "cancelled"
+	JobStatusUnknown   JobStatus = "unknown"
+	JobStatusEnqueued  JobStatus = "enqueued"
+	JobStatusQueued    JobStatus = "queued"
+	JobStatusScheduled JobStatus = "scheduled"
+	JobStatusRunning   JobStatus = "running"
+	JobStatusCompleted JobStatus = "completed"
+	JobStatusFailed    JobStatus = "failed"
+	JobStatusCancelled JobStatus = "cancelled"
 )
 
 // Done reports whether the job has ended: completed, failed or cancelled.
 // It compares case-insensitively.
 func (s JobStatus) Done() bool {
-	for _, d := range []JobStatus{JobCompleted, JobFailed, JobCancelled} {
+	for _, d := range []JobStatus{JobStatusCompleted, JobStatusFailed, JobStatusCancelled} {
 		if strings.EqualFold(string(s), string(d)) {
 			return true
 		}
@@ -67,18 +67,18 @@ func (s JobStatus) Done() bool {
 }
 
 // DeviceJobStatus is the status of one device's part in a job. Values the
-// SDK does not know are kept as sent. Note the spelling DeviceJobCanceled
-// (one L), unlike JobCancelled.
+// SDK does not know are kept as sent. Note the spelling DeviceJobStatusCanceled
+// (one L), unlike JobStatusCancelled.
 type DeviceJobStatus string
 
 // The per-device statuses IoT Hub reports.
 const (
-	DeviceJobPending   DeviceJobStatus = "pending"
-	DeviceJobScheduled DeviceJobStatus = "scheduled"
-	DeviceJobRunning   DeviceJobStatus = "running"
-	DeviceJobCompleted DeviceJobStatus = "completed"
-	DeviceJobFailed    DeviceJobStatus = "failed"
-	DeviceJobCanceled  DeviceJobStatus = "canceled"
+	DeviceJobStatusPending   DeviceJobStatus = "pending"
+	DeviceJobStatusScheduled DeviceJobStatus = "scheduled"
+	DeviceJobStatusRunning   DeviceJobStatus = "running"
+	DeviceJobStatusCompleted DeviceJobStatus = "completed"
+	DeviceJobStatusFailed    DeviceJobStatus = "failed"
+	DeviceJobStatusCanceled  DeviceJobStatus = "canceled"
 )
 
 // JobStatistics counts a job's devices by state (deviceJobStatistics on
@@ -115,9 +115,9 @@ type Job struct {
 	CreatedTime, StartTime, EndTime time.Time
 	// MaxExecutionTime bounds the job's run.
 	MaxExecutionTime time.Duration
-	// Method is the method a JobTypeMethod job invokes.
+	// Method is the method a JobTypeScheduleDeviceMethod job invokes.
 	Method *JobMethod
-	// UpdateTwin is the twin patch of a JobTypeTwin job, as JSON.
+	// UpdateTwin is the twin patch of a JobTypeScheduleUpdateTwin job, as JSON.
 	UpdateTwin json.RawMessage
 	// FailureReason and StatusMessage explain a failed job.
 	FailureReason, StatusMessage string
@@ -291,11 +291,11 @@ func (c *Client) ScheduleMethodJob(ctx context.Context, jobID string, spec Metho
 	if err != nil {
 		return Job{}, err
 	}
-	body, err := jobRequest(op, jobID, JobTypeMethod, cond, spec.StartTime, spec.MaxExecutionTime, "cloudToDeviceMethod", method)
+	body, err := jobRequest(op, jobID, JobTypeScheduleDeviceMethod, cond, spec.StartTime, spec.MaxExecutionTime, "cloudToDeviceMethod", method)
 	if err != nil {
 		return Job{}, err
 	}
-	return c.schedule(ctx, op, jobID, body, JobTypeMethod, spec.Method.Name, options)
+	return c.schedule(ctx, op, jobID, body, JobTypeScheduleDeviceMethod, spec.Method.Name, options)
 }
 
 // ScheduleTwinJob schedules a job that patches the twins of the devices
@@ -328,11 +328,11 @@ func (c *Client) ScheduleTwinJob(ctx context.Context, jobID string, spec TwinJob
 	if err != nil {
 		return Job{}, &iothub.ArgumentError{Operation: op, Field: "TwinJob.Tags", Rule: "Tags and Desired must encode as JSON", Err: err}
 	}
-	body, err := jobRequest(op, jobID, JobTypeTwin, cond, spec.StartTime, spec.MaxExecutionTime, "updateTwin", twin)
+	body, err := jobRequest(op, jobID, JobTypeScheduleUpdateTwin, cond, spec.StartTime, spec.MaxExecutionTime, "updateTwin", twin)
 	if err != nil {
 		return Job{}, err
 	}
-	return c.schedule(ctx, op, jobID, body, JobTypeTwin, "", options)
+	return c.schedule(ctx, op, jobID, body, JobTypeScheduleUpdateTwin, "", options)
 }
 
 // checkJobID applies IoT Hub's rule: 1 to 128 characters, none of them
@@ -437,13 +437,13 @@ func (c *Client) schedule(ctx context.Context, op, jobID string, body []byte, ty
 		}
 		he, ok := errors.AsType[*iothub.Error](err)
 		switch {
-		case ok && he.Code == iothub.CodeJobAlreadyExists && (mayHaveRun || he.EarlierAttemptMayHaveRun):
+		case ok && he.Code == iothub.ErrorCodeJobAlreadyExists && (mayHaveRun || he.EarlierAttemptMayHaveRun):
 			job, gerr := c.GetJob(ctx, jobID)
 			if gerr == nil && job.Type == typ && (method == "" || job.Method != nil && job.Method.MethodName == method) {
 				return job, nil
 			}
 			return Job{}, err
-		case ok && he.Code == iothub.CodeThrottlingMaxActiveJobCountExceeded:
+		case ok && he.Code == iothub.ErrorCodeThrottlingMaxActiveJobCountExceeded:
 			if !opts.WaitForSlot {
 				return Job{}, fmt.Errorf("iothub: %s %q: the hub's limit of active jobs is reached (Free and S1 allow 1 at a time, S2 5, S3 10); wait for a job to end, cancel one, or set JobOptions.WaitForSlot: %w", op, jobID, err)
 			}
@@ -486,7 +486,7 @@ func decodeJob(op string, resp *pipeline.Response) (Job, error) {
 }
 
 // GetJob returns a job. When there is none the error is an *iothub.Error
-// with Code iothub.CodeJobNotFound (404002).
+// with Code iothub.ErrorCodeJobNotFound (404002).
 func (c *Client) GetJob(ctx context.Context, jobID string) (Job, error) {
 	if err := checkJobID(opGetJob, jobID); err != nil {
 		return Job{}, err
@@ -498,9 +498,9 @@ func (c *Client) GetJob(ctx context.Context, jobID string) (Job, error) {
 	return decodeJob(opGetJob, resp)
 }
 
-// CancelJob cancels a job and returns it (status JobCancelled). Devices the
+// CancelJob cancels a job and returns it (status JobStatusCancelled). Devices the
 // job has not reached yet are not called (their records become
-// DeviceJobCanceled); calls in flight run to their end. Cancelling a job
+// DeviceJobStatusCanceled); calls in flight run to their end. Cancelling a job
 // that already ended returns it unchanged.
 func (c *Client) CancelJob(ctx context.Context, jobID string) (Job, error) {
 	if err := checkJobID(opCancelJob, jobID); err != nil {
@@ -716,25 +716,25 @@ func (w deviceJobWire) result() DeviceJobResult {
 // notDeliveredCodes are the device-record error codes after which IoT Hub
 // guarantees the device was not reached or not changed.
 var notDeliveredCodes = map[iothub.ErrorCode]bool{
-	iothub.CodeDeviceNotFound:  true,
-	iothub.CodeModuleNotFound:  true,
-	iothub.CodeDeviceNotOnline: true,
+	iothub.ErrorCodeDeviceNotFound:  true,
+	iothub.ErrorCodeModuleNotFound:  true,
+	iothub.ErrorCodeDeviceNotOnline: true,
 	// Twin jobs: the patch was refused.
-	iothub.CodePreconditionFailed: true,
-	iothub.CodeArgumentInvalid:    true,
+	iothub.ErrorCodePreconditionFailed: true,
+	iothub.ErrorCodeArgumentInvalid:    true,
 }
 
 // deviceJobOutcome classifies a device record.
 func deviceJobOutcome(r DeviceJobResult) Outcome {
 	switch DeviceJobStatus(strings.ToLower(string(r.Status))) {
-	case DeviceJobCompleted:
+	case DeviceJobStatusCompleted:
 		if r.Response == nil || r.Response.Status >= 200 && r.Response.Status < 300 {
 			return OutcomeSucceeded // a twin update, or a 2xx answer
 		}
 		return OutcomeDeviceError
-	case DeviceJobPending, DeviceJobScheduled, DeviceJobCanceled:
+	case DeviceJobStatusPending, DeviceJobStatusScheduled, DeviceJobStatusCanceled:
 		return OutcomeNotDelivered
-	case DeviceJobFailed:
+	case DeviceJobStatusFailed:
 		if r.ErrorCode == "JobExecutionTimeExceeded" {
 			return OutcomeNotDelivered // never started before the deadline
 		}

@@ -128,7 +128,7 @@ func runJob(ctx context.Context, cfg config, d deps, client *service.Client, reg
 	if err != nil {
 		printErr(stderr, "wait for the job", err)
 		code = exitFailed
-	} else if job.Status != service.JobCompleted {
+	} else if job.Status != service.JobStatusCompleted {
 		fmt.Fprintf(stderr, "%s: job %s ended %s %s %s\n", name, jobID, job.Status, job.FailureReason, job.StatusMessage)
 		code = exitFailed
 	}
@@ -136,7 +136,7 @@ func runJob(ctx context.Context, cfg config, d deps, client *service.Client, reg
 	// A cancelled job leaves the calls it had started running to their
 	// end; wait for them, so that the report says how they ended rather
 	// than "running".
-	if err == nil && job.Status != service.JobCompleted {
+	if err == nil && job.Status != service.JobStatusCompleted {
 		settle(wctx, client, jobID, params, poll, stderr)
 	}
 

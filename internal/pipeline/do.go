@@ -300,7 +300,7 @@ func (c *call) checkRetry(ctx context.Context, resp *http.Response, err error) (
 		return !c.req.NoRetryThrottled, nil
 	case errors.Is(he, iothub.ErrServerBusy):
 		return true, nil
-	case he.Code == iothub.CodeDeviceNotOnline:
+	case he.Code == iothub.ErrorCodeDeviceNotOnline:
 		return c.req.RetryDeviceNotOnline, nil
 	case errors.Is(he, iothub.ErrOutcomeUnknown):
 		return c.req.Retry == RetryIdempotent, nil

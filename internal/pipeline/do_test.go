@@ -448,7 +448,7 @@ func TestAnswerCodeIsAnAnswer(t *testing.T) {
 	t.Parallel()
 	body := `{"isSuccessful":false,"errors":[{"deviceId":"d1","errorCode":"DeviceAlreadyExists","errorStatus":"exists"}],"warnings":[]}`
 	h := http.Header{"Iothub-Errorcode": {"BulkRegistryOperationFailure"}}
-	for _, answer := range []iothub.ErrorCode{0, iothub.CodeBulkRegistryOperationFailure} {
+	for _, answer := range []iothub.ErrorCode{0, iothub.ErrorCodeBulkRegistryOperationFailure} {
 		s := &script{steps: []step{{status: 400, body: body, header: h}}}
 		p := newTestPipeline(t, s, iothub.RetryOptions{})
 		req := &Request{Operation: "BulkCreateDevices", Method: http.MethodPost, Path: "/devices", Body: []byte(`[]`), AnswerCode: answer}
