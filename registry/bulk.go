@@ -77,7 +77,7 @@ func (e *BulkError) UnmarshalJSON(b []byte) error {
 // the hub refused (an existing id, say) are in the result's Errors; an
 // error is returned only when a whole batch failed, with the result of the
 // batches before it.
-func (c *Client) BulkCreateDevices(ctx context.Context, devices []Device) (BulkResult, error) {
+func (c *Client) BulkCreateDevices(ctx context.Context, devices []Device, options *CreateOptions) (BulkResult, error) {
 	return c.bulk(ctx, "BulkCreateDevices", devices, func(d Device) bulkItem {
 		return bulkItem{ID: d.DeviceID, ImportMode: "create", Status: d.Status, StatusReason: d.StatusReason,
 			Authentication: normalizeAuth(d.Authentication), Capabilities: d.Capabilities, DeviceScope: d.DeviceScope, ParentScopes: d.ParentScopes}

@@ -124,14 +124,9 @@ type TwinProperties struct {
 	Reported map[string]any `json:"reported,omitempty"`
 }
 
-// RegistryStatistics counts the devices in the registry.
-type RegistryStatistics struct {
+// Statistics counts the devices in the registry.
+type Statistics struct {
 	TotalDeviceCount    int64 `json:"totalDeviceCount"`
 	EnabledDeviceCount  int64 `json:"enabledDeviceCount"`
 	DisabledDeviceCount int64 `json:"disabledDeviceCount"`
-}
-
-// ServiceStatistics counts connected devices.
-type ServiceStatistics struct {
-	ConnectedDeviceCount int64 `json:"connectedDeviceCount"`
 }

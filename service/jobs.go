@@ -438,7 +438,7 @@ func (c *Client) schedule(ctx context.Context, op, jobID string, body []byte, ty
 		he, ok := errors.AsType[*iothub.Error](err)
 		switch {
 		case ok && he.Code == iothub.ErrorCodeJobAlreadyExists && (mayHaveRun || he.EarlierAttemptMayHaveRun):
-			job, gerr := c.GetJob(ctx, jobID)
+			job, gerr := c.GetJob(ctx, jobID, nil)
 			if gerr == nil && job.Type == typ && (method == "" || job.Method != nil && job.Method.MethodName == method) {
 				return job, nil
 			}
@@ -487,7 +487,7 @@ func decodeJob(op string, resp *pipeline.Response) (Job, error) {
 
 // GetJob returns a job. When there is none the error is an *iothub.Error
 // with Code iothub.ErrorCodeJobNotFound (404002).
-func (c *Client) GetJob(ctx context.Context, jobID string) (Job, error) {
+func (c *Client) GetJob(ctx context.Context, jobID string, options *ReadOptions) (Job, error) {
 	if err := checkJobID(opGetJob, jobID); err != nil {
 		return Job{}, err
 	}
@@ -502,7 +502,7 @@ func (c *Client) GetJob(ctx context.Context, jobID string) (Job, error) {
 // job has not reached yet are not called (their records become
 // DeviceJobStatusCanceled); calls in flight run to their end. Cancelling a job
 // that already ended returns it unchanged.
-func (c *Client) CancelJob(ctx context.Context, jobID string) (Job, error) {
+func (c *Client) CancelJob(ctx context.Context, jobID string, options *CancelJobOptions) (Job, error) {
 	if err := checkJobID(opCancelJob, jobID); err != nil {
 		return Job{}, err
 	}
@@ -512,6 +512,10 @@ func (c *Client) CancelJob(ctx context.Context, jobID string) (Job, error) {
 	}
 	return decodeJob(opCancelJob, resp)
 }
+
+// CancelJobOptions are the options of CancelJob. It is reserved for future
+// options; nil is the default.
+type CancelJobOptions struct{}
 
 // JobQueryOptions filter and page QueryJobs. A nil *JobQueryOptions lists
 // every job.
@@ -623,7 +627,7 @@ func (c *Client) WaitJob(ctx context.Context, jobID string, options *WaitOptions
 	delay := opts.MinPollInterval
 	var last Job
 	for {
-		job, err := c.GetJob(ctx, jobID)
+		job, err := c.GetJob(ctx, jobID, nil)
 		if err != nil {
 			return last, err
 		}

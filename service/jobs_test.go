@@ -137,7 +137,7 @@ func TestJobCancel(t *testing.T) {
 			t.Fatal(err)
 		}
 		time.Sleep(500 * time.Millisecond)
-		job, err := client.CancelJob(t.Context(), "c1")
+		job, err := client.CancelJob(t.Context(), "c1", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -385,7 +385,7 @@ func TestWaitJobContext(t *testing.T) {
 		if polls < 5 || polls > 12 {
 			t.Errorf("%d polls in a minute", polls)
 		}
-		if _, err := client.GetJob(t.Context(), "nope"); !errors.Is(err, iothub.ErrNotDelivered) {
+		if _, err := client.GetJob(t.Context(), "nope", nil); !errors.Is(err, iothub.ErrNotDelivered) {
 			t.Errorf("missing job: %v", err)
 		} else if he, _ := errors.AsType[*iothub.Error](err); he.Code != iothub.ErrorCodeJobNotFound {
 			t.Errorf("missing job code: %v", err)

@@ -101,7 +101,7 @@ func runJob(ctx context.Context, cfg config, d deps, client *service.Client, reg
 			return
 		}
 		fmt.Fprintf(stderr, "%s: interrupted: cancelling job %s (interrupt again to stop waiting for it)\n", name, jobID)
-		if _, err := client.CancelJob(wctx, jobID); err != nil {
+		if _, err := client.CancelJob(wctx, jobID, nil); err != nil {
 			printErr(stderr, "cancel the job", err)
 		}
 		select {
@@ -202,7 +202,7 @@ func settle(ctx context.Context, client *service.Client, jobID string, params se
 	for said := false; ; said = true {
 		// The job's statistics count its running devices: one request a
 		// poll, however many devices the job has.
-		job, err := client.GetJob(ctx, jobID)
+		job, err := client.GetJob(ctx, jobID, nil)
 		if err != nil || job.Statistics == nil {
 			return
 		}
