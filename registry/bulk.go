@@ -30,18 +30,17 @@ func (r BulkResult) IsSuccessful() bool { return len(r.Errors) == 0 }
 
 // BulkError is one device a bulk operation failed for.
 type BulkError struct {
-	DeviceID    string `json:"deviceId"`
-	ModuleID    string `json:"moduleId,omitempty"`
-	ErrorCode   string `json:"errorCode"`
+	DeviceID string `json:"deviceId"`
+	ModuleID string `json:"moduleId,omitempty"`
+	// ErrorCode is the hub's code for the failure, such as
+	// iothub.ErrorCodeDeviceAlreadyExists; 0 for a code the SDK does not
+	// know. The hub sends it as a name or a number.
+	ErrorCode iothub.ErrorCode `json:"errorCode"`
+	// ErrorName is the code's name, such as "DeviceAlreadyExists": as the
+	// hub sent it, or the SDK's name for a number.
+	ErrorName   string `json:"errorName,omitempty"`
 	ErrorStatus string `json:"errorStatus"`
 	Operation   string `json:"operation,omitempty"`
-}
-
-// Code returns the error's code as an iothub.ErrorCode; the hub sends it as
-// a name or a number.
-func (e BulkError) Code() iothub.ErrorCode {
-	c, _ := iothub.ParseErrorCode(e.ErrorCode)
-	return c
 }
 
 // BulkWarning is a warning about one device of a bulk operation.
@@ -51,7 +50,8 @@ type BulkWarning struct {
 	WarningStatus string `json:"warningStatus"`
 }
 
-// UnmarshalJSON accepts errorCode as a string or a number.
+// UnmarshalJSON accepts errorCode as a string (a name or digits) or a
+// number.
 func (e *BulkError) UnmarshalJSON(b []byte) error {
 	var w struct {
 		DeviceID    string          `json:"deviceId"`
@@ -64,12 +64,7 @@ func (e *BulkError) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*e = BulkError{DeviceID: w.DeviceID, ModuleID: w.ModuleID, ErrorStatus: w.ErrorStatus, Operation: w.Operation}
-	var s string
-	if json.Unmarshal(w.ErrorCode, &s) == nil {
-		e.ErrorCode = s
-	} else {
-		e.ErrorCode = string(w.ErrorCode)
-	}
+	e.ErrorCode, e.ErrorName = wire.ParseCode(w.ErrorCode)
 	return nil
 }
 

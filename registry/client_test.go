@@ -243,8 +243,8 @@ func TestBulk(t *testing.T) {
 	var failed []string
 	for _, e := range res.Errors {
 		failed = append(failed, e.DeviceID)
-		if e.Code() != iothub.ErrorCodeDeviceAlreadyExists {
-			t.Errorf("error code %q", e.ErrorCode)
+		if e.ErrorCode != iothub.ErrorCodeDeviceAlreadyExists || e.ErrorName != "DeviceAlreadyExists" {
+			t.Errorf("error code %v, name %q", e.ErrorCode, e.ErrorName)
 		}
 	}
 	slices.Sort(failed)

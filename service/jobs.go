@@ -667,9 +667,16 @@ type DeviceJobResult struct {
 	// Response is the device's answer to a method job's call; nil when it
 	// did not answer.
 	Response *MethodResult[json.RawMessage]
-	// ErrorCode and ErrorDescription are the hub's reason for a failed
-	// device, such as "DeviceNotOnline".
-	ErrorCode, ErrorDescription string
+	// ErrorCode is the hub's code for a failed device, such as
+	// iothub.ErrorCodeDeviceNotOnline; 0 when it gave none or one the SDK
+	// does not know. The hub sends it as a name or a number.
+	ErrorCode iothub.ErrorCode
+	// ErrorName is the code's name, such as "DeviceNotOnline": as the hub
+	// sent it, or the SDK's name for a number. Some codes have a name only,
+	// such as "JobExecutionTimeExceeded".
+	ErrorName string
+	// ErrorDescription is the hub's description of the failure.
+	ErrorDescription string
 	// The record's times; zero when the hub reports "never".
 	StartTime, EndTime, CreatedTime, LastUpdatedTime time.Time
 }
@@ -691,8 +698,8 @@ type deviceJobWire struct {
 		} `json:"deviceMethodResponse"`
 	} `json:"outcome"`
 	Error *struct {
-		Code        string `json:"code"`
-		Description string `json:"description"`
+		Code        json.RawMessage `json:"code"`
+		Description string          `json:"description"`
 	} `json:"error"`
 }
 
@@ -711,7 +718,8 @@ func (w deviceJobWire) result() DeviceJobResult {
 		r.Response = &MethodResult[json.RawMessage]{Status: w.Outcome.DeviceMethodResponse.Status, Payload: p}
 	}
 	if w.Error != nil {
-		r.ErrorCode, r.ErrorDescription = w.Error.Code, w.Error.Description
+		r.ErrorCode, r.ErrorName = wire.ParseCode(w.Error.Code)
+		r.ErrorDescription = w.Error.Description
 	}
 	r.Outcome = deviceJobOutcome(r)
 	return r
@@ -739,11 +747,10 @@ func deviceJobOutcome(r DeviceJobResult) Outcome {
 	case DeviceJobStatusPending, DeviceJobStatusScheduled, DeviceJobStatusCanceled:
 		return OutcomeNotDelivered
 	case DeviceJobStatusFailed:
-		if r.ErrorCode == "JobExecutionTimeExceeded" {
+		if r.ErrorName == "JobExecutionTimeExceeded" {
 			return OutcomeNotDelivered // never started before the deadline
 		}
-		code, ok := iothub.ParseErrorCode(r.ErrorCode)
-		if ok && (notDeliveredCodes[code] || code.HTTPStatus() == http.StatusTooManyRequests) {
+		if code := r.ErrorCode; code != 0 && (notDeliveredCodes[code] || code.HTTPStatus() == http.StatusTooManyRequests) {
 			return OutcomeNotDelivered
 		}
 	}

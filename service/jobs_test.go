@@ -85,7 +85,8 @@ func TestJobOutcomes(t *testing.T) {
 		type row struct {
 			Status  service.DeviceJobStatus
 			Outcome service.Outcome
-			Code    string
+			Code    iothub.ErrorCode
+			Name    string
 			Answer  int
 		}
 		got := map[string]row{}
@@ -93,20 +94,20 @@ func TestJobOutcomes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			g := row{Status: r.Status, Outcome: r.Outcome, Code: r.ErrorCode}
+			g := row{Status: r.Status, Outcome: r.Outcome, Code: r.ErrorCode, Name: r.ErrorName}
 			if r.Response != nil {
 				g.Answer = r.Response.Status
 			}
 			got[r.DeviceID] = g
 		}
 		wantRows := map[string]row{
-			"ok":      {service.DeviceJobStatusCompleted, service.OutcomeSucceeded, "", 200},
-			"offline": {service.DeviceJobStatusFailed, service.OutcomeNotDelivered, "DeviceNotOnline", 0},
-			"slow":    {service.DeviceJobStatusFailed, service.OutcomeUnknown, "GatewayTimeout", 0},
-			"broken":  {service.DeviceJobStatusCompleted, service.OutcomeDeviceError, "", 500},
-			"busy":    {service.DeviceJobStatusFailed, service.OutcomeNotDelivered, "ThrottlingException", 0},
-			"lost":    {service.DeviceJobStatusFailed, service.OutcomeUnknown, "GatewayTimeout", 0},
-			"wired":   {service.DeviceJobStatusCompleted, service.OutcomeSucceeded, "", 200},
+			"ok":      {service.DeviceJobStatusCompleted, service.OutcomeSucceeded, 0, "", 200},
+			"offline": {service.DeviceJobStatusFailed, service.OutcomeNotDelivered, iothub.ErrorCodeDeviceNotOnline, "DeviceNotOnline", 0},
+			"slow":    {service.DeviceJobStatusFailed, service.OutcomeUnknown, iothub.ErrorCodeGatewayTimeout, "GatewayTimeout", 0},
+			"broken":  {service.DeviceJobStatusCompleted, service.OutcomeDeviceError, 0, "", 500},
+			"busy":    {service.DeviceJobStatusFailed, service.OutcomeNotDelivered, iothub.ErrorCodeThrottlingException, "ThrottlingException", 0},
+			"lost":    {service.DeviceJobStatusFailed, service.OutcomeUnknown, iothub.ErrorCodeGatewayTimeout, "GatewayTimeout", 0},
+			"wired":   {service.DeviceJobStatusCompleted, service.OutcomeSucceeded, 0, "", 200},
 		}
 		if diff := cmp.Diff(wantRows, got); diff != "" {
 			t.Errorf("device results (-want +got):\n%s", diff)

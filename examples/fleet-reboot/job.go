@@ -155,11 +155,9 @@ func runJob(ctx context.Context, cfg config, d deps, client *service.Client, reg
 		if r.Response != nil {
 			res.Status, res.Payload = r.Response.Status, r.Response.Payload
 		}
-		if r.ErrorCode != "" {
-			if c, ok := iothub.ParseErrorCode(r.ErrorCode); ok {
-				res.ErrorCode = c
-			}
-			res.Err = fmt.Errorf("job device status %s: %s: %s", r.Status, r.ErrorCode, r.ErrorDescription)
+		if r.ErrorName != "" || r.ErrorCode != 0 {
+			res.ErrorCode = r.ErrorCode
+			res.Err = fmt.Errorf("job device status %s: %s: %s", r.Status, r.ErrorName, r.ErrorDescription)
 		} else if r.Outcome != service.OutcomeSucceeded && r.Outcome != service.OutcomeDeviceError {
 			res.Err = fmt.Errorf("job device status %s", r.Status)
 		}
