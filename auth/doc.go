@@ -14,7 +14,7 @@
 //     it when less than half of its lifetime remains. The key can be rotated
 //     at run time with [SharedAccessKeyCredential.Update].
 //   - A ready-made shared access signature, as found in a connection string
-//     with a SharedAccessSignature entry. [StaticSAS] sends it unchanged and
+//     with a SharedAccessSignature entry. [NewStaticSASAuthorizer] sends it unchanged and
 //     reports [ErrTokenExpired] once it has expired; it is never renewed.
 //   - Microsoft Entra ID. [NewTokenCredentialAuthorizer] adapts any
 //     azcore.TokenCredential (for example one from the azidentity module) and
