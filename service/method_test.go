@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -681,7 +680,7 @@ func TestOverTLSWithHTTP2(t *testing.T) {
 	}
 	defer srv.Close()
 	client, err := service.NewClientFromConnectionString(hub.ConnectionString("service"), &iothub.ClientOptions{
-		Endpoint: srv.URL, HTTPClient: &http.Client{Transport: srv.Client().Transport},
+		Endpoint: srv.URL, Transport: srv.Client().Transport,
 	})
 	if err != nil {
 		t.Fatal(err)
