@@ -51,12 +51,13 @@ type BulkWarning struct {
 }
 
 // UnmarshalJSON accepts errorCode as a string (a name or digits) or a
-// number.
+// number, and reads back what json.Marshal writes.
 func (e *BulkError) UnmarshalJSON(b []byte) error {
 	var w struct {
 		DeviceID    string          `json:"deviceId"`
 		ModuleID    string          `json:"moduleId"`
 		ErrorCode   json.RawMessage `json:"errorCode"`
+		ErrorName   string          `json:"errorName"` // not on the wire; from MarshalJSON
 		ErrorStatus string          `json:"errorStatus"`
 		Operation   string          `json:"operation"`
 	}
@@ -65,6 +66,9 @@ func (e *BulkError) UnmarshalJSON(b []byte) error {
 	}
 	*e = BulkError{DeviceID: w.DeviceID, ModuleID: w.ModuleID, ErrorStatus: w.ErrorStatus, Operation: w.Operation}
 	e.ErrorCode, e.ErrorName = wire.ParseCode(w.ErrorCode)
+	if e.ErrorName == "" {
+		e.ErrorName = w.ErrorName
+	}
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/hubkit/iothub"
 )
 
 // roundTrip decodes a captured wire sample, checks it, encodes it again and
@@ -159,6 +160,42 @@ func TestCheckTwinDoc(t *testing.T) {
 			t.Errorf("%s: %v", tt.name, err)
 		case tt.want != "" && (err == nil || err.field != tt.want):
 			t.Errorf("%s: got %+v, want field %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestBulkErrorCodes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, wire string
+		want       BulkError
+	}{
+		{"name", `{"deviceId":"a","errorCode":"DeviceAlreadyExists","errorStatus":"exists"}`,
+			BulkError{DeviceID: "a", ErrorCode: iothub.ErrorCodeDeviceAlreadyExists, ErrorName: "DeviceAlreadyExists", ErrorStatus: "exists"}},
+		{"number", `{"deviceId":"a","errorCode":409001,"errorStatus":"exists"}`,
+			BulkError{DeviceID: "a", ErrorCode: iothub.ErrorCodeDeviceAlreadyExists, ErrorName: "DeviceAlreadyExists", ErrorStatus: "exists"}},
+		{"unknown name", `{"deviceId":"a","errorCode":"SomethingNew","errorStatus":"?"}`,
+			BulkError{DeviceID: "a", ErrorName: "SomethingNew", ErrorStatus: "?"}},
+	}
+	for _, tt := range tests {
+		var got BulkError
+		if err := json.Unmarshal([]byte(tt.wire), &got); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tt.name, diff)
+		}
+		// Encoded and decoded again, nothing is lost.
+		b, err := json.Marshal(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var again BulkError
+		if err := json.Unmarshal(b, &again); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(got, again); diff != "" {
+			t.Errorf("%s round trip (-first +second):\n%s", tt.name, diff)
 		}
 	}
 }
