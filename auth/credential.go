@@ -135,9 +135,9 @@ func (c *SharedAccessKeyCredential) LogValue() slog.Value {
 	)
 }
 
-// Authorizer returns a [SharedAccessKeyAuthorizer] for the hub hostName (for example
-// "myhub.azure-devices.net"), whose tokens use the bare host name as their
-// resource. Each Authorizer caches its token and mints a new one only when
+// Authorizer returns a [SharedAccessKeyAuthorizer] for the hub hostName
+// (for example "myhub.azure-devices.net"), whose tokens use the bare host
+// name as their resource. Each Authorizer caches its token and mints a new one only when
 // less than half of the TTL remains or after [SharedAccessKeyCredential.Update];
 // concurrent callers at renewal time share one mint.
 //
@@ -250,8 +250,8 @@ func (a *SharedAccessKeyAuthorizer) LogValue() slog.Value {
 }
 
 // NewStaticSASAuthorizer returns a [StaticSASAuthorizer] that sends token,
-// a ready-made shared access signature such as the SharedAccessSignature entry of a connection
-// string, unchanged. The token must start with "SharedAccessSignature " and
+// a ready-made shared access signature such as the SharedAccessSignature
+// entry of a connection string, unchanged. The token must start with "SharedAccessSignature " and
 // carry sr, sig and se fields; otherwise NewStaticSASAuthorizer returns an
 // error wrapping [ErrInvalidCredential].
 //

@@ -18,8 +18,8 @@ the shared access signature has no sr (resource) field
 the shared access signature has no sig (signature) field
 the shared access signature has no se (expiry) field`
 
-// FuzzParseSAS parses arbitrary shared access signatures, as NewStaticSASAuthorizer does
-// with one taken from a connection string: it never panics, its errors
+// FuzzParseSAS parses arbitrary shared access signatures, as
+// NewStaticSASAuthorizer does with one taken from a connection string: it never panics, its errors
 // never repeat the token's values and wrap ErrInvalidCredential, and a
 // token minted from any key, audience and policy name parses back to its
 // fields.

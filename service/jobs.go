@@ -31,10 +31,11 @@ type JobType string
 
 // The job types this package schedules.
 const (
-	// JobTypeScheduleDeviceMethod invokes a direct method on every matching device.
-	JobTypeScheduleDeviceMethod JobType = "scheduleDeviceMethod"
-	// JobTypeScheduleUpdateTwin updates the twin (tags and desired properties) of every
+	// JobTypeScheduleDeviceMethod invokes a direct method on every
 	// matching device.
+	JobTypeScheduleDeviceMethod JobType = "scheduleDeviceMethod"
+	// JobTypeScheduleUpdateTwin updates the twin (tags and desired
+	// properties) of every matching device.
 	JobTypeScheduleUpdateTwin JobType = "scheduleUpdateTwin"
 )
 
@@ -498,10 +499,10 @@ func (c *Client) GetJob(ctx context.Context, jobID string, options *ReadOptions)
 	return decodeJob(opGetJob, resp)
 }
 
-// CancelJob cancels a job and returns it (status JobStatusCancelled). Devices the
-// job has not reached yet are not called (their records become
-// DeviceJobStatusCanceled); calls in flight run to their end. Cancelling a job
-// that already ended returns it unchanged.
+// CancelJob cancels a job and returns it (status JobStatusCancelled).
+// Devices the job has not reached yet are not called (their records become
+// DeviceJobStatusCanceled); calls in flight run to their end. Cancelling a
+// job that already ended returns it unchanged.
 func (c *Client) CancelJob(ctx context.Context, jobID string, options *CancelJobOptions) (Job, error) {
 	if err := checkJobID(opCancelJob, jobID); err != nil {
 		return Job{}, err
