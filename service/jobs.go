@@ -237,9 +237,9 @@ type TwinJob struct {
 	MaxExecutionTime time.Duration
 }
 
-// JobOptions are the options of scheduling a job. A nil *JobOptions gives
-// the defaults.
-type JobOptions struct {
+// ScheduleJobOptions are the options of ScheduleMethodJob and
+// ScheduleTwinJob. A nil *ScheduleJobOptions gives the defaults.
+type ScheduleJobOptions struct {
 	// WaitForSlot retries scheduling, with backoff, while the hub refuses
 	// it because its active-job limit is reached (429004), until a slot
 	// frees or ctx ends. By default that refusal is returned at once.
@@ -276,9 +276,9 @@ const (
 // the job already there (409104) and it is the same kind of job with the
 // same method, that job is returned. Errors: an *iothub.ArgumentError before
 // anything is sent; an error matching iothub.ErrThrottled when the hub's
-// active-job limit is reached (see JobOptions.WaitForSlot); an error
+// active-job limit is reached (see ScheduleJobOptions.WaitForSlot); an error
 // matching iothub.ErrConflict when another job has the id.
-func (c *Client) ScheduleMethodJob(ctx context.Context, jobID string, spec MethodJob, options *JobOptions) (Job, error) {
+func (c *Client) ScheduleMethodJob(ctx context.Context, jobID string, spec MethodJob, options *ScheduleJobOptions) (Job, error) {
 	const op = opScheduleMethodJob
 	if err := checkJobID(op, jobID); err != nil {
 		return Job{}, err
@@ -302,7 +302,7 @@ func (c *Client) ScheduleMethodJob(ctx context.Context, jobID string, spec Metho
 // ScheduleTwinJob schedules a job that patches the twins of the devices
 // spec selects, whatever their etag. Results and errors are as for
 // ScheduleMethodJob.
-func (c *Client) ScheduleTwinJob(ctx context.Context, jobID string, spec TwinJob, options *JobOptions) (Job, error) {
+func (c *Client) ScheduleTwinJob(ctx context.Context, jobID string, spec TwinJob, options *ScheduleJobOptions) (Job, error) {
 	const op = opScheduleTwinJob
 	if err := checkJobID(op, jobID); err != nil {
 		return Job{}, err
@@ -416,8 +416,8 @@ func jobRequest(op, jobID string, typ JobType, cond string, start time.Time, max
 
 // schedule sends the PUT, waiting for a slot if asked, and resolves a
 // 409104 met after an attempt whose outcome is unknown.
-func (c *Client) schedule(ctx context.Context, op, jobID string, body []byte, typ JobType, method string, options *JobOptions) (Job, error) {
-	var opts JobOptions
+func (c *Client) schedule(ctx context.Context, op, jobID string, body []byte, typ JobType, method string, options *ScheduleJobOptions) (Job, error) {
+	var opts ScheduleJobOptions
 	if options != nil {
 		opts = *options
 	}
@@ -446,7 +446,7 @@ func (c *Client) schedule(ctx context.Context, op, jobID string, body []byte, ty
 			return Job{}, err
 		case ok && he.Code == iothub.ErrorCodeThrottlingMaxActiveJobCountExceeded:
 			if !opts.WaitForSlot {
-				return Job{}, fmt.Errorf("iothub: %s %q: the hub's limit of active jobs is reached (Free and S1 allow 1 at a time, S2 5, S3 10); wait for a job to end, cancel one, or set JobOptions.WaitForSlot: %w", op, jobID, err)
+				return Job{}, fmt.Errorf("iothub: %s %q: the hub's limit of active jobs is reached (Free and S1 allow 1 at a time, S2 5, S3 10); wait for a job to end, cancel one, or set ScheduleJobOptions.WaitForSlot: %w", op, jobID, err)
 			}
 		case ok && errors.Is(he, iothub.ErrThrottled) && throttled < throttleRetries:
 			throttled++

@@ -180,7 +180,7 @@ func TestJobActiveLimit(t *testing.T) {
 			t.Errorf("err = %#v", err)
 		}
 		start := time.Now()
-		job, err := client.ScheduleMethodJob(t.Context(), "second", reboot("a"), &service.JobOptions{WaitForSlot: true})
+		job, err := client.ScheduleMethodJob(t.Context(), "second", reboot("a"), &service.ScheduleJobOptions{WaitForSlot: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -190,15 +190,15 @@ func TestJobActiveLimit(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		defer cancel()
 		hub.AddDevice("c", &httpmock.DeviceOptions{Latency: time.Hour})
-		_, err = client.ScheduleMethodJob(ctx, "third", reboot("a"), &service.JobOptions{WaitForSlot: true})
+		_, err = client.ScheduleMethodJob(ctx, "third", reboot("a"), &service.ScheduleJobOptions{WaitForSlot: true})
 		if err != nil {
 			// "second" ends within a second, so a slot frees.
 			t.Fatalf("third: %v", err)
 		}
-		_, err = client.ScheduleMethodJob(ctx, "fourth", service.MethodJob{Method: service.MethodParams[any]{Name: "x", TimeoutInSeconds: 300}, DeviceIDs: []string{"c"}}, &service.JobOptions{WaitForSlot: true})
+		_, err = client.ScheduleMethodJob(ctx, "fourth", service.MethodJob{Method: service.MethodParams[any]{Name: "x", TimeoutInSeconds: 300}, DeviceIDs: []string{"c"}}, &service.ScheduleJobOptions{WaitForSlot: true})
 		if err == nil {
 			// third is done; fourth holds the slot now.
-			_, err = client.ScheduleMethodJob(ctx, "fifth", reboot("a"), &service.JobOptions{WaitForSlot: true})
+			_, err = client.ScheduleMethodJob(ctx, "fifth", reboot("a"), &service.ScheduleJobOptions{WaitForSlot: true})
 		}
 		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, iothub.ErrThrottled) {
 			t.Errorf("err = %v, want the deadline while waiting for a slot", err)
