@@ -9,129 +9,129 @@ type ErrorCode int
 // Error codes the SDK gives a name to. The list follows IoT Hub's documented
 // table; a code that is not listed still round-trips as a number.
 const (
-	CodeGenericBadRequest                         ErrorCode = 400000
-	CodeInvalidProtocolVersion                    ErrorCode = 400001
-	CodeInvalidOperation                          ErrorCode = 400003
-	CodeArgumentInvalid                           ErrorCode = 400004
-	CodeArgumentNull                              ErrorCode = 400005
-	CodeIotHubFormatError                         ErrorCode = 400006
-	CodeDeviceDefinedMultipleTimes                ErrorCode = 400011
-	CodeBulkRegistryOperationFailure              ErrorCode = 400013
-	CodeEtagDoesNotMatch                          ErrorCode = 400023
-	CodeConnectionForcefullyClosedOnNewConnection ErrorCode = 400027
-	CodeGenericUnauthorized                       ErrorCode = 401000
-	CodeIotHubNotFound                            ErrorCode = 401001
-	CodeIotHubUnauthorizedAccess                  ErrorCode = 401002
-	CodeIotHubUnauthorized                        ErrorCode = 401003
-	CodeGenericForbidden                          ErrorCode = 403000
-	CodeIotHubSuspended                           ErrorCode = 403001
-	CodeIotHubQuotaExceeded                       ErrorCode = 403002
-	CodeJobQuotaExceeded                          ErrorCode = 403003
-	CodeDeviceMaximumQueueDepthExceeded           ErrorCode = 403004
-	CodeOperationNotAvailableInCurrentTier        ErrorCode = 403010
-	CodeDeviceMaximumInflightMethodExceeded       ErrorCode = 403800
-	CodeDeviceNotFound                            ErrorCode = 404001
-	CodeJobNotFound                               ErrorCode = 404002
-	CodeModuleNotFound                            ErrorCode = 404010
-	CodeDeviceNotOnline                           ErrorCode = 404103
-	CodeDeviceConnectionClosedRemotely            ErrorCode = 404104
-	CodeConfigurationNotFound                     ErrorCode = 404301
-	CodeGenericMethodNotAllowed                   ErrorCode = 405000
-	CodeRequestTimeout                            ErrorCode = 408000
-	CodeGenericConflict                           ErrorCode = 409000
-	CodeDeviceAlreadyExists                       ErrorCode = 409001
-	CodeDeviceJobAlreadyExists                    ErrorCode = 409103
-	CodeJobAlreadyExists                          ErrorCode = 409104
-	CodeModuleAlreadyExistsOnDevice               ErrorCode = 409301
-	CodeGenericPreconditionFailed                 ErrorCode = 412000
-	CodePreconditionFailed                        ErrorCode = 412001
-	CodeDeviceMessageLockLost                     ErrorCode = 412002
-	CodeJobRunPreconditionFailed                  ErrorCode = 412003
-	CodeGenericRequestEntityTooLarge              ErrorCode = 413000
-	CodeMessageTooLarge                           ErrorCode = 413001
-	CodeTooManyDevices                            ErrorCode = 413002
-	CodeTooManyModulesOnDevice                    ErrorCode = 413003
-	CodeGenericUnsupportedMediaType               ErrorCode = 415000
-	CodeGenericTooManyRequests                    ErrorCode = 429000
-	CodeThrottlingException                       ErrorCode = 429001
-	CodeThrottleBacklogLimitExceeded              ErrorCode = 429002
-	CodeThrottlingBacklogTimeout                  ErrorCode = 429003
-	CodeThrottlingMaxActiveJobCountExceeded       ErrorCode = 429004
-	CodeDeviceThrottlingLimitExceeded             ErrorCode = 429005
-	CodeClientClosedRequest                       ErrorCode = 499000
-	CodeServerError                               ErrorCode = 500001
-	CodeJobCancelled                              ErrorCode = 500002
-	CodeGenericTimeout                            ErrorCode = 500008
-	CodeGenericBadGateway                         ErrorCode = 502000
-	CodeGenericServiceUnavailable                 ErrorCode = 503000
-	CodeServiceUnavailable                        ErrorCode = 503001
-	CodePartitionNotFound                         ErrorCode = 503003
-	CodeServerBusy                                ErrorCode = 503005
-	CodeGenericGatewayTimeout                     ErrorCode = 504000
-	CodeGatewayTimeout                            ErrorCode = 504101
+	ErrorCodeGenericBadRequest                         ErrorCode = 400000
+	ErrorCodeInvalidProtocolVersion                    ErrorCode = 400001
+	ErrorCodeInvalidOperation                          ErrorCode = 400003
+	ErrorCodeArgumentInvalid                           ErrorCode = 400004
+	ErrorCodeArgumentNull                              ErrorCode = 400005
+	ErrorCodeIotHubFormatError                         ErrorCode = 400006
+	ErrorCodeDeviceDefinedMultipleTimes                ErrorCode = 400011
+	ErrorCodeBulkRegistryOperationFailure              ErrorCode = 400013
+	ErrorCodeEtagDoesNotMatch                          ErrorCode = 400023
+	ErrorCodeConnectionForcefullyClosedOnNewConnection ErrorCode = 400027
+	ErrorCodeGenericUnauthorized                       ErrorCode = 401000
+	ErrorCodeIotHubNotFound                            ErrorCode = 401001
+	ErrorCodeIotHubUnauthorizedAccess                  ErrorCode = 401002
+	ErrorCodeIotHubUnauthorized                        ErrorCode = 401003
+	ErrorCodeGenericForbidden                          ErrorCode = 403000
+	ErrorCodeIotHubSuspended                           ErrorCode = 403001
+	ErrorCodeIotHubQuotaExceeded                       ErrorCode = 403002
+	ErrorCodeJobQuotaExceeded                          ErrorCode = 403003
+	ErrorCodeDeviceMaximumQueueDepthExceeded           ErrorCode = 403004
+	ErrorCodeOperationNotAvailableInCurrentTier        ErrorCode = 403010
+	ErrorCodeDeviceMaximumInflightMethodExceeded       ErrorCode = 403800
+	ErrorCodeDeviceNotFound                            ErrorCode = 404001
+	ErrorCodeJobNotFound                               ErrorCode = 404002
+	ErrorCodeModuleNotFound                            ErrorCode = 404010
+	ErrorCodeDeviceNotOnline                           ErrorCode = 404103
+	ErrorCodeDeviceConnectionClosedRemotely            ErrorCode = 404104
+	ErrorCodeConfigurationNotFound                     ErrorCode = 404301
+	ErrorCodeGenericMethodNotAllowed                   ErrorCode = 405000
+	ErrorCodeRequestTimeout                            ErrorCode = 408000
+	ErrorCodeGenericConflict                           ErrorCode = 409000
+	ErrorCodeDeviceAlreadyExists                       ErrorCode = 409001
+	ErrorCodeDeviceJobAlreadyExists                    ErrorCode = 409103
+	ErrorCodeJobAlreadyExists                          ErrorCode = 409104
+	ErrorCodeModuleAlreadyExistsOnDevice               ErrorCode = 409301
+	ErrorCodeGenericPreconditionFailed                 ErrorCode = 412000
+	ErrorCodePreconditionFailed                        ErrorCode = 412001
+	ErrorCodeDeviceMessageLockLost                     ErrorCode = 412002
+	ErrorCodeJobRunPreconditionFailed                  ErrorCode = 412003
+	ErrorCodeGenericRequestEntityTooLarge              ErrorCode = 413000
+	ErrorCodeMessageTooLarge                           ErrorCode = 413001
+	ErrorCodeTooManyDevices                            ErrorCode = 413002
+	ErrorCodeTooManyModulesOnDevice                    ErrorCode = 413003
+	ErrorCodeGenericUnsupportedMediaType               ErrorCode = 415000
+	ErrorCodeGenericTooManyRequests                    ErrorCode = 429000
+	ErrorCodeThrottlingException                       ErrorCode = 429001
+	ErrorCodeThrottleBacklogLimitExceeded              ErrorCode = 429002
+	ErrorCodeThrottlingBacklogTimeout                  ErrorCode = 429003
+	ErrorCodeThrottlingMaxActiveJobCountExceeded       ErrorCode = 429004
+	ErrorCodeDeviceThrottlingLimitExceeded             ErrorCode = 429005
+	ErrorCodeClientClosedRequest                       ErrorCode = 499000
+	ErrorCodeServerError                               ErrorCode = 500001
+	ErrorCodeJobCancelled                              ErrorCode = 500002
+	ErrorCodeGenericTimeout                            ErrorCode = 500008
+	ErrorCodeGenericBadGateway                         ErrorCode = 502000
+	ErrorCodeGenericServiceUnavailable                 ErrorCode = 503000
+	ErrorCodeServiceUnavailable                        ErrorCode = 503001
+	ErrorCodePartitionNotFound                         ErrorCode = 503003
+	ErrorCodeServerBusy                                ErrorCode = 503005
+	ErrorCodeGenericGatewayTimeout                     ErrorCode = 504000
+	ErrorCodeGatewayTimeout                            ErrorCode = 504101
 )
 
 var codeNames = map[ErrorCode]string{
-	CodeGenericBadRequest:                         "GenericBadRequest",
-	CodeInvalidProtocolVersion:                    "InvalidProtocolVersion",
-	CodeInvalidOperation:                          "InvalidOperation",
-	CodeArgumentInvalid:                           "ArgumentInvalid",
-	CodeArgumentNull:                              "ArgumentNull",
-	CodeIotHubFormatError:                         "IotHubFormatError",
-	CodeDeviceDefinedMultipleTimes:                "DeviceDefinedMultipleTimes",
-	CodeBulkRegistryOperationFailure:              "BulkRegistryOperationFailure",
-	CodeEtagDoesNotMatch:                          "EtagDoesNotMatch",
-	CodeConnectionForcefullyClosedOnNewConnection: "ConnectionForcefullyClosedOnNewConnection",
-	CodeGenericUnauthorized:                       "GenericUnauthorized",
-	CodeIotHubNotFound:                            "IotHubNotFound",
-	CodeIotHubUnauthorizedAccess:                  "IotHubUnauthorizedAccess",
-	CodeIotHubUnauthorized:                        "IotHubUnauthorized",
-	CodeGenericForbidden:                          "GenericForbidden",
-	CodeIotHubSuspended:                           "IotHubSuspended",
-	CodeIotHubQuotaExceeded:                       "IotHubQuotaExceeded",
-	CodeJobQuotaExceeded:                          "JobQuotaExceeded",
-	CodeDeviceMaximumQueueDepthExceeded:           "DeviceMaximumQueueDepthExceeded",
-	CodeOperationNotAvailableInCurrentTier:        "OperationNotAvailableInCurrentTier",
-	CodeDeviceMaximumInflightMethodExceeded:       "DeviceMaximumInflightMethodExceeded",
-	CodeDeviceNotFound:                            "DeviceNotFound",
-	CodeJobNotFound:                               "JobNotFound",
-	CodeModuleNotFound:                            "ModuleNotFound",
-	CodeDeviceNotOnline:                           "DeviceNotOnline",
-	CodeDeviceConnectionClosedRemotely:            "DeviceConnectionClosedRemotely",
-	CodeConfigurationNotFound:                     "ConfigurationNotFound",
-	CodeGenericMethodNotAllowed:                   "GenericMethodNotAllowed",
-	CodeRequestTimeout:                            "RequestTimeout",
-	CodeGenericConflict:                           "GenericConflict",
-	CodeDeviceAlreadyExists:                       "DeviceAlreadyExists",
-	CodeDeviceJobAlreadyExists:                    "DeviceJobAlreadyExists",
-	CodeJobAlreadyExists:                          "JobAlreadyExists",
-	CodeModuleAlreadyExistsOnDevice:               "ModuleAlreadyExistsOnDevice",
-	CodeGenericPreconditionFailed:                 "GenericPreconditionFailed",
-	CodePreconditionFailed:                        "PreconditionFailed",
-	CodeDeviceMessageLockLost:                     "DeviceMessageLockLost",
-	CodeJobRunPreconditionFailed:                  "JobRunPreconditionFailed",
-	CodeGenericRequestEntityTooLarge:              "GenericRequestEntityTooLarge",
-	CodeMessageTooLarge:                           "MessageTooLarge",
-	CodeTooManyDevices:                            "TooManyDevices",
-	CodeTooManyModulesOnDevice:                    "TooManyModulesOnDevice",
-	CodeGenericUnsupportedMediaType:               "GenericUnsupportedMediaType",
-	CodeGenericTooManyRequests:                    "GenericTooManyRequests",
-	CodeThrottlingException:                       "ThrottlingException",
-	CodeThrottleBacklogLimitExceeded:              "ThrottleBacklogLimitExceeded",
-	CodeThrottlingBacklogTimeout:                  "ThrottlingBacklogTimeout",
-	CodeThrottlingMaxActiveJobCountExceeded:       "ThrottlingMaxActiveJobCountExceeded",
-	CodeDeviceThrottlingLimitExceeded:             "DeviceThrottlingLimitExceeded",
-	CodeClientClosedRequest:                       "ClientClosedRequest",
-	CodeServerError:                               "ServerError",
-	CodeJobCancelled:                              "JobCancelled",
-	CodeGenericTimeout:                            "GenericTimeout",
-	CodeGenericBadGateway:                         "GenericBadGateway",
-	CodeGenericServiceUnavailable:                 "GenericServiceUnavailable",
-	CodeServiceUnavailable:                        "ServiceUnavailable",
-	CodePartitionNotFound:                         "PartitionNotFound",
-	CodeServerBusy:                                "ServerBusy",
-	CodeGenericGatewayTimeout:                     "GenericGatewayTimeout",
-	CodeGatewayTimeout:                            "GatewayTimeout",
+	ErrorCodeGenericBadRequest:                         "GenericBadRequest",
+	ErrorCodeInvalidProtocolVersion:                    "InvalidProtocolVersion",
+	ErrorCodeInvalidOperation:                          "InvalidOperation",
+	ErrorCodeArgumentInvalid:                           "ArgumentInvalid",
+	ErrorCodeArgumentNull:                              "ArgumentNull",
+	ErrorCodeIotHubFormatError:                         "IotHubFormatError",
+	ErrorCodeDeviceDefinedMultipleTimes:                "DeviceDefinedMultipleTimes",
+	ErrorCodeBulkRegistryOperationFailure:              "BulkRegistryOperationFailure",
+	ErrorCodeEtagDoesNotMatch:                          "EtagDoesNotMatch",
+	ErrorCodeConnectionForcefullyClosedOnNewConnection: "ConnectionForcefullyClosedOnNewConnection",
+	ErrorCodeGenericUnauthorized:                       "GenericUnauthorized",
+	ErrorCodeIotHubNotFound:                            "IotHubNotFound",
+	ErrorCodeIotHubUnauthorizedAccess:                  "IotHubUnauthorizedAccess",
+	ErrorCodeIotHubUnauthorized:                        "IotHubUnauthorized",
+	ErrorCodeGenericForbidden:                          "GenericForbidden",
+	ErrorCodeIotHubSuspended:                           "IotHubSuspended",
+	ErrorCodeIotHubQuotaExceeded:                       "IotHubQuotaExceeded",
+	ErrorCodeJobQuotaExceeded:                          "JobQuotaExceeded",
+	ErrorCodeDeviceMaximumQueueDepthExceeded:           "DeviceMaximumQueueDepthExceeded",
+	ErrorCodeOperationNotAvailableInCurrentTier:        "OperationNotAvailableInCurrentTier",
+	ErrorCodeDeviceMaximumInflightMethodExceeded:       "DeviceMaximumInflightMethodExceeded",
+	ErrorCodeDeviceNotFound:                            "DeviceNotFound",
+	ErrorCodeJobNotFound:                               "JobNotFound",
+	ErrorCodeModuleNotFound:                            "ModuleNotFound",
+	ErrorCodeDeviceNotOnline:                           "DeviceNotOnline",
+	ErrorCodeDeviceConnectionClosedRemotely:            "DeviceConnectionClosedRemotely",
+	ErrorCodeConfigurationNotFound:                     "ConfigurationNotFound",
+	ErrorCodeGenericMethodNotAllowed:                   "GenericMethodNotAllowed",
+	ErrorCodeRequestTimeout:                            "RequestTimeout",
+	ErrorCodeGenericConflict:                           "GenericConflict",
+	ErrorCodeDeviceAlreadyExists:                       "DeviceAlreadyExists",
+	ErrorCodeDeviceJobAlreadyExists:                    "DeviceJobAlreadyExists",
+	ErrorCodeJobAlreadyExists:                          "JobAlreadyExists",
+	ErrorCodeModuleAlreadyExistsOnDevice:               "ModuleAlreadyExistsOnDevice",
+	ErrorCodeGenericPreconditionFailed:                 "GenericPreconditionFailed",
+	ErrorCodePreconditionFailed:                        "PreconditionFailed",
+	ErrorCodeDeviceMessageLockLost:                     "DeviceMessageLockLost",
+	ErrorCodeJobRunPreconditionFailed:                  "JobRunPreconditionFailed",
+	ErrorCodeGenericRequestEntityTooLarge:              "GenericRequestEntityTooLarge",
+	ErrorCodeMessageTooLarge:                           "MessageTooLarge",
+	ErrorCodeTooManyDevices:                            "TooManyDevices",
+	ErrorCodeTooManyModulesOnDevice:                    "TooManyModulesOnDevice",
+	ErrorCodeGenericUnsupportedMediaType:               "GenericUnsupportedMediaType",
+	ErrorCodeGenericTooManyRequests:                    "GenericTooManyRequests",
+	ErrorCodeThrottlingException:                       "ThrottlingException",
+	ErrorCodeThrottleBacklogLimitExceeded:              "ThrottleBacklogLimitExceeded",
+	ErrorCodeThrottlingBacklogTimeout:                  "ThrottlingBacklogTimeout",
+	ErrorCodeThrottlingMaxActiveJobCountExceeded:       "ThrottlingMaxActiveJobCountExceeded",
+	ErrorCodeDeviceThrottlingLimitExceeded:             "DeviceThrottlingLimitExceeded",
+	ErrorCodeClientClosedRequest:                       "ClientClosedRequest",
+	ErrorCodeServerError:                               "ServerError",
+	ErrorCodeJobCancelled:                              "JobCancelled",
+	ErrorCodeGenericTimeout:                            "GenericTimeout",
+	ErrorCodeGenericBadGateway:                         "GenericBadGateway",
+	ErrorCodeGenericServiceUnavailable:                 "GenericServiceUnavailable",
+	ErrorCodeServiceUnavailable:                        "ServiceUnavailable",
+	ErrorCodePartitionNotFound:                         "PartitionNotFound",
+	ErrorCodeServerBusy:                                "ServerBusy",
+	ErrorCodeGenericGatewayTimeout:                     "GenericGatewayTimeout",
+	ErrorCodeGatewayTimeout:                            "GatewayTimeout",
 }
 
 // codesByName is the reverse of codeNames, for bodies and headers that carry

@@ -21,7 +21,7 @@
 //     ErrThrottled, …).
 //   - *TransportError: no answer arrived (connection failure, deadline).
 //   - *ArgumentError: the SDK refused an argument before sending anything.
-//   - *ResponseError: an answer arrived but could not be read.
+//   - *BodyError: an answer arrived but could not be read.
 //
 // # Did it run?
 //

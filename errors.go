@@ -163,8 +163,8 @@ func (e *Error) outcomeUnknown() bool {
 		return true
 	}
 	switch e.Code {
-	case CodeDeviceConnectionClosedRemotely, CodeConnectionForcefullyClosedOnNewConnection,
-		CodeRequestTimeout, CodeClientClosedRequest:
+	case ErrorCodeDeviceConnectionClosedRemotely, ErrorCodeConnectionForcefullyClosedOnNewConnection,
+		ErrorCodeRequestTimeout, ErrorCodeClientClosedRequest:
 		return true
 	}
 	f := e.family()
@@ -186,13 +186,13 @@ func (e *Error) Is(target error) bool {
 	case ErrNotDelivered:
 		return !e.outcomeUnknown()
 	case ErrDeviceNotFound:
-		return e.Code == CodeDeviceNotFound
+		return e.Code == ErrorCodeDeviceNotFound
 	case ErrModuleNotFound:
-		return e.Code == CodeModuleNotFound
+		return e.Code == ErrorCodeModuleNotFound
 	case ErrDeviceNotOnline:
-		return e.Code == CodeDeviceNotOnline
+		return e.Code == ErrorCodeDeviceNotOnline
 	case ErrGatewayTimeout:
-		return e.Code == CodeGatewayTimeout
+		return e.Code == ErrorCodeGatewayTimeout
 	}
 	var want int
 	switch target {
@@ -306,10 +306,12 @@ func (e *ArgumentError) Is(target error) bool {
 	return target == ErrInvalidArgument || target == ErrNotDelivered
 }
 
-// ResponseError reports an answer from the hub that arrived but could not be
+// BodyError reports an answer from the hub that arrived but could not be
 // read: a body that is not the documented JSON, or one over the size limit.
-// The request reached the hub, so it matches ErrOutcomeUnknown.
-type ResponseError struct {
+// The request reached the hub, so it matches ErrOutcomeUnknown. An error
+// answer the hub sent (what azcore.ResponseError means in the Azure SDK) is
+// an *Error, not a BodyError.
+type BodyError struct {
 	// Operation names the SDK operation.
 	Operation string
 	// DeviceID and ModuleID name the target, where the operation has one.
@@ -321,7 +323,7 @@ type ResponseError struct {
 }
 
 // Error names the operation, the status and the cause.
-func (e *ResponseError) Error() string {
+func (e *BodyError) Error() string {
 	var b strings.Builder
 	b.WriteString("iothub: ")
 	writeOp(&b, e.Operation, e.DeviceID, e.ModuleID)
@@ -335,10 +337,10 @@ func (e *ResponseError) Error() string {
 }
 
 // Unwrap returns the cause.
-func (e *ResponseError) Unwrap() error { return e.Err }
+func (e *BodyError) Unwrap() error { return e.Err }
 
 // Is matches ErrOutcomeUnknown.
-func (e *ResponseError) Is(target error) bool { return target == ErrOutcomeUnknown }
+func (e *BodyError) Is(target error) bool { return target == ErrOutcomeUnknown }
 
 func writeOp(b *strings.Builder, op, deviceID, moduleID string) {
 	b.WriteString(op)

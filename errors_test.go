@@ -24,23 +24,23 @@ func TestErrorIs(t *testing.T) {
 		err  *iothub.Error
 		want []error
 	}{
-		{"device not found", &iothub.Error{StatusCode: 404, Code: iothub.CodeDeviceNotFound}, []error{iothub.ErrDeviceNotFound, iothub.ErrNotDelivered}},
-		{"module not found", &iothub.Error{StatusCode: 404, Code: iothub.CodeModuleNotFound}, []error{iothub.ErrModuleNotFound, iothub.ErrNotDelivered}},
-		{"not online", &iothub.Error{StatusCode: 404, Code: iothub.CodeDeviceNotOnline}, []error{iothub.ErrDeviceNotOnline, iothub.ErrNotDelivered}},
-		{"gateway timeout", &iothub.Error{StatusCode: 504, Code: iothub.CodeGatewayTimeout}, []error{iothub.ErrGatewayTimeout, iothub.ErrOutcomeUnknown}},
-		{"throttled", &iothub.Error{StatusCode: 429, Code: iothub.CodeThrottlingException}, []error{iothub.ErrThrottled, iothub.ErrNotDelivered}},
+		{"device not found", &iothub.Error{StatusCode: 404, Code: iothub.ErrorCodeDeviceNotFound}, []error{iothub.ErrDeviceNotFound, iothub.ErrNotDelivered}},
+		{"module not found", &iothub.Error{StatusCode: 404, Code: iothub.ErrorCodeModuleNotFound}, []error{iothub.ErrModuleNotFound, iothub.ErrNotDelivered}},
+		{"not online", &iothub.Error{StatusCode: 404, Code: iothub.ErrorCodeDeviceNotOnline}, []error{iothub.ErrDeviceNotOnline, iothub.ErrNotDelivered}},
+		{"gateway timeout", &iothub.Error{StatusCode: 504, Code: iothub.ErrorCodeGatewayTimeout}, []error{iothub.ErrGatewayTimeout, iothub.ErrOutcomeUnknown}},
+		{"throttled", &iothub.Error{StatusCode: 429, Code: iothub.ErrorCodeThrottlingException}, []error{iothub.ErrThrottled, iothub.ErrNotDelivered}},
 		{"throttled without code", &iothub.Error{StatusCode: 429}, []error{iothub.ErrThrottled, iothub.ErrNotDelivered}},
-		{"unauthorized", &iothub.Error{StatusCode: 401, Code: iothub.CodeIotHubUnauthorizedAccess}, []error{iothub.ErrUnauthorized, iothub.ErrNotDelivered}},
-		{"forbidden", &iothub.Error{StatusCode: 403, Code: iothub.CodeIotHubQuotaExceeded}, []error{iothub.ErrForbidden, iothub.ErrNotDelivered}},
-		{"precondition", &iothub.Error{StatusCode: 412, Code: iothub.CodePreconditionFailed}, []error{iothub.ErrPreconditionFailed, iothub.ErrNotDelivered}},
-		{"conflict", &iothub.Error{StatusCode: 409, Code: iothub.CodeDeviceAlreadyExists}, []error{iothub.ErrConflict, iothub.ErrNotDelivered}},
-		{"server busy", &iothub.Error{StatusCode: 503, Code: iothub.CodeServerBusy}, []error{iothub.ErrServerBusy, iothub.ErrNotDelivered}},
-		{"bad request", &iothub.Error{StatusCode: 400, Code: iothub.CodeArgumentInvalid}, []error{iothub.ErrBadRequest, iothub.ErrNotDelivered}},
-		{"server error", &iothub.Error{StatusCode: 500, Code: iothub.CodeServerError}, []error{iothub.ErrOutcomeUnknown}},
+		{"unauthorized", &iothub.Error{StatusCode: 401, Code: iothub.ErrorCodeIotHubUnauthorizedAccess}, []error{iothub.ErrUnauthorized, iothub.ErrNotDelivered}},
+		{"forbidden", &iothub.Error{StatusCode: 403, Code: iothub.ErrorCodeIotHubQuotaExceeded}, []error{iothub.ErrForbidden, iothub.ErrNotDelivered}},
+		{"precondition", &iothub.Error{StatusCode: 412, Code: iothub.ErrorCodePreconditionFailed}, []error{iothub.ErrPreconditionFailed, iothub.ErrNotDelivered}},
+		{"conflict", &iothub.Error{StatusCode: 409, Code: iothub.ErrorCodeDeviceAlreadyExists}, []error{iothub.ErrConflict, iothub.ErrNotDelivered}},
+		{"server busy", &iothub.Error{StatusCode: 503, Code: iothub.ErrorCodeServerBusy}, []error{iothub.ErrServerBusy, iothub.ErrNotDelivered}},
+		{"bad request", &iothub.Error{StatusCode: 400, Code: iothub.ErrorCodeArgumentInvalid}, []error{iothub.ErrBadRequest, iothub.ErrNotDelivered}},
+		{"server error", &iothub.Error{StatusCode: 500, Code: iothub.ErrorCodeServerError}, []error{iothub.ErrOutcomeUnknown}},
 		{"bad gateway no code", &iothub.Error{StatusCode: 502}, []error{iothub.ErrOutcomeUnknown}},
-		{"connection closed mid-call", &iothub.Error{StatusCode: 404, Code: iothub.CodeDeviceConnectionClosedRemotely}, []error{iothub.ErrOutcomeUnknown}},
-		{"retry after an unknown outcome", &iothub.Error{StatusCode: 429, Code: iothub.CodeThrottlingException, EarlierAttemptMayHaveRun: true}, []error{iothub.ErrThrottled, iothub.ErrOutcomeUnknown}},
-		{"code family wins over status", &iothub.Error{StatusCode: 400, Code: iothub.CodeThrottlingException}, []error{iothub.ErrThrottled, iothub.ErrNotDelivered}},
+		{"connection closed mid-call", &iothub.Error{StatusCode: 404, Code: iothub.ErrorCodeDeviceConnectionClosedRemotely}, []error{iothub.ErrOutcomeUnknown}},
+		{"retry after an unknown outcome", &iothub.Error{StatusCode: 429, Code: iothub.ErrorCodeThrottlingException, EarlierAttemptMayHaveRun: true}, []error{iothub.ErrThrottled, iothub.ErrOutcomeUnknown}},
+		{"code family wins over status", &iothub.Error{StatusCode: 400, Code: iothub.ErrorCodeThrottlingException}, []error{iothub.ErrThrottled, iothub.ErrNotDelivered}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,7 +73,7 @@ func TestMayHaveRun(t *testing.T) {
 		{"argument", &iothub.ArgumentError{Field: "deviceID", Rule: "must not be empty"}, false},
 		{"transport before write", &iothub.TransportError{Sent: false, Err: errors.New("refused")}, false},
 		{"transport after write", &iothub.TransportError{Sent: true, Err: context.DeadlineExceeded}, true},
-		{"unreadable answer", &iothub.ResponseError{StatusCode: 200, Err: errors.New("bad json")}, true},
+		{"unreadable answer", &iothub.BodyError{StatusCode: 200, Err: errors.New("bad json")}, true},
 	}
 	for _, tt := range tests {
 		if got := iothub.MayHaveRun(tt.err); got != tt.want {
@@ -89,15 +89,15 @@ func TestErrorMessages(t *testing.T) {
 		want string
 	}{
 		{
-			&iothub.Error{Operation: "InvokeDeviceMethod", DeviceID: "d1", StatusCode: 404, Code: iothub.CodeDeviceNotOnline, Message: "Timed out waiting for device to connect.", TrackingID: "abc"},
+			&iothub.Error{Operation: "InvokeDeviceMethod", DeviceID: "d1", StatusCode: 404, Code: iothub.ErrorCodeDeviceNotOnline, Message: "Timed out waiting for device to connect.", TrackingID: "abc"},
 			`iothub: InvokeDeviceMethod device "d1": 404 404103 DeviceNotOnline: Timed out waiting for device to connect. (tracking ID abc) [not delivered]`,
 		},
 		{
-			&iothub.Error{Operation: "InvokeModuleMethod", DeviceID: "d1", ModuleID: "$edgeAgent", StatusCode: 504, Code: iothub.CodeGatewayTimeout, Attempts: 1},
+			&iothub.Error{Operation: "InvokeModuleMethod", DeviceID: "d1", ModuleID: "$edgeAgent", StatusCode: 504, Code: iothub.ErrorCodeGatewayTimeout, Attempts: 1},
 			`iothub: InvokeModuleMethod device "d1" module "$edgeAgent": 504 504101 GatewayTimeout [outcome unknown: it may have run]`,
 		},
 		{
-			&iothub.Error{Operation: "InvokeDeviceMethod", DeviceID: "d1", StatusCode: 429, Code: iothub.CodeThrottlingException, Attempts: 4},
+			&iothub.Error{Operation: "InvokeDeviceMethod", DeviceID: "d1", StatusCode: 429, Code: iothub.ErrorCodeThrottlingException, Attempts: 4},
 			`iothub: InvokeDeviceMethod device "d1": 429 429001 ThrottlingException after 4 attempts [not delivered]`,
 		},
 		{
@@ -122,14 +122,14 @@ func TestErrorMessages(t *testing.T) {
 
 func TestErrorCodes(t *testing.T) {
 	t.Parallel()
-	if got, want := iothub.CodeDeviceNotOnline.String(), "404103 DeviceNotOnline"; got != want {
+	if got, want := iothub.ErrorCodeDeviceNotOnline.String(), "404103 DeviceNotOnline"; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
 	if got := iothub.ErrorCode(499999).String(); got != "499999" {
 		t.Errorf("unknown code String() = %q", got)
 	}
 	for _, in := range []string{"404103", "DeviceNotOnline"} {
-		if c, ok := iothub.ParseErrorCode(in); !ok || c != iothub.CodeDeviceNotOnline {
+		if c, ok := iothub.ParseErrorCode(in); !ok || c != iothub.ErrorCodeDeviceNotOnline {
 			t.Errorf("ParseErrorCode(%q) = %v, %v", in, c, ok)
 		}
 	}
@@ -138,8 +138,8 @@ func TestErrorCodes(t *testing.T) {
 			t.Errorf("ParseErrorCode(%q) = %v, want not ok", in, c)
 		}
 	}
-	if !strings.HasPrefix(iothub.CodeGatewayTimeout.Name(), "Gateway") || iothub.CodeGatewayTimeout.HTTPStatus() != 504 {
-		t.Errorf("CodeGatewayTimeout: name %q status %d", iothub.CodeGatewayTimeout.Name(), iothub.CodeGatewayTimeout.HTTPStatus())
+	if !strings.HasPrefix(iothub.ErrorCodeGatewayTimeout.Name(), "Gateway") || iothub.ErrorCodeGatewayTimeout.HTTPStatus() != 504 {
+		t.Errorf("ErrorCodeGatewayTimeout: name %q status %d", iothub.ErrorCodeGatewayTimeout.Name(), iothub.ErrorCodeGatewayTimeout.HTTPStatus())
 	}
 }
 

@@ -13,20 +13,25 @@ const APIVersion = "2021-04-12"
 // Version is this module's version, sent in the User-Agent header.
 const Version = "0.1.0"
 
-// ClientOptions configures the clients of this module (service.Client and,
-// later, registry.Client). The zero value, and a nil *ClientOptions, give the
+// ClientOptions configures the clients of this module, service.Client and
+// registry.Client. The zero value, and a nil *ClientOptions, give the
 // defaults.
 type ClientOptions struct {
-	// HTTPClient, when set, supplies the transport (its Transport field)
-	// and, when its Timeout is set, a cap on every attempt. Redirects are
-	// never followed, whatever its CheckRedirect says.
-	HTTPClient *http.Client
-
-	// Transport, when set, is the http.RoundTripper requests go through. It
-	// takes precedence over HTTPClient.Transport. The default is a transport
+	// Transport, when set, is the http.RoundTripper requests go through,
+	// such as an *http.Transport of your own or a test hub's in-process
+	// transport. Redirects are never followed. The default is a transport
 	// sized for fan-out: keep-alive, HTTP/2 when the hub offers it, proxy
 	// settings from the environment, TLS 1.2 or later.
 	Transport http.RoundTripper
+
+	// AttemptTimeout, when positive, caps each attempt of every call,
+	// reading the answer included; a retry starts a new attempt. 0 means
+	// the SDK's own bound: 100 s, or for a direct method its connect and
+	// response timeouts plus service.NetworkMargin. A cap below a direct
+	// method's timeouts can end an attempt before the device answers, with
+	// an outcome-unknown error. To bound a whole call, retries included,
+	// give it a context with a deadline.
+	AttemptTimeout time.Duration
 
 	// MaxConnections, when positive, caps the connections the default
 	// transport opens to the hub (MaxConnsPerHost): calls beyond it wait
@@ -35,7 +40,7 @@ type ClientOptions struct {
 	// call finds none idle at that instant, and keeps it; set this to the
 	// number of calls you run at once. Fan-outs need no help: each keeps at
 	// most its Concurrency. It applies to the default transport only, not
-	// to Transport or HTTPClient; 0 means no cap.
+	// to Transport; 0 means no cap.
 	MaxConnections int
 
 	// Retry sets the retry policy; its zero value gives DefaultRetryOptions.

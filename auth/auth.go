@@ -36,7 +36,7 @@ var (
 
 	// ErrTokenExpired reports a token that has expired and cannot be renewed
 	// by this package, such as a shared access signature passed to
-	// [StaticSAS].
+	// [NewStaticSASAuthorizer].
 	ErrTokenExpired = errors.New("auth: token expired")
 )
 

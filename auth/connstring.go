@@ -109,13 +109,18 @@ func (c ConnectionString) LogValue() slog.Value {
 }
 
 // Authorizer returns the [Authorizer] the connection string calls for: with
-// a SharedAccessSignature, [StaticSAS] of it (opts is then ignored);
-// otherwise a [SharedAccessKeyCredential] built with opts, for HostName.
+// a SharedAccessSignature, a [StaticSASAuthorizer] of it (opts is then ignored);
+// otherwise the [SharedAccessKeyAuthorizer] of a [SharedAccessKeyCredential]
+// built with opts, for HostName.
 // Callers that want to rotate the key later should build the credential
 // themselves with [NewSharedAccessKeyCredential].
 func (c ConnectionString) Authorizer(opts *SharedAccessKeyCredentialOptions) (Authorizer, error) {
 	if sig := c.SharedAccessSignature(); sig != "" {
-		return StaticSAS(sig)
+		a, err := NewStaticSASAuthorizer(sig)
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return a, nil
 	}
 	if c.HostName == "" {
 		return nil, fmt.Errorf("%w: HostName is missing", ErrInvalidConnectionString)

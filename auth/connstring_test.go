@@ -151,8 +151,8 @@ func TestConnectionStringAuthorizer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Authorizer() error = %v", err)
 	}
-	if _, ok := a.(*staticSAS); !ok {
-		t.Errorf("Authorizer() = %T, want *staticSAS", a)
+	if _, ok := a.(*StaticSASAuthorizer); !ok {
+		t.Errorf("Authorizer() = %T, want *StaticSASAuthorizer", a)
 	}
 
 	if _, err := cs.Authorizer(&SharedAccessKeyCredentialOptions{TTL: -1}); err != nil {

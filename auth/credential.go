@@ -135,20 +135,24 @@ func (c *SharedAccessKeyCredential) LogValue() slog.Value {
 	)
 }
 
-// Authorizer returns an [Authorizer] for the hub hostName (for example
-// "myhub.azure-devices.net"), whose tokens use the bare host name as their
-// resource. Each Authorizer caches its token and mints a new one only when
+// Authorizer returns a [SharedAccessKeyAuthorizer] for the hub hostName
+// (for example "myhub.azure-devices.net"), whose tokens use the bare host
+// name as their resource. Each Authorizer caches its token and mints a new one only when
 // less than half of the TTL remains or after [SharedAccessKeyCredential.Update];
 // concurrent callers at renewal time share one mint.
 //
 // If hostName is empty, the Authorizer's calls fail with
 // [ErrInvalidCredential].
-func (c *SharedAccessKeyCredential) Authorizer(hostName string) Authorizer {
-	return &sasAuthorizer{cred: c, host: hostName, sr: url.QueryEscape(hostName)}
+func (c *SharedAccessKeyCredential) Authorizer(hostName string) *SharedAccessKeyAuthorizer {
+	return &SharedAccessKeyAuthorizer{cred: c, host: hostName, sr: url.QueryEscape(hostName)}
 }
 
-// sasAuthorizer serves cached tokens for one hub.
-type sasAuthorizer struct {
+// SharedAccessKeyAuthorizer is the [Authorizer] that signs SAS tokens for
+// one hub with a [SharedAccessKeyCredential], caching each token until half
+// its lifetime has passed. Get one from [SharedAccessKeyCredential.Authorizer];
+// the zero value is not usable. It is safe for concurrent use, and no printed
+// or logged form of it contains the key or a token.
+type SharedAccessKeyAuthorizer struct {
 	cred *SharedAccessKeyCredential
 	host string
 	sr   string // url.QueryEscape(host), exactly as placed in the token
@@ -174,7 +178,10 @@ func (t *sasToken) usable(now time.Time, gen uint64) bool {
 // Authorization returns a cached token while it has more than half its
 // lifetime left, and mints a new one otherwise. It never blocks on I/O and
 // ignores ctx.
-func (a *sasAuthorizer) Authorization(ctx context.Context) (string, error) {
+func (a *SharedAccessKeyAuthorizer) Authorization(ctx context.Context) (string, error) {
+	if a.cred == nil {
+		return "", fmt.Errorf("%w: a zero SharedAccessKeyAuthorizer; get one from SharedAccessKeyCredential.Authorizer", ErrInvalidCredential)
+	}
 	if t := a.cur.Load(); t.usable(time.Now(), a.cred.state.Load().gen) {
 		return t.header, nil
 	}
@@ -183,7 +190,7 @@ func (a *sasAuthorizer) Authorization(ctx context.Context) (string, error) {
 
 // renew mints a token under the lock, unless another caller did so while
 // this one waited for it.
-func (a *sasAuthorizer) renew() (string, error) {
+func (a *SharedAccessKeyAuthorizer) renew() (string, error) {
 	if a.host == "" {
 		return "", fmt.Errorf("%w: the hub host name for the SAS token is empty", ErrInvalidCredential)
 	}
@@ -209,47 +216,62 @@ func (a *sasAuthorizer) renew() (string, error) {
 	return t.header, nil
 }
 
-func (a *sasAuthorizer) String() string {
-	return fmt.Sprintf("SharedAccessKeyAuthorizer(HostName=%s;SharedAccessKeyName=%s;SharedAccessKey=%s)", a.host, a.cred.PolicyName(), redacted)
+// policyName is the credential's policy name, or "" for a zero authorizer.
+func (a *SharedAccessKeyAuthorizer) policyName() string {
+	if a.cred == nil {
+		return ""
+	}
+	return a.cred.PolicyName()
 }
 
-func (a *sasAuthorizer) GoString() string {
-	return fmt.Sprintf("&auth.sasAuthorizer{HostName:%q, SharedAccessKeyName:%q, SharedAccessKey:%s}", a.host, a.cred.PolicyName(), redacted)
+// String describes the authorizer with its host and policy name; the key is
+// redacted.
+func (a *SharedAccessKeyAuthorizer) String() string {
+	return fmt.Sprintf("SharedAccessKeyAuthorizer(HostName=%s;SharedAccessKeyName=%s;SharedAccessKey=%s)", a.host, a.policyName(), redacted)
+}
+
+// GoString is String's counterpart for %#v; the key is redacted.
+func (a *SharedAccessKeyAuthorizer) GoString() string {
+	return fmt.Sprintf("&auth.SharedAccessKeyAuthorizer{HostName:%q, SharedAccessKeyName:%q, SharedAccessKey:%s}", a.host, a.policyName(), redacted)
 }
 
 // Format implements [fmt.Formatter] so that no verb prints the token.
-func (a *sasAuthorizer) Format(f fmt.State, verb rune) {
+func (a *SharedAccessKeyAuthorizer) Format(f fmt.State, verb rune) {
 	formatRedacted(f, verb, a.String(), a.GoString())
 }
 
 // LogValue implements [slog.LogValuer]; the key and token are redacted.
-func (a *sasAuthorizer) LogValue() slog.Value {
+func (a *SharedAccessKeyAuthorizer) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("HostName", a.host),
-		slog.String("SharedAccessKeyName", a.cred.PolicyName()),
+		slog.String("SharedAccessKeyName", a.policyName()),
 		slog.String("SharedAccessKey", redacted),
 	)
 }
 
-// StaticSAS returns an [Authorizer] that sends token, a ready-made shared
-// access signature such as the SharedAccessSignature entry of a connection
-// string, unchanged. The token must start with "SharedAccessSignature " and
-// carry sr, sig and se fields; otherwise StaticSAS returns an error wrapping
-// [ErrInvalidCredential].
+// NewStaticSASAuthorizer returns a [StaticSASAuthorizer] that sends token,
+// a ready-made shared access signature such as the SharedAccessSignature
+// entry of a connection string, unchanged. The token must start with "SharedAccessSignature " and
+// carry sr, sig and se fields; otherwise NewStaticSASAuthorizer returns an
+// error wrapping [ErrInvalidCredential].
 //
 // The token is never renewed. Once its expiry (se) has passed, Authorization
 // returns an error wrapping [ErrTokenExpired] that says when it expired; the
 // application must then supply a new one. Errors never include the token.
-func StaticSAS(token string) (Authorizer, error) {
+func NewStaticSASAuthorizer(token string) (*StaticSASAuthorizer, error) {
 	f, err := parseSAS(token)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidCredential, err)
 	}
-	return &staticSAS{token: hideSecrets(token), expiresAt: time.Unix(f.se, 0), resource: f.sr, policy: f.skn}, nil
+	return &StaticSASAuthorizer{token: hideSecrets(token), expiresAt: time.Unix(f.se, 0), resource: f.sr, policy: f.skn}, nil
 }
 
-// staticSAS serves a token it cannot renew.
-type staticSAS struct {
+// StaticSASAuthorizer is the [Authorizer] that sends a ready-made shared
+// access signature, which it cannot renew. Get one from
+// [NewStaticSASAuthorizer]; the zero value is not usable. It is safe for
+// concurrent use, and no printed or logged form of it contains the
+// signature.
+type StaticSASAuthorizer struct {
 	token     func() string // a closure, so that reflection cannot print it
 	expiresAt time.Time     // wall clock only
 	resource  string        // sr as it appears in the token
@@ -258,7 +280,10 @@ type staticSAS struct {
 
 // Authorization returns the token, or an error wrapping [ErrTokenExpired]
 // once it has expired. It ignores ctx.
-func (s *staticSAS) Authorization(ctx context.Context) (string, error) {
+func (s *StaticSASAuthorizer) Authorization(ctx context.Context) (string, error) {
+	if s.token == nil {
+		return "", fmt.Errorf("%w: a zero StaticSASAuthorizer; get one from NewStaticSASAuthorizer", ErrInvalidCredential)
+	}
 	if time.Now().Before(s.expiresAt) {
 		return s.token(), nil
 	}
@@ -266,21 +291,24 @@ func (s *staticSAS) Authorization(ctx context.Context) (string, error) {
 		ErrTokenExpired, s.expiresAt.UTC().Format(time.RFC3339))
 }
 
-func (s *staticSAS) String() string {
-	return fmt.Sprintf("StaticSAS(sr=%s;skn=%s;sig=%s;ExpiresAt=%s)", s.resource, s.policy, redacted, s.expiresAt.UTC().Format(time.RFC3339))
+// String describes the signature's resource, policy and expiry; the
+// signature itself is redacted.
+func (s *StaticSASAuthorizer) String() string {
+	return fmt.Sprintf("StaticSASAuthorizer(sr=%s;skn=%s;sig=%s;ExpiresAt=%s)", s.resource, s.policy, redacted, s.expiresAt.UTC().Format(time.RFC3339))
 }
 
-func (s *staticSAS) GoString() string {
-	return fmt.Sprintf("&auth.staticSAS{Resource:%q, PolicyName:%q, Signature:%s, ExpiresAt:%q}", s.resource, s.policy, redacted, s.expiresAt.UTC().Format(time.RFC3339))
+// GoString is String's counterpart for %#v; the signature is redacted.
+func (s *StaticSASAuthorizer) GoString() string {
+	return fmt.Sprintf("&auth.StaticSASAuthorizer{Resource:%q, PolicyName:%q, Signature:%s, ExpiresAt:%q}", s.resource, s.policy, redacted, s.expiresAt.UTC().Format(time.RFC3339))
 }
 
 // Format implements [fmt.Formatter] so that no verb prints the signature.
-func (s *staticSAS) Format(f fmt.State, verb rune) {
+func (s *StaticSASAuthorizer) Format(f fmt.State, verb rune) {
 	formatRedacted(f, verb, s.String(), s.GoString())
 }
 
 // LogValue implements [slog.LogValuer]; the signature is redacted.
-func (s *staticSAS) LogValue() slog.Value {
+func (s *StaticSASAuthorizer) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("sr", s.resource),
 		slog.String("skn", s.policy),

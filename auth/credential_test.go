@@ -104,7 +104,7 @@ func TestSASRenewal(t *testing.T) {
 				if len(tokens) < 4 || len(tokens) > 5 {
 					t.Errorf("saw %d distinct tokens over 2 TTLs, want 4 or 5", len(tokens))
 				}
-				if got := a.(*sasAuthorizer).mints.Load(); got != uint64(len(tokens)) && got != uint64(len(tokens)+1) {
+				if got := a.mints.Load(); got != uint64(len(tokens)) && got != uint64(len(tokens)+1) {
 					t.Errorf("minted %d tokens, saw %d distinct ones", got, len(tokens))
 				}
 			})
@@ -195,7 +195,7 @@ func TestSASConcurrentRenewal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a := cred.Authorizer(testHost).(*sasAuthorizer)
+		a := cred.Authorizer(testHost)
 		for round := range 3 {
 			var (
 				wg    sync.WaitGroup
@@ -291,7 +291,7 @@ func BenchmarkSASAuthorizationParallel(b *testing.B) {
 	})
 }
 
-func TestStaticSAS(t *testing.T) {
+func TestStaticSASAuthorizer(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		ctx := t.Context()
@@ -300,9 +300,9 @@ func TestStaticSAS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a, err := StaticSAS(token)
+		a, err := NewStaticSASAuthorizer(token)
 		if err != nil {
-			t.Fatalf("StaticSAS() error = %v", err)
+			t.Fatalf("NewStaticSASAuthorizer() error = %v", err)
 		}
 		for range 3 {
 			got, err := a.Authorization(ctx)

@@ -14,8 +14,9 @@
 //     it when less than half of its lifetime remains. The key can be rotated
 //     at run time with [SharedAccessKeyCredential.Update].
 //   - A ready-made shared access signature, as found in a connection string
-//     with a SharedAccessSignature entry. [StaticSAS] sends it unchanged and
-//     reports [ErrTokenExpired] once it has expired; it is never renewed.
+//     with a SharedAccessSignature entry. [NewStaticSASAuthorizer] sends it
+//     unchanged and reports [ErrTokenExpired] once it has expired; it is
+//     never renewed.
 //   - Microsoft Entra ID. [NewTokenCredentialAuthorizer] adapts any
 //     azcore.TokenCredential (for example one from the azidentity module) and
 //     sends "Bearer <token>", refreshing the token ahead of its expiry.

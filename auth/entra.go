@@ -82,7 +82,7 @@ type TokenCredentialOptions struct {
 	RefreshBefore time.Duration
 }
 
-// NewTokenCredentialAuthorizer returns an [Authorizer] that sends
+// NewTokenCredentialAuthorizer returns a [TokenCredentialAuthorizer] that sends
 // "Bearer <token>" with access tokens from cred, a Microsoft Entra ID
 // credential such as one from the azidentity module. The principal needs an
 // IoT Hub data-plane role: invoking direct methods needs IoT Hub Data
@@ -98,7 +98,7 @@ type TokenCredentialOptions struct {
 //
 // It returns an error wrapping [ErrInvalidCredential] if cred is nil or opts
 // is invalid. It does no I/O.
-func NewTokenCredentialAuthorizer(cred azcore.TokenCredential, opts *TokenCredentialOptions) (Authorizer, error) {
+func NewTokenCredentialAuthorizer(cred azcore.TokenCredential, opts *TokenCredentialOptions) (*TokenCredentialAuthorizer, error) {
 	if cred == nil {
 		return nil, fmt.Errorf("%w: the Entra token credential is nil", ErrInvalidCredential)
 	}
@@ -120,7 +120,7 @@ func NewTokenCredentialAuthorizer(cred azcore.TokenCredential, opts *TokenCreden
 	if slices.Contains(o.Scopes, "") {
 		return nil, fmt.Errorf("%w: an Entra scope is empty", ErrInvalidCredential)
 	}
-	return &tokenAuthorizer{
+	return &TokenCredentialAuthorizer{
 		cred:          cred,
 		scopes:        o.Scopes,
 		scopeText:     strings.Join(o.Scopes, " "),
@@ -128,8 +128,12 @@ func NewTokenCredentialAuthorizer(cred azcore.TokenCredential, opts *TokenCreden
 	}, nil
 }
 
-// tokenAuthorizer caches Entra tokens and coordinates their refresh.
-type tokenAuthorizer struct {
+// TokenCredentialAuthorizer is the [Authorizer] that sends Microsoft Entra
+// ID bearer tokens from an azcore.TokenCredential, caching them and
+// coordinating their refresh. Get one from [NewTokenCredentialAuthorizer];
+// the zero value is not usable. It is safe for concurrent use, and no
+// printed or logged form of it contains a token.
+type TokenCredentialAuthorizer struct {
 	cred          azcore.TokenCredential
 	scopes        []string // never modified
 	scopeText     string
@@ -163,7 +167,10 @@ type tokenFetch struct {
 
 // Authorization returns "Bearer <token>". See [NewTokenCredentialAuthorizer]
 // for the caching and refresh rules.
-func (a *tokenAuthorizer) Authorization(ctx context.Context) (string, error) {
+func (a *TokenCredentialAuthorizer) Authorization(ctx context.Context) (string, error) {
+	if a.cred == nil {
+		return "", fmt.Errorf("%w: a zero TokenCredentialAuthorizer; get one from NewTokenCredentialAuthorizer", ErrInvalidCredential)
+	}
 	now := time.Now()
 	t := a.cur.Load()
 	if t != nil && now.Before(t.refreshAt) {
@@ -186,7 +193,7 @@ func (a *tokenAuthorizer) Authorization(ctx context.Context) (string, error) {
 
 // startRefresh claims a refresh of a still-valid token for the caller, or
 // returns nil if one is under way or a failed one is backing off.
-func (a *tokenAuthorizer) startRefresh(now time.Time) *tokenFetch {
+func (a *TokenCredentialAuthorizer) startRefresh(now time.Time) *tokenFetch {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.inflight != nil || now.Before(a.nextRetry) {
@@ -201,7 +208,7 @@ func (a *tokenAuthorizer) startRefresh(now time.Time) *tokenFetch {
 
 // waitForToken is the path for callers without a valid cached token: it
 // joins the fetch under way or starts one, then waits for it or for ctx.
-func (a *tokenAuthorizer) waitForToken(ctx context.Context) (string, error) {
+func (a *TokenCredentialAuthorizer) waitForToken(ctx context.Context) (string, error) {
 	for {
 		a.mu.Lock()
 		if t := a.cur.Load(); t != nil && time.Now().Before(t.expiresOn) {
@@ -237,7 +244,7 @@ func (a *tokenAuthorizer) waitForToken(ctx context.Context) (string, error) {
 
 // run calls the credential with the caller's ctx, publishes the outcome to
 // f and to the cache, and releases the waiters.
-func (a *tokenAuthorizer) run(ctx context.Context, f *tokenFetch) {
+func (a *TokenCredentialAuthorizer) run(ctx context.Context, f *tokenFetch) {
 	tok, err := a.fetch(ctx)
 	now := time.Now()
 
@@ -258,7 +265,7 @@ func (a *tokenAuthorizer) run(ctx context.Context, f *tokenFetch) {
 }
 
 // fetch gets and checks one token from the credential.
-func (a *tokenAuthorizer) fetch(ctx context.Context) (*bearerToken, error) {
+func (a *TokenCredentialAuthorizer) fetch(ctx context.Context) (*bearerToken, error) {
 	at, err := a.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: a.scopes})
 	if err != nil {
 		return nil, fmt.Errorf("auth: get Entra token for scope %s: %w", a.scopeText, err)
@@ -286,21 +293,23 @@ func (a *tokenAuthorizer) fetch(ctx context.Context) (*bearerToken, error) {
 	return &bearerToken{header: "Bearer " + at.Token, expiresOn: expiresOn, refreshAt: refreshAt}, nil
 }
 
-func (a *tokenAuthorizer) String() string {
+// String describes the authorizer with its scopes and refresh margin.
+func (a *TokenCredentialAuthorizer) String() string {
 	return fmt.Sprintf("TokenCredentialAuthorizer(Scopes=%s;RefreshBefore=%v)", a.scopeText, a.refreshBefore)
 }
 
-func (a *tokenAuthorizer) GoString() string {
-	return fmt.Sprintf("&auth.tokenAuthorizer{Scopes:%q, RefreshBefore:%v, Token:%s}", a.scopes, a.refreshBefore, redacted)
+// GoString is String's counterpart for %#v; the token is redacted.
+func (a *TokenCredentialAuthorizer) GoString() string {
+	return fmt.Sprintf("&auth.TokenCredentialAuthorizer{Scopes:%q, RefreshBefore:%v, Token:%s}", a.scopes, a.refreshBefore, redacted)
 }
 
 // Format implements [fmt.Formatter] so that no verb prints the token.
-func (a *tokenAuthorizer) Format(f fmt.State, verb rune) {
+func (a *TokenCredentialAuthorizer) Format(f fmt.State, verb rune) {
 	formatRedacted(f, verb, a.String(), a.GoString())
 }
 
 // LogValue implements [slog.LogValuer]; the token is never included.
-func (a *tokenAuthorizer) LogValue() slog.Value {
+func (a *TokenCredentialAuthorizer) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("Scopes", a.scopeText),
 		slog.Duration("RefreshBefore", a.refreshBefore),

@@ -18,8 +18,8 @@ the shared access signature has no sr (resource) field
 the shared access signature has no sig (signature) field
 the shared access signature has no se (expiry) field`
 
-// FuzzParseSAS parses arbitrary shared access signatures, as StaticSAS does
-// with one taken from a connection string: it never panics, its errors
+// FuzzParseSAS parses arbitrary shared access signatures, as
+// NewStaticSASAuthorizer does with one taken from a connection string: it never panics, its errors
 // never repeat the token's values and wrap ErrInvalidCredential, and a
 // token minted from any key, audience and policy name parses back to its
 // fields.
@@ -39,8 +39,8 @@ func FuzzParseSAS(f *testing.F) {
 					t.Errorf("error %q repeats the value %q", msg, value)
 				}
 			}
-			if _, err := StaticSAS(token); !errors.Is(err, ErrInvalidCredential) {
-				t.Errorf("StaticSAS error %v does not wrap ErrInvalidCredential", err)
+			if _, err := NewStaticSASAuthorizer(token); !errors.Is(err, ErrInvalidCredential) {
+				t.Errorf("NewStaticSASAuthorizer error %v does not wrap ErrInvalidCredential", err)
 			}
 		} else if fields.sr == "" || fields.sig == "" || fields.se <= 0 {
 			t.Errorf("parsed %q into %+v without sr, sig or a positive se", token, fields)

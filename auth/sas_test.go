@@ -222,8 +222,8 @@ func TestParseSAS(t *testing.T) {
 					t.Errorf("error %q repeats the signature", err)
 				}
 				// The exported entry point adds the sentinel.
-				if _, err := StaticSAS(tt.token); !errors.Is(err, ErrInvalidCredential) {
-					t.Errorf("StaticSAS() error = %v, want ErrInvalidCredential", err)
+				if _, err := NewStaticSASAuthorizer(tt.token); !errors.Is(err, ErrInvalidCredential) {
+					t.Errorf("NewStaticSASAuthorizer() error = %v, want ErrInvalidCredential", err)
 				}
 				return
 			}

@@ -3,6 +3,7 @@ package auth
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -67,7 +68,7 @@ func TestNothingPrintsSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	sasAuth := cred.Authorizer(testHost)
-	staticAuth, err := StaticSAS(testSig)
+	staticAuth, err := NewStaticSASAuthorizer(testSig)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +97,9 @@ func TestNothingPrintsSecrets(t *testing.T) {
 		"unexported authorizer field": struct{ a, b, c Authorizer }{sasAuth, staticAuth, entraAuth},
 		"slice":                       []any{keyCS, sigCS, cred, sasAuth, staticAuth, entraAuth},
 		"expired static SAS error":    staticErr,
+		"zero SAS authorizer":         &SharedAccessKeyAuthorizer{},
+		"zero static SAS authorizer":  &StaticSASAuthorizer{},
+		"zero Entra authorizer":       &TokenCredentialAuthorizer{},
 	}
 	if staticErr == nil {
 		t.Fatal("the test signature should have expired")
@@ -125,7 +129,7 @@ func TestNothingPrintsSecrets(t *testing.T) {
 	_, err = NewSharedAccessKeyCredential("service", testKey[1:], nil)
 	values["credential error"] = err
 	values["update error"] = cred.Update("service", "*"+testKey)
-	_, err = StaticSAS(strings.ToLower(testSig))
+	_, err = NewStaticSASAuthorizer(strings.ToLower(testSig))
 	values["StaticSAS error"] = err
 
 	verbs := []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%20.5s", "%d"}
@@ -158,6 +162,52 @@ func TestNothingPrintsSecrets(t *testing.T) {
 			t.Errorf("%s: printed form never says <redacted>:\n%s", name, text)
 		}
 		t.Run(name, func(t *testing.T) { assertNoSecrets(t, text) })
+	}
+}
+
+// TestAuthorizerForms checks that the authorizer types print under their
+// own names with their secrets redacted, and that their zero values fail
+// cleanly instead of panicking.
+func TestAuthorizerForms(t *testing.T) {
+	t.Parallel()
+	cred, err := NewSharedAccessKeyCredential("service", testKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	static, err := NewStaticSASAuthorizer(testSig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entra, err := NewTokenCredentialAuthorizer(staticCred{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		a          Authorizer
+		zero       Authorizer
+		str, goStr string
+	}{
+		{"SAS", cred.Authorizer(testHost), &SharedAccessKeyAuthorizer{},
+			"SharedAccessKeyAuthorizer(HostName=" + testHost + ";SharedAccessKeyName=service;SharedAccessKey=<redacted>)",
+			`&auth.SharedAccessKeyAuthorizer{HostName:"` + testHost + `", SharedAccessKeyName:"service", SharedAccessKey:<redacted>}`},
+		{"static SAS", static, &StaticSASAuthorizer{}, "StaticSASAuthorizer(", "&auth.StaticSASAuthorizer{"},
+		{"Entra", entra, &TokenCredentialAuthorizer{}, "TokenCredentialAuthorizer(", "&auth.TokenCredentialAuthorizer{"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := fmt.Sprint(tt.a); !strings.HasPrefix(got, tt.str) || !strings.Contains(got, "<redacted>") && tt.name != "Entra" {
+				t.Errorf("Sprint = %q, want it to start with %q and redact the secret", got, tt.str)
+			}
+			if got := fmt.Sprintf("%#v", tt.a); !strings.HasPrefix(got, tt.goStr) || !strings.Contains(got, "<redacted>") {
+				t.Errorf("%%#v = %q, want it to start with %q and redact the secret", got, tt.goStr)
+			}
+			if _, err := tt.zero.Authorization(t.Context()); !errors.Is(err, ErrInvalidCredential) {
+				t.Errorf("zero value: Authorization() error = %v, want ErrInvalidCredential", err)
+			}
+			_ = fmt.Sprintf("%v %#v", tt.zero, tt.zero) // must not panic
+		})
 	}
 }
 

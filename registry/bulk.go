@@ -30,18 +30,17 @@ func (r BulkResult) IsSuccessful() bool { return len(r.Errors) == 0 }
 
 // BulkError is one device a bulk operation failed for.
 type BulkError struct {
-	DeviceID    string `json:"deviceId"`
-	ModuleID    string `json:"moduleId,omitempty"`
-	ErrorCode   string `json:"errorCode"`
+	DeviceID string `json:"deviceId"`
+	ModuleID string `json:"moduleId,omitempty"`
+	// ErrorCode is the hub's code for the failure, such as
+	// iothub.ErrorCodeDeviceAlreadyExists; 0 for a code the SDK does not
+	// know. The hub sends it as a name or a number.
+	ErrorCode iothub.ErrorCode `json:"errorCode"`
+	// ErrorName is the code's name, such as "DeviceAlreadyExists": as the
+	// hub sent it, or the SDK's name for a number.
+	ErrorName   string `json:"errorName,omitempty"`
 	ErrorStatus string `json:"errorStatus"`
 	Operation   string `json:"operation,omitempty"`
-}
-
-// Code returns the error's code as an iothub.ErrorCode; the hub sends it as
-// a name or a number.
-func (e BulkError) Code() iothub.ErrorCode {
-	c, _ := iothub.ParseErrorCode(e.ErrorCode)
-	return c
 }
 
 // BulkWarning is a warning about one device of a bulk operation.
@@ -51,12 +50,14 @@ type BulkWarning struct {
 	WarningStatus string `json:"warningStatus"`
 }
 
-// UnmarshalJSON accepts errorCode as a string or a number.
+// UnmarshalJSON accepts errorCode as a string (a name or digits) or a
+// number, and reads back what json.Marshal writes.
 func (e *BulkError) UnmarshalJSON(b []byte) error {
 	var w struct {
 		DeviceID    string          `json:"deviceId"`
 		ModuleID    string          `json:"moduleId"`
 		ErrorCode   json.RawMessage `json:"errorCode"`
+		ErrorName   string          `json:"errorName"` // not on the wire; from MarshalJSON
 		ErrorStatus string          `json:"errorStatus"`
 		Operation   string          `json:"operation"`
 	}
@@ -64,11 +65,9 @@ func (e *BulkError) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*e = BulkError{DeviceID: w.DeviceID, ModuleID: w.ModuleID, ErrorStatus: w.ErrorStatus, Operation: w.Operation}
-	var s string
-	if json.Unmarshal(w.ErrorCode, &s) == nil {
-		e.ErrorCode = s
-	} else {
-		e.ErrorCode = string(w.ErrorCode)
+	e.ErrorCode, e.ErrorName = wire.ParseCode(w.ErrorCode)
+	if e.ErrorName == "" {
+		e.ErrorName = w.ErrorName
 	}
 	return nil
 }
@@ -77,7 +76,7 @@ func (e *BulkError) UnmarshalJSON(b []byte) error {
 // the hub refused (an existing id, say) are in the result's Errors; an
 // error is returned only when a whole batch failed, with the result of the
 // batches before it.
-func (c *Client) BulkCreateDevices(ctx context.Context, devices []Device) (BulkResult, error) {
+func (c *Client) BulkCreateDevices(ctx context.Context, devices []Device, options *CreateOptions) (BulkResult, error) {
 	return c.bulk(ctx, "BulkCreateDevices", devices, func(d Device) bulkItem {
 		return bulkItem{ID: d.DeviceID, ImportMode: "create", Status: d.Status, StatusReason: d.StatusReason,
 			Authentication: normalizeAuth(d.Authentication), Capabilities: d.Capabilities, DeviceScope: d.DeviceScope, ParentScopes: d.ParentScopes}
@@ -161,7 +160,7 @@ func (c *Client) bulk(ctx context.Context, op string, devices []Device, item fun
 			Warnings []BulkWarning `json:"warnings"`
 		}
 		if err := json.Unmarshal(resp.Body, &r); err != nil {
-			return res, &iothub.ResponseError{Operation: op, StatusCode: resp.StatusCode, Err: fmt.Errorf("decode bulk result: %w", err)}
+			return res, &iothub.BodyError{Operation: op, StatusCode: resp.StatusCode, Err: fmt.Errorf("decode bulk result: %w", err)}
 		}
 		res.Errors = append(res.Errors, r.Errors...)
 		res.Warnings = append(res.Warnings, r.Warnings...)
@@ -175,7 +174,7 @@ func (c *Client) bulk(ctx context.Context, op string, devices []Device, item fun
 type bulkPolicy struct{}
 
 func (bulkPolicy) Decide(he *iothub.Error, class pipeline.RetryClass) pipeline.Decision {
-	if he.Code == iothub.CodeBulkRegistryOperationFailure {
+	if he.Code == iothub.ErrorCodeBulkRegistryOperationFailure {
 		return pipeline.Accept
 	}
 	return pipeline.Default(he, class)

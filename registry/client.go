@@ -103,7 +103,7 @@ func (c *Client) do(ctx context.Context, k call, out any) (*pipeline.Response, e
 	}
 	if out != nil {
 		if err := json.Unmarshal(resp.Body, out); err != nil {
-			return resp, &iothub.ResponseError{Operation: k.op, DeviceID: k.deviceID, ModuleID: k.module, StatusCode: resp.StatusCode, Err: fmt.Errorf("decode answer: %w", err)}
+			return resp, &iothub.BodyError{Operation: k.op, DeviceID: k.deviceID, ModuleID: k.module, StatusCode: resp.StatusCode, Err: fmt.Errorf("decode answer: %w", err)}
 		}
 	}
 	return resp, nil

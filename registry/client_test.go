@@ -34,12 +34,12 @@ func TestDeviceLifecycle(t *testing.T) {
 	hub, client := setup(t)
 	ctx := t.Context()
 
-	created, err := client.CreateDevice(ctx, registry.Device{DeviceID: "dev-1"})
+	created, err := client.CreateDevice(ctx, registry.Device{DeviceID: "dev-1"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if created.ETag == "" || created.Authentication == nil || created.Authentication.SymmetricKey == nil ||
-		created.Authentication.SymmetricKey.PrimaryKey == "" || created.Status != registry.StatusEnabled {
+		created.Authentication.SymmetricKey.PrimaryKey == "" || created.Status != registry.DeviceStatusEnabled {
 		t.Errorf("created device lacks hub-generated fields: %+v", created)
 	}
 	req := hub.Requests()[0]
@@ -47,11 +47,11 @@ func TestDeviceLifecycle(t *testing.T) {
 		t.Errorf("create sent %s %s If-Match %q; want PUT without If-Match", req.Method, req.Path, req.Header.Get("If-Match"))
 	}
 
-	if _, err := client.CreateDevice(ctx, registry.Device{DeviceID: "dev-1"}); !errors.Is(err, iothub.ErrConflict) || errors.Is(err, iothub.ErrOutcomeUnknown) {
+	if _, err := client.CreateDevice(ctx, registry.Device{DeviceID: "dev-1"}, nil); !errors.Is(err, iothub.ErrConflict) || errors.Is(err, iothub.ErrOutcomeUnknown) {
 		t.Errorf("second create: %v, want a plain conflict", err)
 	}
 
-	got, err := client.GetDevice(ctx, "dev-1")
+	got, err := client.GetDevice(ctx, "dev-1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,12 +59,12 @@ func TestDeviceLifecycle(t *testing.T) {
 		t.Errorf("etag (-created +got):\n%s", diff)
 	}
 
-	got.Status, got.StatusReason = registry.StatusDisabled, "maintenance"
+	got.Status, got.StatusReason = registry.DeviceStatusDisabled, "maintenance"
 	updated, err := client.UpdateDevice(ctx, got, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if updated.Status != registry.StatusDisabled || updated.ETag == got.ETag {
+	if updated.Status != registry.DeviceStatusDisabled || updated.ETag == got.ETag {
 		t.Errorf("update: %+v", updated)
 	}
 	if im := hub.Requests()[len(hub.Requests())-1].Header.Get("If-Match"); im != `"`+got.ETag+`"` {
@@ -84,7 +84,7 @@ func TestDeviceLifecycle(t *testing.T) {
 	if err := client.DeleteDevice(ctx, "dev-1", nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := client.GetDevice(ctx, "dev-1"); !errors.Is(err, iothub.ErrDeviceNotFound) {
+	if _, err := client.GetDevice(ctx, "dev-1", nil); !errors.Is(err, iothub.ErrDeviceNotFound) {
 		t.Errorf("get after delete: %v", err)
 	}
 	if err := client.DeleteDevice(ctx, "dev-1", nil); !errors.Is(err, iothub.ErrDeviceNotFound) {
@@ -96,7 +96,7 @@ func TestCreateVariants(t *testing.T) {
 	t.Parallel()
 	hub, client := setup(t)
 	ctx := t.Context()
-	edge, err := client.CreateDevice(ctx, registry.Device{DeviceID: "edge-1", Capabilities: &registry.Capabilities{IoTEdge: true}})
+	edge, err := client.CreateDevice(ctx, registry.Device{DeviceID: "edge-1", Capabilities: &registry.Capabilities{IoTEdge: true}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestCreateVariants(t *testing.T) {
 		t.Errorf("edge device: %+v", edge)
 	}
 	keys := &registry.SymmetricKey{PrimaryKey: httpmock.NewKey(), SecondaryKey: httpmock.NewKey()}
-	withKeys, err := client.CreateDevice(ctx, registry.Device{DeviceID: "k-1", Authentication: &registry.Authentication{SymmetricKey: keys}})
+	withKeys, err := client.CreateDevice(ctx, registry.Device{DeviceID: "k-1", Authentication: &registry.Authentication{SymmetricKey: keys}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,11 +112,11 @@ func TestCreateVariants(t *testing.T) {
 		t.Errorf("given keys (-want +got):\n%s", diff)
 	}
 	thumb := strings.Repeat("ab", 20)
-	x509, err := client.CreateDevice(ctx, registry.Device{DeviceID: "x-1", Authentication: &registry.Authentication{X509Thumbprint: &registry.X509Thumbprint{PrimaryThumbprint: thumb, SecondaryThumbprint: thumb}}})
+	x509, err := client.CreateDevice(ctx, registry.Device{DeviceID: "x-1", Authentication: &registry.Authentication{X509Thumbprint: &registry.X509Thumbprint{PrimaryThumbprint: thumb, SecondaryThumbprint: thumb}}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if x509.Authentication.Type != registry.AuthSelfSigned {
+	if x509.Authentication.Type != registry.AuthenticationTypeSelfSigned {
 		t.Errorf("thumbprint device type %q", x509.Authentication.Type)
 	}
 	if n := len(hub.Requests()); n != 3 {
@@ -128,28 +128,28 @@ func TestModules(t *testing.T) {
 	t.Parallel()
 	_, client := setup(t)
 	ctx := t.Context()
-	if _, err := client.CreateDevice(ctx, registry.Device{DeviceID: "edge-1"}); err != nil {
+	if _, err := client.CreateDevice(ctx, registry.Device{DeviceID: "edge-1"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	m, err := client.CreateModule(ctx, registry.Module{DeviceID: "edge-1", ModuleID: "tempSensor"})
+	m, err := client.CreateModule(ctx, registry.Module{DeviceID: "edge-1", ModuleID: "tempSensor"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := client.CreateModule(ctx, registry.Module{DeviceID: "edge-1", ModuleID: "tempSensor"}); !errors.Is(err, iothub.ErrConflict) {
+	if _, err := client.CreateModule(ctx, registry.Module{DeviceID: "edge-1", ModuleID: "tempSensor"}, nil); !errors.Is(err, iothub.ErrConflict) {
 		t.Errorf("duplicate module: %v", err)
 	}
 	m.ManagedBy = "me"
 	if _, err := client.UpdateModule(ctx, m, nil); err != nil {
 		t.Errorf("update module: %v", err)
 	}
-	list, err := client.ListModules(ctx, "edge-1")
+	list, err := client.ListModules(ctx, "edge-1", nil)
 	if err != nil || len(list) != 1 || list[0].ModuleID != "tempSensor" {
 		t.Errorf("list: %+v, %v", list, err)
 	}
 	if err := client.DeleteModule(ctx, "edge-1", "tempSensor", nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := client.GetModule(ctx, "edge-1", "tempSensor"); !errors.Is(err, iothub.ErrModuleNotFound) {
+	if _, err := client.GetModule(ctx, "edge-1", "tempSensor", nil); !errors.Is(err, iothub.ErrModuleNotFound) {
 		t.Errorf("get deleted module: %v", err)
 	}
 }
@@ -187,7 +187,7 @@ func TestTwins(t *testing.T) {
 	if _, ok := replaced.Tags["plant"]; ok || replaced.Tags["only"] != "this" {
 		t.Errorf("replace kept old tags: %+v", replaced.Tags)
 	}
-	got, err := client.GetTwin(ctx, "d1")
+	got, err := client.GetTwin(ctx, "d1", nil)
 	if err != nil || got.Tags["only"] != "this" {
 		t.Errorf("get twin: %+v, %v", got.Tags, err)
 	}
@@ -222,7 +222,7 @@ func TestBulk(t *testing.T) {
 	for i := range 250 {
 		devices = append(devices, registry.Device{DeviceID: fmt.Sprintf("bulk-%03d", i)})
 	}
-	res, err := client.BulkCreateDevices(ctx, devices)
+	res, err := client.BulkCreateDevices(ctx, devices, nil)
 	if err != nil || !res.IsSuccessful() {
 		t.Fatalf("bulk create: %+v, %v", res, err)
 	}
@@ -236,32 +236,32 @@ func TestBulk(t *testing.T) {
 		t.Errorf("%d bulk requests for 250 devices, want 3", posts)
 	}
 	// Partial failure: two exist already, one is new.
-	res, err = client.BulkCreateDevices(ctx, []registry.Device{{DeviceID: "bulk-000"}, {DeviceID: "bulk-001"}, {DeviceID: "new-1"}})
+	res, err = client.BulkCreateDevices(ctx, []registry.Device{{DeviceID: "bulk-000"}, {DeviceID: "bulk-001"}, {DeviceID: "new-1"}}, nil)
 	if err != nil {
 		t.Fatalf("a partial failure is a result, not an error: %v", err)
 	}
 	var failed []string
 	for _, e := range res.Errors {
 		failed = append(failed, e.DeviceID)
-		if e.Code() != iothub.CodeDeviceAlreadyExists {
-			t.Errorf("error code %q", e.ErrorCode)
+		if e.ErrorCode != iothub.ErrorCodeDeviceAlreadyExists || e.ErrorName != "DeviceAlreadyExists" {
+			t.Errorf("error code %v, name %q", e.ErrorCode, e.ErrorName)
 		}
 	}
 	slices.Sort(failed)
 	if diff := cmp.Diff([]string{"bulk-000", "bulk-001"}, failed); diff != "" {
 		t.Errorf("failed devices (-want +got):\n%s", diff)
 	}
-	if _, err := client.GetDevice(ctx, "new-1"); err != nil {
+	if _, err := client.GetDevice(ctx, "new-1", nil); err != nil {
 		t.Errorf("the good device of a partial failure: %v", err)
 	}
-	if _, err := client.BulkCreateDevices(ctx, []registry.Device{{DeviceID: "a"}, {DeviceID: "a"}}); !errors.Is(err, iothub.ErrInvalidArgument) {
+	if _, err := client.BulkCreateDevices(ctx, []registry.Device{{DeviceID: "a"}, {DeviceID: "a"}}, nil); !errors.Is(err, iothub.ErrInvalidArgument) {
 		t.Errorf("duplicate ids: %v", err)
 	}
 	res, err = client.BulkDeleteDevices(ctx, devices, nil)
 	if err != nil || !res.IsSuccessful() {
 		t.Fatalf("bulk delete: %+v, %v", res, err)
 	}
-	stats, err := client.GetRegistryStatistics(ctx)
+	stats, err := client.GetStatistics(ctx, nil)
 	if err != nil || stats.TotalDeviceCount != 1 {
 		t.Errorf("stats after delete: %+v, %v", stats, err)
 	}
@@ -273,16 +273,12 @@ func TestStatistics(t *testing.T) {
 	hub.AddDevice("a", nil)
 	hub.AddDevice("b", &httpmock.DeviceOptions{Disabled: true})
 	hub.AddDevice("c", &httpmock.DeviceOptions{Offline: true})
-	rs, err := client.GetRegistryStatistics(t.Context())
+	rs, err := client.GetStatistics(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(registry.RegistryStatistics{TotalDeviceCount: 3, EnabledDeviceCount: 2, DisabledDeviceCount: 1}, rs); diff != "" {
+	if diff := cmp.Diff(registry.Statistics{TotalDeviceCount: 3, EnabledDeviceCount: 2, DisabledDeviceCount: 1}, rs); diff != "" {
 		t.Errorf("registry stats (-want +got):\n%s", diff)
-	}
-	ss, err := client.GetServiceStatistics(t.Context())
-	if err != nil || ss.ConnectedDeviceCount != 2 {
-		t.Errorf("service stats: %+v, %v", ss, err)
 	}
 }
 
@@ -322,7 +318,7 @@ func TestQueryFiltersAndRaw(t *testing.T) {
 	ctx := t.Context()
 	for i := range 6 {
 		id := fmt.Sprintf("d%d", i)
-		if _, err := client.CreateDevice(ctx, registry.Device{DeviceID: id}); err != nil {
+		if _, err := client.CreateDevice(ctx, registry.Device{DeviceID: id}, nil); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := client.UpdateTwin(ctx, id, registry.TwinPatch{Tags: map[string]any{"plant": fmt.Sprint(i % 2)}}, nil); err != nil {
@@ -430,7 +426,7 @@ func TestReadsRetryThrottling(t *testing.T) {
 		hub, client := setup(t)
 		hub.AddDevice("d1", nil)
 		hub.AddFault(httpmock.Fault{Operation: httpmock.OperationRegistry, DeviceID: "d1", Code: 429001, Times: 2})
-		if _, err := client.GetDevice(t.Context(), "d1"); err != nil {
+		if _, err := client.GetDevice(t.Context(), "d1", nil); err != nil {
 			t.Fatalf("get after throttling: %v", err)
 		}
 		if n := len(hub.Requests()); n != 3 {
@@ -444,15 +440,15 @@ func TestValidationBeforeSending(t *testing.T) {
 	hub, client := setup(t)
 	ctx := t.Context()
 	errs := []error{
-		func() error { _, err := client.GetDevice(ctx, ""); return err }(),
-		func() error { _, err := client.GetDevice(ctx, "a b"); return err }(),
+		func() error { _, err := client.GetDevice(ctx, "", nil); return err }(),
+		func() error { _, err := client.GetDevice(ctx, "a b", nil); return err }(),
 		func() error {
-			_, err := client.CreateDevice(ctx, registry.Device{DeviceID: strings.Repeat("x", 129)})
+			_, err := client.CreateDevice(ctx, registry.Device{DeviceID: strings.Repeat("x", 129)}, nil)
 			return err
 		}(),
-		func() error { _, err := client.GetModule(ctx, "d", ""); return err }(),
+		func() error { _, err := client.GetModule(ctx, "d", "", nil); return err }(),
 		func() error { return client.DeleteModule(ctx, "d", "a/b", nil) }(),
-		func() error { _, err := client.BulkCreateDevices(ctx, nil); return err }(),
+		func() error { _, err := client.BulkCreateDevices(ctx, nil, nil); return err }(),
 	}
 	for i, err := range errs {
 		if !errors.Is(err, iothub.ErrInvalidArgument) {
@@ -471,11 +467,11 @@ func TestRetriedWritesExplainThemselves(t *testing.T) {
 		// The create reaches the hub, then the connection breaks: the retry
 		// meets the device the first attempt created.
 		hub.AddFault(httpmock.Fault{Operation: httpmock.OperationRegistry, DeviceID: "d1", Drop: httpmock.DropAfterDelivery})
-		_, err := client.CreateDevice(t.Context(), registry.Device{DeviceID: "d1"})
+		_, err := client.CreateDevice(t.Context(), registry.Device{DeviceID: "d1"}, nil)
 		if !errors.Is(err, iothub.ErrConflict) || !errors.Is(err, iothub.ErrOutcomeUnknown) || !strings.Contains(err.Error(), "an earlier attempt may have run") {
 			t.Fatalf("err = %v; want a conflict that says an earlier attempt may have created it", err)
 		}
-		if _, err := client.GetDevice(t.Context(), "d1"); err != nil {
+		if _, err := client.GetDevice(t.Context(), "d1", nil); err != nil {
 			t.Errorf("the device exists: %v", err)
 		}
 		// The same for a delete: the retry finds nothing, and that is done.

@@ -21,6 +21,15 @@ type WriteOptions struct {
 	Force bool
 }
 
+// ReadOptions are the options of a read: GetDevice, GetModule,
+// ListModules, GetTwin, GetModuleTwin and GetStatistics. It is reserved for
+// future options; nil is the default.
+type ReadOptions struct{}
+
+// CreateOptions are the options of a create: CreateDevice, CreateModule and
+// BulkCreateDevices. It is reserved for future options; nil is the default.
+type CreateOptions struct{}
+
 func (o *WriteOptions) ifMatch(entityETag string) string {
 	switch {
 	case o != nil && o.Force:
@@ -32,7 +41,7 @@ func (o *WriteOptions) ifMatch(entityETag string) string {
 }
 
 // GetDevice reads a device identity.
-func (c *Client) GetDevice(ctx context.Context, deviceID string) (Device, error) {
+func (c *Client) GetDevice(ctx context.Context, deviceID string, options *ReadOptions) (Device, error) {
 	const op = "GetDevice"
 	var d Device
 	if err := checkIDs(op, deviceID, "", false); err != nil {
@@ -52,7 +61,7 @@ func (c *Client) GetDevice(ctx context.Context, deviceID string) (Device, error)
 // comes to a retry after an attempt whose outcome was unknown, the error
 // also matches iothub.ErrOutcomeUnknown: the device exists, and that
 // earlier attempt may have created it; GetDevice shows it.
-func (c *Client) CreateDevice(ctx context.Context, d Device) (Device, error) {
+func (c *Client) CreateDevice(ctx context.Context, d Device, options *CreateOptions) (Device, error) {
 	const op = "CreateDevice"
 	var out Device
 	if err := checkIDs(op, d.DeviceID, "", false); err != nil {
@@ -104,7 +113,7 @@ func deletedAnyway(err error) error {
 }
 
 // ListModules returns the module identities of a device.
-func (c *Client) ListModules(ctx context.Context, deviceID string) ([]Module, error) {
+func (c *Client) ListModules(ctx context.Context, deviceID string, options *ReadOptions) ([]Module, error) {
 	const op = "ListModules"
 	if err := checkIDs(op, deviceID, "", false); err != nil {
 		return nil, err
@@ -115,7 +124,7 @@ func (c *Client) ListModules(ctx context.Context, deviceID string) ([]Module, er
 }
 
 // GetModule reads a module identity.
-func (c *Client) GetModule(ctx context.Context, deviceID, moduleID string) (Module, error) {
+func (c *Client) GetModule(ctx context.Context, deviceID, moduleID string, options *ReadOptions) (Module, error) {
 	const op = "GetModule"
 	var m Module
 	if err := checkIDs(op, deviceID, moduleID, true); err != nil {
@@ -127,7 +136,7 @@ func (c *Client) GetModule(ctx context.Context, deviceID, moduleID string) (Modu
 
 // CreateModule registers a module on a device; see CreateDevice for keys
 // and for an existing id (409301).
-func (c *Client) CreateModule(ctx context.Context, m Module) (Module, error) {
+func (c *Client) CreateModule(ctx context.Context, m Module, options *CreateOptions) (Module, error) {
 	const op = "CreateModule"
 	var out Module
 	if err := checkIDs(op, m.DeviceID, m.ModuleID, true); err != nil {
@@ -163,17 +172,12 @@ func (c *Client) DeleteModule(ctx context.Context, deviceID, moduleID string, op
 	return deletedAnyway(err)
 }
 
-// GetRegistryStatistics counts the devices in the registry.
-func (c *Client) GetRegistryStatistics(ctx context.Context) (RegistryStatistics, error) {
-	var s RegistryStatistics
-	_, err := c.do(ctx, call{op: "GetRegistryStatistics", method: http.MethodGet, path: "/statistics/devices", retry: pipeline.RetryIdempotent}, &s)
-	return s, err
-}
-
-// GetServiceStatistics counts the connected devices.
-func (c *Client) GetServiceStatistics(ctx context.Context) (ServiceStatistics, error) {
-	var s ServiceStatistics
-	_, err := c.do(ctx, call{op: "GetServiceStatistics", method: http.MethodGet, path: "/statistics/service", retry: pipeline.RetryIdempotent}, &s)
+// GetStatistics counts the devices in the registry (GET
+// /statistics/devices). Connected devices are counted by
+// service.Client.GetStatistics.
+func (c *Client) GetStatistics(ctx context.Context, options *ReadOptions) (Statistics, error) {
+	var s Statistics
+	_, err := c.do(ctx, call{op: "GetStatistics", method: http.MethodGet, path: "/statistics/devices", retry: pipeline.RetryIdempotent}, &s)
 	return s, err
 }
 
@@ -181,18 +185,18 @@ func (c *Client) GetServiceStatistics(ctx context.Context) (ServiceStatistics, e
 // given, as the official SDKs do.
 func normalizeAuth(a *Authentication) *Authentication {
 	if a == nil {
-		return &Authentication{Type: AuthSAS, SymmetricKey: &SymmetricKey{}}
+		return &Authentication{Type: AuthenticationTypeSAS, SymmetricKey: &SymmetricKey{}}
 	}
 	out := *a
 	if out.Type == "" {
 		switch {
 		case out.X509Thumbprint != nil && (out.X509Thumbprint.PrimaryThumbprint != "" || out.X509Thumbprint.SecondaryThumbprint != ""):
-			out.Type = AuthSelfSigned
+			out.Type = AuthenticationTypeSelfSigned
 		default:
-			out.Type = AuthSAS
+			out.Type = AuthenticationTypeSAS
 		}
 	}
-	if out.Type == AuthSAS && out.SymmetricKey == nil {
+	if out.Type == AuthenticationTypeSAS && out.SymmetricKey == nil {
 		out.SymmetricKey = &SymmetricKey{}
 	}
 	return &out

@@ -26,13 +26,13 @@ func ExampleClient_CreateDevice() {
 	ctx := context.Background()
 	client := exampleClient()
 
-	d, err := client.CreateDevice(ctx, registry.Device{DeviceID: "dev-1"})
+	d, err := client.CreateDevice(ctx, registry.Device{DeviceID: "dev-1"}, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(d.DeviceID, d.Status, d.Authentication.Type, d.Authentication.SymmetricKey.PrimaryKey != "")
 
-	got, err := client.GetDevice(ctx, "dev-1")
+	got, err := client.GetDevice(ctx, "dev-1", nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func ExampleClient_CreateDevice() {
 func ExampleClient_UpdateTwin() {
 	ctx := context.Background()
 	client := exampleClient()
-	if _, err := client.CreateDevice(ctx, registry.Device{DeviceID: "dev-1"}); err != nil {
+	if _, err := client.CreateDevice(ctx, registry.Device{DeviceID: "dev-1"}, nil); err != nil {
 		log.Fatal(err)
 	}
 	twin, err := client.UpdateTwin(ctx, "dev-1", registry.TwinPatch{
@@ -76,7 +76,7 @@ func ExampleClient_QueryTwins() {
 	client := exampleClient()
 	for i := range 5 {
 		id := fmt.Sprintf("dev-%d", i)
-		if _, err := client.CreateDevice(ctx, registry.Device{DeviceID: id}); err != nil {
+		if _, err := client.CreateDevice(ctx, registry.Device{DeviceID: id}, nil); err != nil {
 			log.Fatal(err)
 		}
 		if _, err := client.UpdateTwin(ctx, id, registry.TwinPatch{Tags: map[string]any{"plant": fmt.Sprint(3 + i%2)}}, nil); err != nil {

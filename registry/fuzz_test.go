@@ -44,7 +44,7 @@ func (p *pageTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // FuzzQueryPage decodes arbitrary query answers through the client's
 // pager and iterator: whatever the hub sends, the SDK does not panic, an
-// answer that is not a JSON array of twins is one *iothub.ResponseError
+// answer that is not a JSON array of twins is one *iothub.BodyError
 // (outcome unknown) that ends the sequence, and an answer that is yields
 // each twin once.
 func FuzzQueryPage(f *testing.F) {
@@ -74,8 +74,8 @@ func FuzzQueryPage(f *testing.F) {
 				if !errors.Is(err, iothub.ErrOutcomeUnknown) {
 					t.Errorf("error %v does not match ErrOutcomeUnknown", err)
 				}
-				if _, ok := errors.AsType[*iothub.ResponseError](err); !ok {
-					t.Errorf("error %T %v, want an *iothub.ResponseError", err, err)
+				if _, ok := errors.AsType[*iothub.BodyError](err); !ok {
+					t.Errorf("error %T %v, want an *iothub.BodyError", err, err)
 				}
 				if len(err.Error()) > 1024 {
 					t.Errorf("error is %d bytes long", len(err.Error()))

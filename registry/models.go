@@ -6,8 +6,8 @@ type DeviceStatus string
 
 // Device statuses.
 const (
-	StatusEnabled  DeviceStatus = "enabled"
-	StatusDisabled DeviceStatus = "disabled"
+	DeviceStatusEnabled  DeviceStatus = "enabled"
+	DeviceStatusDisabled DeviceStatus = "disabled"
 )
 
 // ConnectionState is whether a device is connected: "Connected" or
@@ -16,8 +16,8 @@ type ConnectionState string
 
 // Connection states.
 const (
-	Connected    ConnectionState = "Connected"
-	Disconnected ConnectionState = "Disconnected"
+	ConnectionStateConnected    ConnectionState = "Connected"
+	ConnectionStateDisconnected ConnectionState = "Disconnected"
 )
 
 // AuthenticationType is how a device or module authenticates.
@@ -25,10 +25,10 @@ type AuthenticationType string
 
 // Authentication types.
 const (
-	AuthSAS                  AuthenticationType = "sas"
-	AuthSelfSigned           AuthenticationType = "selfSigned"
-	AuthCertificateAuthority AuthenticationType = "certificateAuthority"
-	AuthNone                 AuthenticationType = "none"
+	AuthenticationTypeSAS                  AuthenticationType = "sas"
+	AuthenticationTypeSelfSigned           AuthenticationType = "selfSigned"
+	AuthenticationTypeCertificateAuthority AuthenticationType = "certificateAuthority"
+	AuthenticationTypeNone                 AuthenticationType = "none"
 )
 
 // Device is a device identity in the registry, with IoT Hub's wire names.
@@ -124,14 +124,9 @@ type TwinProperties struct {
 	Reported map[string]any `json:"reported,omitempty"`
 }
 
-// RegistryStatistics counts the devices in the registry.
-type RegistryStatistics struct {
+// Statistics counts the devices in the registry.
+type Statistics struct {
 	TotalDeviceCount    int64 `json:"totalDeviceCount"`
 	EnabledDeviceCount  int64 `json:"enabledDeviceCount"`
 	DisabledDeviceCount int64 `json:"disabledDeviceCount"`
-}
-
-// ServiceStatistics counts connected devices.
-type ServiceStatistics struct {
-	ConnectedDeviceCount int64 `json:"connectedDeviceCount"`
 }

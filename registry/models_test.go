@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/hubkit/iothub"
 )
 
 // roundTrip decodes a captured wire sample, checks it, encodes it again and
@@ -41,9 +42,9 @@ func TestDeviceWire(t *testing.T) {
 	roundTrip(t, "testdata/device.json", func(d Device) {
 		want := Device{
 			DeviceID: "MyJavaDevice", GenerationID: "637546501104263193", ETag: "MzE4NzUxOTU1",
-			ConnectionState: Disconnected, Status: StatusEnabled,
+			ConnectionState: ConnectionStateDisconnected, Status: DeviceStatusEnabled,
 			LastActivityTime: Time{time.Date(2021, 4, 20, 8, 15, 10, 426319300, time.UTC)},
-			Authentication: &Authentication{Type: AuthSAS,
+			Authentication: &Authentication{Type: AuthenticationTypeSAS,
 				SymmetricKey:   &SymmetricKey{PrimaryKey: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", SecondaryKey: "HxwdHBsaGRgXFhUUExIREA8ODQwLCgkIBwYFBAMCAQA="},
 				X509Thumbprint: &X509Thumbprint{}},
 			Capabilities: &Capabilities{IoTEdge: false},
@@ -67,7 +68,7 @@ func TestTwinWire(t *testing.T) {
 		if tw.Tags["plant"] != "3" || tw.Properties.Reported["firmware"] != "1.4.2" || tw.Properties.Desired["$version"] != float64(4) {
 			t.Errorf("tags or properties: %+v", tw)
 		}
-		if tw.ETag != "AAAAAAAAAAc=" || tw.DeviceETag != "NTk0ODUyODgx" || tw.AuthenticationType != AuthSAS || tw.ModelID == "" {
+		if tw.ETag != "AAAAAAAAAAc=" || tw.DeviceETag != "NTk0ODUyODgx" || tw.AuthenticationType != AuthenticationTypeSAS || tw.ModelID == "" {
 			t.Errorf("identity fields: %+v", tw)
 		}
 	})
@@ -76,7 +77,7 @@ func TestTwinWire(t *testing.T) {
 func TestModuleWire(t *testing.T) {
 	t.Parallel()
 	roundTrip(t, "testdata/module.json", func(m Module) {
-		if m.ModuleID != "$edgeAgent" || m.ManagedBy != "IotEdge" || m.ConnectionState != Connected || m.Authentication.Type != AuthNone {
+		if m.ModuleID != "$edgeAgent" || m.ManagedBy != "IotEdge" || m.ConnectionState != ConnectionStateConnected || m.Authentication.Type != AuthenticationTypeNone {
 			t.Errorf("module: %+v", m)
 		}
 		if !m.LastActivityTime.IsZero() || m.ConnectionStateUpdatedTime.IsZero() {
@@ -159,6 +160,42 @@ func TestCheckTwinDoc(t *testing.T) {
 			t.Errorf("%s: %v", tt.name, err)
 		case tt.want != "" && (err == nil || err.field != tt.want):
 			t.Errorf("%s: got %+v, want field %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestBulkErrorCodes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, wire string
+		want       BulkError
+	}{
+		{"name", `{"deviceId":"a","errorCode":"DeviceAlreadyExists","errorStatus":"exists"}`,
+			BulkError{DeviceID: "a", ErrorCode: iothub.ErrorCodeDeviceAlreadyExists, ErrorName: "DeviceAlreadyExists", ErrorStatus: "exists"}},
+		{"number", `{"deviceId":"a","errorCode":409001,"errorStatus":"exists"}`,
+			BulkError{DeviceID: "a", ErrorCode: iothub.ErrorCodeDeviceAlreadyExists, ErrorName: "DeviceAlreadyExists", ErrorStatus: "exists"}},
+		{"unknown name", `{"deviceId":"a","errorCode":"SomethingNew","errorStatus":"?"}`,
+			BulkError{DeviceID: "a", ErrorName: "SomethingNew", ErrorStatus: "?"}},
+	}
+	for _, tt := range tests {
+		var got BulkError
+		if err := json.Unmarshal([]byte(tt.wire), &got); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tt.name, diff)
+		}
+		// Encoded and decoded again, nothing is lost.
+		b, err := json.Marshal(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var again BulkError
+		if err := json.Unmarshal(b, &again); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(got, again); diff != "" {
+			t.Errorf("%s round trip (-first +second):\n%s", tt.name, diff)
 		}
 	}
 }

@@ -112,7 +112,7 @@ func (p *QueryPager) NextPage(ctx context.Context) (QueryPage, error) {
 
 // decodeRowsError reports a query page that does not decode.
 func decodeRowsError(page wire.Page, err error) error {
-	return &iothub.ResponseError{Operation: opQuery, StatusCode: page.StatusCode, Err: fmt.Errorf("decode answer: %w", err)}
+	return &iothub.BodyError{Operation: opQuery, StatusCode: page.StatusCode, Err: fmt.Errorf("decode answer: %w", err)}
 }
 
 // QueryTwins runs a SELECT * query over devices or devices.modules and

@@ -27,12 +27,12 @@ const (
 )
 
 // GetTwin reads a device twin.
-func (c *Client) GetTwin(ctx context.Context, deviceID string) (Twin, error) {
+func (c *Client) GetTwin(ctx context.Context, deviceID string, options *ReadOptions) (Twin, error) {
 	return c.getTwin(ctx, "GetTwin", deviceID, "", false)
 }
 
 // GetModuleTwin reads a module twin.
-func (c *Client) GetModuleTwin(ctx context.Context, deviceID, moduleID string) (Twin, error) {
+func (c *Client) GetModuleTwin(ctx context.Context, deviceID, moduleID string, options *ReadOptions) (Twin, error) {
 	return c.getTwin(ctx, "GetModuleTwin", deviceID, moduleID, true)
 }
 

@@ -495,7 +495,7 @@ func (w *window) grow() {
 func MethodRateLimit(tier Tier, units, payloadBytes int) float64 {
 	var perUnit float64 // KB per second
 	switch tier {
-	case TierFree, TierS1:
+	case TierF1, TierS1:
 		perUnit = 160
 	case TierS2:
 		perUnit = 480
@@ -505,7 +505,7 @@ func MethodRateLimit(tier Tier, units, payloadBytes int) float64 {
 		return 0
 	}
 	units = max(units, 1)
-	if tier == TierFree {
+	if tier == TierF1 {
 		units = 1
 	}
 	steps := max(1, (payloadBytes+4095)/4096)
@@ -517,11 +517,11 @@ type Tier string
 
 // IoT Hub tiers.
 const (
-	TierFree Tier = "F1"
-	TierB1   Tier = "B1"
-	TierB2   Tier = "B2"
-	TierB3   Tier = "B3"
-	TierS1   Tier = "S1"
-	TierS2   Tier = "S2"
-	TierS3   Tier = "S3"
+	TierF1 Tier = "F1" // the free tier
+	TierB1 Tier = "B1"
+	TierB2 Tier = "B2"
+	TierB3 Tier = "B3"
+	TierS1 Tier = "S1"
+	TierS2 Tier = "S2"
+	TierS3 Tier = "S3"
 )

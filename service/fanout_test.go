@@ -67,10 +67,10 @@ func TestFanOutOutcomes(t *testing.T) {
 		if r := got["fails/"]; r.Status != 500 || string(r.Payload) != `{"error":"disk"}` || r.Err != nil {
 			t.Errorf("device error result: %+v", r)
 		}
-		if r := got["offline/"]; r.ErrorCode != iothub.CodeDeviceNotOnline || r.TrackingID == "" || r.ErrorName != "DeviceNotOnline" {
+		if r := got["offline/"]; r.ErrorCode != iothub.ErrorCodeDeviceNotOnline || r.TrackingID == "" || r.ErrorName != "DeviceNotOnline" {
 			t.Errorf("offline result: %+v", r)
 		}
-		if r := got["slow/"]; r.ErrorCode != iothub.CodeGatewayTimeout || r.Latency < 10*time.Second {
+		if r := got["slow/"]; r.ErrorCode != iothub.ErrorCodeGatewayTimeout || r.Latency < 10*time.Second {
 			t.Errorf("slow result: %+v", r)
 		}
 		for _, id := range []string{"ok-1", "fails", "slow"} {
@@ -333,7 +333,7 @@ func TestMethodRateLimit(t *testing.T) {
 		{service.TierS1, 2, 100, 80},
 		{service.TierS2, 1, 100, 120},
 		{service.TierS3, 1, 100, 6144},
-		{service.TierFree, 5, 100, 40},
+		{service.TierF1, 5, 100, 40},
 		{service.TierB1, 1, 100, 0},
 		{service.TierS1, 1, 160 * 1024, 1},
 	}

@@ -212,7 +212,7 @@ func TestFaultsFleetTruth(t *testing.T) {
 			want:   map[service.Outcome]int{service.OutcomeSucceeded: n - 5, service.OutcomeUnknown: 5},
 			check: func(t *testing.T, got map[service.Target]service.Result) {
 				for tg, r := range got {
-					if r.Outcome == service.OutcomeUnknown && (r.ErrorCode != iothub.CodeGatewayTimeout || r.TrackingID == "") {
+					if r.Outcome == service.OutcomeUnknown && (r.ErrorCode != iothub.ErrorCodeGatewayTimeout || r.TrackingID == "") {
 						t.Errorf("%v: %+v, want 504101 with a tracking ID", tg, r)
 					}
 				}
@@ -250,19 +250,19 @@ func TestFaultsFleetTruth(t *testing.T) {
 			name:   "truncated body after delivery",
 			faults: []httpmock.Fault{{Operation: httpmock.OperationMethod, AfterDelivery: true, Status: 200, Body: []byte(`{"status":200,"payl`), ContentType: "application/json", Times: 3}},
 			want:   map[service.Outcome]int{service.OutcomeSucceeded: n - 3, service.OutcomeUnknown: 3},
-			check:  wantResponseError("unreadable 200 response", "decode method result"),
+			check:  wantBodyError("unreadable 200 response", "decode method result"),
 		},
 		{
 			name:   "non-JSON body after delivery",
 			faults: []httpmock.Fault{{Operation: httpmock.OperationMethod, AfterDelivery: true, Status: 200, Body: []byte("OK"), ContentType: "text/plain", Times: 3}},
 			want:   map[service.Outcome]int{service.OutcomeSucceeded: n - 3, service.OutcomeUnknown: 3},
-			check:  wantResponseError("unreadable 200 response", "decode method result"),
+			check:  wantBodyError("unreadable 200 response", "decode method result"),
 		},
 		{
 			name:   "oversized body after delivery",
 			faults: []httpmock.Fault{{Operation: httpmock.OperationMethod, AfterDelivery: true, Status: 200, Body: []byte(`{"status":200,"payload":"` + strings.Repeat("x", 3<<20) + `"}`), ContentType: "application/json", Times: 3}},
 			want:   map[service.Outcome]int{service.OutcomeSucceeded: n - 3, service.OutcomeUnknown: 3},
-			check:  wantResponseError("unreadable 200 response", "exceeds 1048576 bytes"),
+			check:  wantBodyError("unreadable 200 response", "exceeds 1048576 bytes"),
 		},
 		{
 			name:   "a proxy's HTML error page",
@@ -361,16 +361,16 @@ func containsOutcome(os []service.Outcome, o service.Outcome) bool {
 	return slices.Contains(os, o)
 }
 
-// wantResponseError checks that every unknown result is an
-// *iothub.ResponseError whose message holds each of parts and stays short.
-func wantResponseError(parts ...string) func(t *testing.T, got map[service.Target]service.Result) {
+// wantBodyError checks that every unknown result is an
+// *iothub.BodyError whose message holds each of parts and stays short.
+func wantBodyError(parts ...string) func(t *testing.T, got map[service.Target]service.Result) {
 	return func(t *testing.T, got map[service.Target]service.Result) {
 		for tg, r := range got {
 			if r.Outcome != service.OutcomeUnknown {
 				continue
 			}
-			if _, ok := errors.AsType[*iothub.ResponseError](r.Err); !ok {
-				t.Errorf("%v: %T %v, want an *iothub.ResponseError", tg, r.Err, r.Err)
+			if _, ok := errors.AsType[*iothub.BodyError](r.Err); !ok {
+				t.Errorf("%v: %T %v, want an *iothub.BodyError", tg, r.Err, r.Err)
 				continue
 			}
 			msg := r.Err.Error()

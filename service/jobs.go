@@ -30,34 +30,35 @@ type JobType string
 
 // The job types this package schedules.
 const (
-	// JobTypeMethod invokes a direct method on every matching device.
-	JobTypeMethod JobType = "scheduleDeviceMethod"
-	// JobTypeTwin updates the twin (tags and desired properties) of every
+	// JobTypeScheduleDeviceMethod invokes a direct method on every
 	// matching device.
-	JobTypeTwin JobType = "scheduleUpdateTwin"
+	JobTypeScheduleDeviceMethod JobType = "scheduleDeviceMethod"
+	// JobTypeScheduleUpdateTwin updates the twin (tags and desired
+	// properties) of every matching device.
+	JobTypeScheduleUpdateTwin JobType = "scheduleUpdateTwin"
 )
 
 // JobStatus is the status of a job. Values the SDK does not know are kept
-// as sent. Note the spelling JobCancelled (two Ls), unlike
-// DeviceJobCanceled.
+// as sent. Note the spelling JobStatusCancelled (two Ls), unlike
+// DeviceJobStatusCanceled.
 type JobStatus string
 
 // The job statuses IoT Hub reports.
 const (
-	JobUnknown   JobStatus = "unknown"
-	JobEnqueued  JobStatus = "enqueued"
-	JobQueued    JobStatus = "queued"
-	JobScheduled JobStatus = "scheduled"
-	JobRunning   JobStatus = "running"
-	JobCompleted JobStatus = "completed"
-	JobFailed    JobStatus = "failed"
-	JobCancelled JobStatus = "cancelled"
+	JobStatusUnknown   JobStatus = "unknown"
+	JobStatusEnqueued  JobStatus = "enqueued"
+	JobStatusQueued    JobStatus = "queued"
+	JobStatusScheduled JobStatus = "scheduled"
+	JobStatusRunning   JobStatus = "running"
+	JobStatusCompleted JobStatus = "completed"
+	JobStatusFailed    JobStatus = "failed"
+	JobStatusCancelled JobStatus = "cancelled"
 )
 
 // Done reports whether the job has ended: completed, failed or cancelled.
 // It compares case-insensitively.
 func (s JobStatus) Done() bool {
-	for _, d := range []JobStatus{JobCompleted, JobFailed, JobCancelled} {
+	for _, d := range []JobStatus{JobStatusCompleted, JobStatusFailed, JobStatusCancelled} {
 		if strings.EqualFold(string(s), string(d)) {
 			return true
 		}
@@ -66,18 +67,18 @@ func (s JobStatus) Done() bool {
 }
 
 // DeviceJobStatus is the status of one device's part in a job. Values the
-// SDK does not know are kept as sent. Note the spelling DeviceJobCanceled
-// (one L), unlike JobCancelled.
+// SDK does not know are kept as sent. Note the spelling DeviceJobStatusCanceled
+// (one L), unlike JobStatusCancelled.
 type DeviceJobStatus string
 
 // The per-device statuses IoT Hub reports.
 const (
-	DeviceJobPending   DeviceJobStatus = "pending"
-	DeviceJobScheduled DeviceJobStatus = "scheduled"
-	DeviceJobRunning   DeviceJobStatus = "running"
-	DeviceJobCompleted DeviceJobStatus = "completed"
-	DeviceJobFailed    DeviceJobStatus = "failed"
-	DeviceJobCanceled  DeviceJobStatus = "canceled"
+	DeviceJobStatusPending   DeviceJobStatus = "pending"
+	DeviceJobStatusScheduled DeviceJobStatus = "scheduled"
+	DeviceJobStatusRunning   DeviceJobStatus = "running"
+	DeviceJobStatusCompleted DeviceJobStatus = "completed"
+	DeviceJobStatusFailed    DeviceJobStatus = "failed"
+	DeviceJobStatusCanceled  DeviceJobStatus = "canceled"
 )
 
 // JobStatistics counts a job's devices by state (deviceJobStatistics on
@@ -114,9 +115,9 @@ type Job struct {
 	CreatedTime, StartTime, EndTime time.Time
 	// MaxExecutionTime bounds the job's run.
 	MaxExecutionTime time.Duration
-	// Method is the method a JobTypeMethod job invokes.
+	// Method is the method a JobTypeScheduleDeviceMethod job invokes.
 	Method *JobMethod
-	// UpdateTwin is the twin patch of a JobTypeTwin job, as JSON.
+	// UpdateTwin is the twin patch of a JobTypeScheduleUpdateTwin job, as JSON.
 	UpdateTwin json.RawMessage
 	// FailureReason and StatusMessage explain a failed job.
 	FailureReason, StatusMessage string
@@ -219,9 +220,9 @@ type TwinJob struct {
 	MaxExecutionTime time.Duration
 }
 
-// JobOptions are the options of scheduling a job. A nil *JobOptions gives
-// the defaults.
-type JobOptions struct {
+// ScheduleJobOptions are the options of ScheduleMethodJob and
+// ScheduleTwinJob. A nil *ScheduleJobOptions gives the defaults.
+type ScheduleJobOptions struct {
 	// WaitForSlot retries scheduling, with backoff, while the hub refuses
 	// it because its active-job limit is reached (429004), until a slot
 	// frees or ctx ends. By default that refusal is returned at once.
@@ -258,9 +259,9 @@ const (
 // the job already there (409104) and it is the same kind of job with the
 // same method, that job is returned. Errors: an *iothub.ArgumentError before
 // anything is sent; an error matching iothub.ErrThrottled when the hub's
-// active-job limit is reached (see JobOptions.WaitForSlot); an error
+// active-job limit is reached (see ScheduleJobOptions.WaitForSlot); an error
 // matching iothub.ErrConflict when another job has the id.
-func (c *Client) ScheduleMethodJob(ctx context.Context, jobID string, spec MethodJob, options *JobOptions) (Job, error) {
+func (c *Client) ScheduleMethodJob(ctx context.Context, jobID string, spec MethodJob, options *ScheduleJobOptions) (Job, error) {
 	const op = opScheduleMethodJob
 	if err := checkJobID(op, jobID); err != nil {
 		return Job{}, err
@@ -274,17 +275,17 @@ func (c *Client) ScheduleMethodJob(ctx context.Context, jobID string, spec Metho
 	if err != nil {
 		return Job{}, err
 	}
-	body, err := jobRequest(op, jobID, JobTypeMethod, cond, spec.StartTime, spec.MaxExecutionTime, "cloudToDeviceMethod", method)
+	body, err := jobRequest(op, jobID, JobTypeScheduleDeviceMethod, cond, spec.StartTime, spec.MaxExecutionTime, "cloudToDeviceMethod", method)
 	if err != nil {
 		return Job{}, err
 	}
-	return c.schedule(ctx, op, jobID, body, JobTypeMethod, spec.Method.Name, options)
+	return c.schedule(ctx, op, jobID, body, JobTypeScheduleDeviceMethod, spec.Method.Name, options)
 }
 
 // ScheduleTwinJob schedules a job that patches the twins of the devices
 // spec selects, whatever their etag. Results and errors are as for
 // ScheduleMethodJob.
-func (c *Client) ScheduleTwinJob(ctx context.Context, jobID string, spec TwinJob, options *JobOptions) (Job, error) {
+func (c *Client) ScheduleTwinJob(ctx context.Context, jobID string, spec TwinJob, options *ScheduleJobOptions) (Job, error) {
 	const op = opScheduleTwinJob
 	if err := checkJobID(op, jobID); err != nil {
 		return Job{}, err
@@ -311,11 +312,11 @@ func (c *Client) ScheduleTwinJob(ctx context.Context, jobID string, spec TwinJob
 	if err != nil {
 		return Job{}, &iothub.ArgumentError{Operation: op, Field: "TwinJob.Tags", Rule: "Tags and Desired must encode as JSON", Err: err}
 	}
-	body, err := jobRequest(op, jobID, JobTypeTwin, cond, spec.StartTime, spec.MaxExecutionTime, "updateTwin", twin)
+	body, err := jobRequest(op, jobID, JobTypeScheduleUpdateTwin, cond, spec.StartTime, spec.MaxExecutionTime, "updateTwin", twin)
 	if err != nil {
 		return Job{}, err
 	}
-	return c.schedule(ctx, op, jobID, body, JobTypeTwin, "", options)
+	return c.schedule(ctx, op, jobID, body, JobTypeScheduleUpdateTwin, "", options)
 }
 
 // checkJobID applies IoT Hub's rule: 1 to 128 characters, none of them
@@ -398,8 +399,8 @@ func jobRequest(op, jobID string, typ JobType, cond string, start time.Time, max
 
 // schedule sends the PUT, waiting for a slot if asked, and resolves a
 // 409104 met after an attempt whose outcome is unknown.
-func (c *Client) schedule(ctx context.Context, op, jobID string, body []byte, typ JobType, method string, options *JobOptions) (Job, error) {
-	var opts JobOptions
+func (c *Client) schedule(ctx context.Context, op, jobID string, body []byte, typ JobType, method string, options *ScheduleJobOptions) (Job, error) {
+	var opts ScheduleJobOptions
 	if options != nil {
 		opts = *options
 	}
@@ -420,15 +421,15 @@ func (c *Client) schedule(ctx context.Context, op, jobID string, body []byte, ty
 		}
 		he, ok := errors.AsType[*iothub.Error](err)
 		switch {
-		case ok && he.Code == iothub.CodeJobAlreadyExists && (mayHaveRun || he.EarlierAttemptMayHaveRun):
-			job, gerr := c.GetJob(ctx, jobID)
+		case ok && he.Code == iothub.ErrorCodeJobAlreadyExists && (mayHaveRun || he.EarlierAttemptMayHaveRun):
+			job, gerr := c.GetJob(ctx, jobID, nil)
 			if gerr == nil && job.Type == typ && (method == "" || job.Method != nil && job.Method.MethodName == method) {
 				return job, nil
 			}
 			return Job{}, err
-		case ok && he.Code == iothub.CodeThrottlingMaxActiveJobCountExceeded:
+		case ok && he.Code == iothub.ErrorCodeThrottlingMaxActiveJobCountExceeded:
 			if !opts.WaitForSlot {
-				return Job{}, fmt.Errorf("iothub: %s %q: the hub's limit of active jobs is reached (Free and S1 allow 1 at a time, S2 5, S3 10); wait for a job to end, cancel one, or set JobOptions.WaitForSlot: %w", op, jobID, err)
+				return Job{}, fmt.Errorf("iothub: %s %q: the hub's limit of active jobs is reached (Free and S1 allow 1 at a time, S2 5, S3 10); wait for a job to end, cancel one, or set ScheduleJobOptions.WaitForSlot: %w", op, jobID, err)
 			}
 		case ok && errors.Is(he, iothub.ErrThrottled) && throttled < throttleRetries:
 			throttled++
@@ -463,14 +464,14 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 func decodeJob(op string, resp *pipeline.Response) (Job, error) {
 	var j Job
 	if err := json.Unmarshal(resp.Body, &j); err != nil {
-		return Job{}, &iothub.ResponseError{Operation: op, StatusCode: resp.StatusCode, Err: fmt.Errorf("decode job: %w", err)}
+		return Job{}, &iothub.BodyError{Operation: op, StatusCode: resp.StatusCode, Err: fmt.Errorf("decode job: %w", err)}
 	}
 	return j, nil
 }
 
 // GetJob returns a job. When there is none the error is an *iothub.Error
-// with Code iothub.CodeJobNotFound (404002).
-func (c *Client) GetJob(ctx context.Context, jobID string) (Job, error) {
+// with Code iothub.ErrorCodeJobNotFound (404002).
+func (c *Client) GetJob(ctx context.Context, jobID string, options *ReadOptions) (Job, error) {
 	if err := checkJobID(opGetJob, jobID); err != nil {
 		return Job{}, err
 	}
@@ -481,11 +482,11 @@ func (c *Client) GetJob(ctx context.Context, jobID string) (Job, error) {
 	return decodeJob(opGetJob, resp)
 }
 
-// CancelJob cancels a job and returns it (status JobCancelled). Devices the
-// job has not reached yet are not called (their records become
-// DeviceJobCanceled); calls in flight run to their end. Cancelling a job
-// that already ended returns it unchanged.
-func (c *Client) CancelJob(ctx context.Context, jobID string) (Job, error) {
+// CancelJob cancels a job and returns it (status JobStatusCancelled).
+// Devices the job has not reached yet are not called (their records become
+// DeviceJobStatusCanceled); calls in flight run to their end. Cancelling a
+// job that already ended returns it unchanged.
+func (c *Client) CancelJob(ctx context.Context, jobID string, options *CancelJobOptions) (Job, error) {
 	if err := checkJobID(opCancelJob, jobID); err != nil {
 		return Job{}, err
 	}
@@ -495,6 +496,10 @@ func (c *Client) CancelJob(ctx context.Context, jobID string) (Job, error) {
 	}
 	return decodeJob(opCancelJob, resp)
 }
+
+// CancelJobOptions are the options of CancelJob. It is reserved for future
+// options; nil is the default.
+type CancelJobOptions struct{}
 
 // JobQueryOptions filter and page QueryJobs. A nil *JobQueryOptions lists
 // every job.
@@ -546,7 +551,7 @@ func pages[T any](ctx context.Context, c *Client, req pipeline.Request, pageSize
 		return resp.StatusCode, resp.Header, resp.Body, nil
 	}
 	decodeErr := func(page wire.Page, err error) error {
-		return &iothub.ResponseError{Operation: req.Operation, StatusCode: page.StatusCode, Err: fmt.Errorf("decode answer: %w", err)}
+		return &iothub.BodyError{Operation: req.Operation, StatusCode: page.StatusCode, Err: fmt.Errorf("decode answer: %w", err)}
 	}
 	wire.Items(ctx, wire.NewPager(fetch, pageSize, token), decodeErr, yield)
 }
@@ -590,7 +595,7 @@ func (c *Client) WaitJob(ctx context.Context, jobID string, options *WaitOptions
 	delay := opts.MinPollInterval
 	var last Job
 	for {
-		job, err := c.GetJob(ctx, jobID)
+		job, err := c.GetJob(ctx, jobID, nil)
 		if err != nil {
 			return last, err
 		}
@@ -631,9 +636,16 @@ type DeviceJobResult struct {
 	// Response is the device's answer to a method job's call; nil when it
 	// did not answer.
 	Response *MethodResult[json.RawMessage]
-	// ErrorCode and ErrorDescription are the hub's reason for a failed
-	// device, such as "DeviceNotOnline".
-	ErrorCode, ErrorDescription string
+	// ErrorCode is the hub's code for a failed device, such as
+	// iothub.ErrorCodeDeviceNotOnline; 0 when it gave none or one the SDK
+	// does not know. The hub sends it as a name or a number.
+	ErrorCode iothub.ErrorCode
+	// ErrorName is the code's name, such as "DeviceNotOnline": as the hub
+	// sent it, or the SDK's name for a number. Some codes have a name only,
+	// such as "JobExecutionTimeExceeded".
+	ErrorName string
+	// ErrorDescription is the hub's description of the failure.
+	ErrorDescription string
 	// The record's times; zero when the hub reports "never".
 	StartTime, EndTime, CreatedTime, LastUpdatedTime time.Time
 }
@@ -655,8 +667,8 @@ type deviceJobWire struct {
 		} `json:"deviceMethodResponse"`
 	} `json:"outcome"`
 	Error *struct {
-		Code        string `json:"code"`
-		Description string `json:"description"`
+		Code        json.RawMessage `json:"code"`
+		Description string          `json:"description"`
 	} `json:"error"`
 }
 
@@ -675,7 +687,8 @@ func (w deviceJobWire) result() DeviceJobResult {
 		r.Response = &MethodResult[json.RawMessage]{Status: w.Outcome.DeviceMethodResponse.Status, Payload: p}
 	}
 	if w.Error != nil {
-		r.ErrorCode, r.ErrorDescription = w.Error.Code, w.Error.Description
+		r.ErrorCode, r.ErrorName = wire.ParseCode(w.Error.Code)
+		r.ErrorDescription = w.Error.Description
 	}
 	r.Outcome = deviceJobOutcome(r)
 	return r
@@ -684,30 +697,29 @@ func (w deviceJobWire) result() DeviceJobResult {
 // notDeliveredCodes are the device-record error codes after which IoT Hub
 // guarantees the device was not reached or not changed.
 var notDeliveredCodes = map[iothub.ErrorCode]bool{
-	iothub.CodeDeviceNotFound:  true,
-	iothub.CodeModuleNotFound:  true,
-	iothub.CodeDeviceNotOnline: true,
+	iothub.ErrorCodeDeviceNotFound:  true,
+	iothub.ErrorCodeModuleNotFound:  true,
+	iothub.ErrorCodeDeviceNotOnline: true,
 	// Twin jobs: the patch was refused.
-	iothub.CodePreconditionFailed: true,
-	iothub.CodeArgumentInvalid:    true,
+	iothub.ErrorCodePreconditionFailed: true,
+	iothub.ErrorCodeArgumentInvalid:    true,
 }
 
 // deviceJobOutcome classifies a device record.
 func deviceJobOutcome(r DeviceJobResult) Outcome {
 	switch DeviceJobStatus(strings.ToLower(string(r.Status))) {
-	case DeviceJobCompleted:
+	case DeviceJobStatusCompleted:
 		if r.Response == nil || r.Response.Status >= 200 && r.Response.Status < 300 {
 			return OutcomeSucceeded // a twin update, or a 2xx answer
 		}
 		return OutcomeDeviceError
-	case DeviceJobPending, DeviceJobScheduled, DeviceJobCanceled:
+	case DeviceJobStatusPending, DeviceJobStatusScheduled, DeviceJobStatusCanceled:
 		return OutcomeNotDelivered
-	case DeviceJobFailed:
-		if r.ErrorCode == "JobExecutionTimeExceeded" {
+	case DeviceJobStatusFailed:
+		if r.ErrorName == "JobExecutionTimeExceeded" {
 			return OutcomeNotDelivered // never started before the deadline
 		}
-		code, ok := iothub.ParseErrorCode(r.ErrorCode)
-		if ok && (notDeliveredCodes[code] || code.HTTPStatus() == http.StatusTooManyRequests) {
+		if code := r.ErrorCode; code != 0 && (notDeliveredCodes[code] || code.HTTPStatus() == http.StatusTooManyRequests) {
 			return OutcomeNotDelivered
 		}
 	}

@@ -48,8 +48,8 @@ func ExampleClient_ScheduleMethodJob() {
 		if r.Response != nil {
 			line += fmt.Sprintf(" (status %d)", r.Response.Status)
 		}
-		if r.ErrorCode != "" {
-			line += " (" + r.ErrorCode + ")"
+		if r.ErrorName != "" {
+			line += " (" + r.ErrorName + ")"
 		}
 		lines = append(lines, line)
 	}

@@ -56,7 +56,7 @@ func TestJobOutcomes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if job.ID != "j1" || job.Status != service.JobQueued || job.Statistics != nil {
+		if job.ID != "j1" || job.Status != service.JobStatusQueued || job.Statistics != nil {
 			t.Errorf("scheduled job = %+v", job)
 		}
 		var progress []service.JobStatistics
@@ -68,7 +68,7 @@ func TestJobOutcomes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if job.Status != service.JobCompleted || job.EndTime.IsZero() {
+		if job.Status != service.JobStatusCompleted || job.EndTime.IsZero() {
 			t.Errorf("final job = %+v", job)
 		}
 		// The first poll comes as the job starts: whether its first device
@@ -85,7 +85,8 @@ func TestJobOutcomes(t *testing.T) {
 		type row struct {
 			Status  service.DeviceJobStatus
 			Outcome service.Outcome
-			Code    string
+			Code    iothub.ErrorCode
+			Name    string
 			Answer  int
 		}
 		got := map[string]row{}
@@ -93,20 +94,20 @@ func TestJobOutcomes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			g := row{Status: r.Status, Outcome: r.Outcome, Code: r.ErrorCode}
+			g := row{Status: r.Status, Outcome: r.Outcome, Code: r.ErrorCode, Name: r.ErrorName}
 			if r.Response != nil {
 				g.Answer = r.Response.Status
 			}
 			got[r.DeviceID] = g
 		}
 		wantRows := map[string]row{
-			"ok":      {service.DeviceJobCompleted, service.OutcomeSucceeded, "", 200},
-			"offline": {service.DeviceJobFailed, service.OutcomeNotDelivered, "DeviceNotOnline", 0},
-			"slow":    {service.DeviceJobFailed, service.OutcomeUnknown, "GatewayTimeout", 0},
-			"broken":  {service.DeviceJobCompleted, service.OutcomeDeviceError, "", 500},
-			"busy":    {service.DeviceJobFailed, service.OutcomeNotDelivered, "ThrottlingException", 0},
-			"lost":    {service.DeviceJobFailed, service.OutcomeUnknown, "GatewayTimeout", 0},
-			"wired":   {service.DeviceJobCompleted, service.OutcomeSucceeded, "", 200},
+			"ok":      {service.DeviceJobStatusCompleted, service.OutcomeSucceeded, 0, "", 200},
+			"offline": {service.DeviceJobStatusFailed, service.OutcomeNotDelivered, iothub.ErrorCodeDeviceNotOnline, "DeviceNotOnline", 0},
+			"slow":    {service.DeviceJobStatusFailed, service.OutcomeUnknown, iothub.ErrorCodeGatewayTimeout, "GatewayTimeout", 0},
+			"broken":  {service.DeviceJobStatusCompleted, service.OutcomeDeviceError, 0, "", 500},
+			"busy":    {service.DeviceJobStatusFailed, service.OutcomeNotDelivered, iothub.ErrorCodeThrottlingException, "ThrottlingException", 0},
+			"lost":    {service.DeviceJobStatusFailed, service.OutcomeUnknown, iothub.ErrorCodeGatewayTimeout, "GatewayTimeout", 0},
+			"wired":   {service.DeviceJobStatusCompleted, service.OutcomeSucceeded, 0, "", 200},
 		}
 		if diff := cmp.Diff(wantRows, got); diff != "" {
 			t.Errorf("device results (-want +got):\n%s", diff)
@@ -137,11 +138,11 @@ func TestJobCancel(t *testing.T) {
 			t.Fatal(err)
 		}
 		time.Sleep(500 * time.Millisecond)
-		job, err := client.CancelJob(t.Context(), "c1")
+		job, err := client.CancelJob(t.Context(), "c1", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if job.Status != service.JobCancelled || !job.Status.Done() {
+		if job.Status != service.JobStatusCancelled || !job.Status.Done() {
 			t.Errorf("status = %q, want cancelled", job.Status)
 		}
 		time.Sleep(3 * time.Second)
@@ -151,7 +152,7 @@ func TestJobCancel(t *testing.T) {
 				t.Fatal(err)
 			}
 			got[r.DeviceID] = r.Status
-			if r.Status == service.DeviceJobCanceled && r.Outcome != service.OutcomeNotDelivered {
+			if r.Status == service.DeviceJobStatusCanceled && r.Outcome != service.OutcomeNotDelivered {
 				t.Errorf("%s: outcome %s", r.DeviceID, r.Outcome)
 			}
 		}
@@ -175,11 +176,11 @@ func TestJobActiveLimit(t *testing.T) {
 		if !errors.Is(err, iothub.ErrThrottled) || !errors.Is(err, iothub.ErrNotDelivered) || !strings.Contains(err.Error(), "limit of active jobs") {
 			t.Fatalf("err = %v, want the active-job limit", err)
 		}
-		if he, ok := errors.AsType[*iothub.Error](err); !ok || he.Code != iothub.CodeThrottlingMaxActiveJobCountExceeded {
+		if he, ok := errors.AsType[*iothub.Error](err); !ok || he.Code != iothub.ErrorCodeThrottlingMaxActiveJobCountExceeded {
 			t.Errorf("err = %#v", err)
 		}
 		start := time.Now()
-		job, err := client.ScheduleMethodJob(t.Context(), "second", reboot("a"), &service.JobOptions{WaitForSlot: true})
+		job, err := client.ScheduleMethodJob(t.Context(), "second", reboot("a"), &service.ScheduleJobOptions{WaitForSlot: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -189,15 +190,15 @@ func TestJobActiveLimit(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		defer cancel()
 		hub.AddDevice("c", &httpmock.DeviceOptions{Latency: time.Hour})
-		_, err = client.ScheduleMethodJob(ctx, "third", reboot("a"), &service.JobOptions{WaitForSlot: true})
+		_, err = client.ScheduleMethodJob(ctx, "third", reboot("a"), &service.ScheduleJobOptions{WaitForSlot: true})
 		if err != nil {
 			// "second" ends within a second, so a slot frees.
 			t.Fatalf("third: %v", err)
 		}
-		_, err = client.ScheduleMethodJob(ctx, "fourth", service.MethodJob{Method: service.MethodParams[any]{Name: "x", TimeoutInSeconds: 300}, DeviceIDs: []string{"c"}}, &service.JobOptions{WaitForSlot: true})
+		_, err = client.ScheduleMethodJob(ctx, "fourth", service.MethodJob{Method: service.MethodParams[any]{Name: "x", TimeoutInSeconds: 300}, DeviceIDs: []string{"c"}}, &service.ScheduleJobOptions{WaitForSlot: true})
 		if err == nil {
 			// third is done; fourth holds the slot now.
-			_, err = client.ScheduleMethodJob(ctx, "fifth", reboot("a"), &service.JobOptions{WaitForSlot: true})
+			_, err = client.ScheduleMethodJob(ctx, "fifth", reboot("a"), &service.ScheduleJobOptions{WaitForSlot: true})
 		}
 		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, iothub.ErrThrottled) {
 			t.Errorf("err = %v, want the deadline while waiting for a slot", err)
@@ -214,7 +215,7 @@ func TestJobDuplicateAndIdempotentRetry(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := client.ScheduleMethodJob(t.Context(), "dup", reboot("a"), nil)
-		if he, ok := errors.AsType[*iothub.Error](err); !ok || he.Code != iothub.CodeJobAlreadyExists || !errors.Is(err, iothub.ErrConflict) {
+		if he, ok := errors.AsType[*iothub.Error](err); !ok || he.Code != iothub.ErrorCodeJobAlreadyExists || !errors.Is(err, iothub.ErrConflict) {
 			t.Errorf("duplicate: %v", err)
 		}
 
@@ -330,7 +331,7 @@ func TestQueryJobs(t *testing.T) {
 			want []string
 		}{
 			{nil, []string{"m1", "m2", "m3", "t1", "later"}},
-			{&service.JobQueryOptions{Type: service.JobTypeMethod, Status: service.JobCompleted, PageSize: 2}, []string{"m1", "m2", "m3"}},
+			{&service.JobQueryOptions{Type: service.JobTypeScheduleDeviceMethod, Status: service.JobStatusCompleted, PageSize: 2}, []string{"m1", "m2", "m3"}},
 			{&service.JobQueryOptions{Type: "ScheduleUpdateTwin"}, []string{"t1"}},
 			{&service.JobQueryOptions{Status: "Scheduled", PageSize: 1}, []string{"later"}},
 		}
@@ -378,16 +379,16 @@ func TestWaitJobContext(t *testing.T) {
 			polls++
 			mu.Unlock()
 		}})
-		if !errors.Is(err, context.DeadlineExceeded) || job.Status != service.JobScheduled {
+		if !errors.Is(err, context.DeadlineExceeded) || job.Status != service.JobStatusScheduled {
 			t.Errorf("job %q, err %v", job.Status, err)
 		}
 		// 1+2+4+8+8+8+8+8+8 s: backoff, not one poll a second.
 		if polls < 5 || polls > 12 {
 			t.Errorf("%d polls in a minute", polls)
 		}
-		if _, err := client.GetJob(t.Context(), "nope"); !errors.Is(err, iothub.ErrNotDelivered) {
+		if _, err := client.GetJob(t.Context(), "nope", nil); !errors.Is(err, iothub.ErrNotDelivered) {
 			t.Errorf("missing job: %v", err)
-		} else if he, _ := errors.AsType[*iothub.Error](err); he.Code != iothub.CodeJobNotFound {
+		} else if he, _ := errors.AsType[*iothub.Error](err); he.Code != iothub.ErrorCodeJobNotFound {
 			t.Errorf("missing job code: %v", err)
 		}
 	})
@@ -403,7 +404,7 @@ func TestJobJSON(t *testing.T) {
 	}
 	at := time.Date(2019, 5, 4, 15, 53, 0, 77e6, time.UTC)
 	want := service.Job{
-		ID: "job01", Type: service.JobTypeMethod, Status: "paused", QueryCondition: "deviceId IN ['d1','d2']",
+		ID: "job01", Type: service.JobTypeScheduleDeviceMethod, Status: "paused", QueryCondition: "deviceId IN ['d1','d2']",
 		CreatedTime: at, StartTime: at, MaxExecutionTime: time.Hour,
 		Method:     &service.JobMethod{MethodName: "reboot", Payload: json.RawMessage(`{}`), ResponseTimeoutInSeconds: 30},
 		Statistics: &service.JobStatistics{DeviceCount: 2, SucceededCount: 1, RunningCount: 1},

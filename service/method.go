@@ -121,7 +121,7 @@ func (p callPolicy) Decide(he *iothub.Error, class pipeline.RetryClass) pipeline
 	switch {
 	case p&leaveThrottled != 0 && errors.Is(he, iothub.ErrThrottled):
 		return pipeline.Fail
-	case p&retryNotOnline != 0 && he.Code == iothub.CodeDeviceNotOnline:
+	case p&retryNotOnline != 0 && he.Code == iothub.ErrorCodeDeviceNotOnline:
 		return pipeline.Retry
 	}
 	return pipeline.Default(he, class)
@@ -256,7 +256,7 @@ func decodeMethodResult[R any](op, deviceID, moduleID string, resp *pipeline.Res
 		if err == nil {
 			err = fmt.Errorf("answer has no status field")
 		}
-		return res, &iothub.ResponseError{Operation: op, DeviceID: deviceID, ModuleID: moduleID, StatusCode: resp.StatusCode, Err: fmt.Errorf("decode method result: %w", err)}
+		return res, &iothub.BodyError{Operation: op, DeviceID: deviceID, ModuleID: moduleID, StatusCode: resp.StatusCode, Err: fmt.Errorf("decode method result: %w", err)}
 	}
 	res.Status = *wire.Status
 	raw := wire.Payload

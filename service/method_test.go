@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -310,27 +309,27 @@ func TestHubErrors(t *testing.T) {
 		delivered int
 		unknown   bool
 	}{
-		{"not registered", func(*httpmock.Hub) {}, "", iothub.ErrDeviceNotFound, iothub.CodeDeviceNotFound, 0, false},
-		{"disabled", func(h *httpmock.Hub) { h.AddDevice("d1", &httpmock.DeviceOptions{Disabled: true}) }, "", iothub.ErrDeviceNotFound, iothub.CodeDeviceNotFound, 0, false},
-		{"module not registered", func(h *httpmock.Hub) { h.AddDevice("d1", nil) }, "m1", iothub.ErrModuleNotFound, iothub.CodeModuleNotFound, 0, false},
-		{"offline", func(h *httpmock.Hub) { h.AddDevice("d1", &httpmock.DeviceOptions{Offline: true}) }, "", iothub.ErrDeviceNotOnline, iothub.CodeDeviceNotOnline, 0, false},
-		{"slow device", func(h *httpmock.Hub) { h.AddDevice("d1", &httpmock.DeviceOptions{Latency: time.Minute}) }, "", iothub.ErrGatewayTimeout, iothub.CodeGatewayTimeout, 1, true},
+		{"not registered", func(*httpmock.Hub) {}, "", iothub.ErrDeviceNotFound, iothub.ErrorCodeDeviceNotFound, 0, false},
+		{"disabled", func(h *httpmock.Hub) { h.AddDevice("d1", &httpmock.DeviceOptions{Disabled: true}) }, "", iothub.ErrDeviceNotFound, iothub.ErrorCodeDeviceNotFound, 0, false},
+		{"module not registered", func(h *httpmock.Hub) { h.AddDevice("d1", nil) }, "m1", iothub.ErrModuleNotFound, iothub.ErrorCodeModuleNotFound, 0, false},
+		{"offline", func(h *httpmock.Hub) { h.AddDevice("d1", &httpmock.DeviceOptions{Offline: true}) }, "", iothub.ErrDeviceNotOnline, iothub.ErrorCodeDeviceNotOnline, 0, false},
+		{"slow device", func(h *httpmock.Hub) { h.AddDevice("d1", &httpmock.DeviceOptions{Latency: time.Minute}) }, "", iothub.ErrGatewayTimeout, iothub.ErrorCodeGatewayTimeout, 1, true},
 		{"lost response", func(h *httpmock.Hub) {
 			h.AddDevice("d1", &httpmock.DeviceOptions{Handler: echo})
 			h.AddFault(httpmock.Fault{DeviceID: "d1", AfterDelivery: true, Times: -1})
-		}, "", iothub.ErrGatewayTimeout, iothub.CodeGatewayTimeout, 1, true},
+		}, "", iothub.ErrGatewayTimeout, iothub.ErrorCodeGatewayTimeout, 1, true},
 		{"server error after delivery", func(h *httpmock.Hub) {
 			h.AddDevice("d1", &httpmock.DeviceOptions{Handler: echo})
 			h.AddFault(httpmock.Fault{Code: 500001, AfterDelivery: true, Times: -1})
-		}, "", iothub.ErrOutcomeUnknown, iothub.CodeServerError, 1, true},
+		}, "", iothub.ErrOutcomeUnknown, iothub.ErrorCodeServerError, 1, true},
 		{"throttled throughout", func(h *httpmock.Hub) {
 			h.AddDevice("d1", &httpmock.DeviceOptions{Handler: echo})
 			h.AddFault(httpmock.Fault{Code: 429001, Times: -1})
-		}, "", iothub.ErrThrottled, iothub.CodeThrottlingException, 0, false},
+		}, "", iothub.ErrThrottled, iothub.ErrorCodeThrottlingException, 0, false},
 		{"legacy error shape", func(h *httpmock.Hub) {
 			h.AddDevice("d1", &httpmock.DeviceOptions{Handler: echo})
 			h.AddFault(httpmock.Fault{Code: 403002, Shape: httpmock.ShapeLegacy, Times: -1})
-		}, "", iothub.ErrForbidden, iothub.CodeIotHubQuotaExceeded, 0, false},
+		}, "", iothub.ErrForbidden, iothub.ErrorCodeIotHubQuotaExceeded, 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -681,7 +680,7 @@ func TestOverTLSWithHTTP2(t *testing.T) {
 	}
 	defer srv.Close()
 	client, err := service.NewClientFromConnectionString(hub.ConnectionString("service"), &iothub.ClientOptions{
-		Endpoint: srv.URL, HTTPClient: &http.Client{Transport: srv.Client().Transport},
+		Endpoint: srv.URL, Transport: srv.Client().Transport,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -707,7 +706,7 @@ func TestAPIVersionOverride(t *testing.T) {
 	}{
 		{"", 0},
 		{"2020-09-30", 0},
-		{"2015-01-01", iothub.CodeInvalidProtocolVersion},
+		{"2015-01-01", iothub.ErrorCodeInvalidProtocolVersion},
 	}
 	for _, tt := range tests {
 		hub, client := setup(t, &iothub.ClientOptions{APIVersion: tt.version})

@@ -11,8 +11,8 @@ func TestCallPolicy(t *testing.T) {
 	t.Parallel()
 	throttled := &iothub.Error{StatusCode: 429, Code: 429001}
 	busy := &iothub.Error{StatusCode: 503, Code: 503005}
-	notOnline := &iothub.Error{StatusCode: 404, Code: iothub.CodeDeviceNotOnline}
-	notFound := &iothub.Error{StatusCode: 404, Code: iothub.CodeDeviceNotFound}
+	notOnline := &iothub.Error{StatusCode: 404, Code: iothub.ErrorCodeDeviceNotOnline}
+	notFound := &iothub.Error{StatusCode: 404, Code: iothub.ErrorCodeDeviceNotFound}
 	timeout := &iothub.Error{StatusCode: 504, Code: 504101}
 	tests := []struct {
 		name    string

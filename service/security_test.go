@@ -206,7 +206,7 @@ func TestNoSecretInAnyOutput(t *testing.T) {
 		for _, r := range regs {
 			hub.ClearFaults()
 			hub.AddFault(httpmock.Fault{Operation: httpmock.OperationRegistry, Code: 503005})
-			_, err := r.GetDevice(t.Context(), "missing")
+			_, err := r.GetDevice(t.Context(), "missing", nil)
 			outputs = append(outputs, err)
 			hub.AddFault(httpmock.Fault{Operation: httpmock.OperationQuery, Status: 200, Body: []byte("[1]")})
 			for _, err := range r.QueryTwins(t.Context(), "SELECT * FROM devices", nil) {

@@ -39,6 +39,7 @@ import (
 	"github.com/hubkit/iothub/examples/internal/simhub"
 	"github.com/hubkit/iothub/internal/wire"
 	"github.com/hubkit/iothub/registry"
+	"github.com/hubkit/iothub/service"
 )
 
 func main() {
@@ -65,7 +66,7 @@ commands:
   stats`
 
 // command is a parsed, validated command, ready to run.
-type command func(ctx context.Context, c *registry.Client, out *json.Encoder, stdout *bufio.Writer) error
+type command func(ctx context.Context, c *registry.Client, svc *service.Client, out *json.Encoder, stdout *bufio.Writer) error
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("devices", flag.ContinueOnError)
@@ -94,12 +95,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	var client *registry.Client
+	var svc *service.Client
 	switch {
 	case *connStr != "" && *hub != "":
 		fmt.Fprintln(stderr, "devices: give either -connection-string or -hub, not both")
 		return exitUsage
 	case *connStr != "":
 		client, err = registry.NewClientFromConnectionString(*connStr, nil)
+		if err == nil {
+			svc, err = service.NewClientFromConnectionString(*connStr, nil)
+		}
 	case *hub != "":
 		cred, cerr := azidentity.NewDefaultAzureCredential(nil)
 		if cerr != nil {
@@ -107,6 +112,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return exitHubError
 		}
 		client, err = registry.NewClient(*hub, cred, nil)
+		if err == nil {
+			svc, err = service.NewClient(*hub, cred, nil)
+		}
 	default:
 		sim, serr := simhub.Start(&simhub.Options{Fleet: *simulate})
 		if serr != nil {
@@ -117,6 +125,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "devices: no credentials given; using the embedded simulated hub %s with %d devices\n",
 			sim.HostName(), len(sim.DeviceIDs()))
 		client, err = sim.RegistryClient()
+		if err == nil {
+			svc, err = sim.OwnerClient()
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "devices:", err)
@@ -126,7 +137,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	w := bufio.NewWriter(stdout)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
-	err = cmd(ctx, client, enc, w)
+	err = cmd(ctx, client, svc, enc, w)
 	if ferr := w.Flush(); err == nil {
 		err = ferr
 	}
@@ -198,7 +209,7 @@ func parseCommand(args []string, stderr io.Writer) (command, error) {
 			return nil, perr
 		}
 		sql, size := positional[0], *pageSize
-		return func(ctx context.Context, c *registry.Client, _ *json.Encoder, w *bufio.Writer) error {
+		return func(ctx context.Context, c *registry.Client, _ *service.Client, _ *json.Encoder, w *bufio.Writer) error {
 			p, err := c.NewQueryPager(sql, &registry.QueryOptions{PageSize: size})
 			if err != nil {
 				return err
@@ -225,16 +236,16 @@ func parseCommand(args []string, stderr io.Writer) (command, error) {
 		}
 		switch name {
 		case "get":
-			return func(ctx context.Context, c *registry.Client, out *json.Encoder, _ *bufio.Writer) error {
-				d, err := c.GetDevice(ctx, id)
+			return func(ctx context.Context, c *registry.Client, _ *service.Client, out *json.Encoder, _ *bufio.Writer) error {
+				d, err := c.GetDevice(ctx, id, nil)
 				if err != nil {
 					return err
 				}
 				return out.Encode(d)
 			}, nil
 		case "twin":
-			return func(ctx context.Context, c *registry.Client, out *json.Encoder, _ *bufio.Writer) error {
-				t, err := c.GetTwin(ctx, id)
+			return func(ctx context.Context, c *registry.Client, _ *service.Client, out *json.Encoder, _ *bufio.Writer) error {
+				t, err := c.GetTwin(ctx, id, nil)
 				if err != nil {
 					return err
 				}
@@ -242,12 +253,12 @@ func parseCommand(args []string, stderr io.Writer) (command, error) {
 			}, nil
 		case "create":
 			isEdge := *edge
-			return func(ctx context.Context, c *registry.Client, out *json.Encoder, _ *bufio.Writer) error {
+			return func(ctx context.Context, c *registry.Client, _ *service.Client, out *json.Encoder, _ *bufio.Writer) error {
 				d := registry.Device{DeviceID: id}
 				if isEdge {
 					d.Capabilities = &registry.Capabilities{IoTEdge: true}
 				}
-				created, err := c.CreateDevice(ctx, d)
+				created, err := c.CreateDevice(ctx, d, nil)
 				if err != nil {
 					return err
 				}
@@ -255,7 +266,7 @@ func parseCommand(args []string, stderr io.Writer) (command, error) {
 			}, nil
 		default:
 			tag := *etag
-			return func(ctx context.Context, c *registry.Client, out *json.Encoder, _ *bufio.Writer) error {
+			return func(ctx context.Context, c *registry.Client, _ *service.Client, out *json.Encoder, _ *bufio.Writer) error {
 				if err := c.DeleteDevice(ctx, id, &registry.WriteOptions{IfMatch: tag}); err != nil {
 					return err
 				}
@@ -266,19 +277,19 @@ func parseCommand(args []string, stderr io.Writer) (command, error) {
 		if len(positional) != 0 {
 			return nil, errors.New("stats takes no arguments")
 		}
-		return func(ctx context.Context, c *registry.Client, out *json.Encoder, _ *bufio.Writer) error {
-			rs, err := c.GetRegistryStatistics(ctx)
+		return func(ctx context.Context, c *registry.Client, svc *service.Client, out *json.Encoder, _ *bufio.Writer) error {
+			rs, err := c.GetStatistics(ctx, nil)
 			if err != nil {
 				return err
 			}
-			ss, err := c.GetServiceStatistics(ctx)
+			ss, err := svc.GetStatistics(ctx, nil)
 			if err != nil {
 				return err
 			}
 			return out.Encode(struct {
-				registry.RegistryStatistics
-				registry.ServiceStatistics
-			}{rs, ss})
+				registry.Statistics
+				ConnectedDeviceCount int64 `json:"connectedDeviceCount"`
+			}{rs, ss.ConnectedDeviceCount})
 		}, nil
 	}
 	return nil, fmt.Errorf("unknown command %q", name)

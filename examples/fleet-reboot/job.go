@@ -101,7 +101,7 @@ func runJob(ctx context.Context, cfg config, d deps, client *service.Client, reg
 			return
 		}
 		fmt.Fprintf(stderr, "%s: interrupted: cancelling job %s (interrupt again to stop waiting for it)\n", name, jobID)
-		if _, err := client.CancelJob(wctx, jobID); err != nil {
+		if _, err := client.CancelJob(wctx, jobID, nil); err != nil {
 			printErr(stderr, "cancel the job", err)
 		}
 		select {
@@ -128,7 +128,7 @@ func runJob(ctx context.Context, cfg config, d deps, client *service.Client, reg
 	if err != nil {
 		printErr(stderr, "wait for the job", err)
 		code = exitFailed
-	} else if job.Status != service.JobCompleted {
+	} else if job.Status != service.JobStatusCompleted {
 		fmt.Fprintf(stderr, "%s: job %s ended %s %s %s\n", name, jobID, job.Status, job.FailureReason, job.StatusMessage)
 		code = exitFailed
 	}
@@ -136,7 +136,7 @@ func runJob(ctx context.Context, cfg config, d deps, client *service.Client, reg
 	// A cancelled job leaves the calls it had started running to their
 	// end; wait for them, so that the report says how they ended rather
 	// than "running".
-	if err == nil && job.Status != service.JobCompleted {
+	if err == nil && job.Status != service.JobStatusCompleted {
 		settle(wctx, client, jobID, params, poll, stderr)
 	}
 
@@ -155,11 +155,9 @@ func runJob(ctx context.Context, cfg config, d deps, client *service.Client, reg
 		if r.Response != nil {
 			res.Status, res.Payload = r.Response.Status, r.Response.Payload
 		}
-		if r.ErrorCode != "" {
-			if c, ok := iothub.ParseErrorCode(r.ErrorCode); ok {
-				res.ErrorCode = c
-			}
-			res.Err = fmt.Errorf("job device status %s: %s: %s", r.Status, r.ErrorCode, r.ErrorDescription)
+		if r.ErrorName != "" || r.ErrorCode != 0 {
+			res.ErrorCode = r.ErrorCode
+			res.Err = fmt.Errorf("job device status %s: %s: %s", r.Status, r.ErrorName, r.ErrorDescription)
 		} else if r.Outcome != service.OutcomeSucceeded && r.Outcome != service.OutcomeDeviceError {
 			res.Err = fmt.Errorf("job device status %s", r.Status)
 		}
@@ -202,7 +200,7 @@ func settle(ctx context.Context, client *service.Client, jobID string, params se
 	for said := false; ; said = true {
 		// The job's statistics count its running devices: one request a
 		// poll, however many devices the job has.
-		job, err := client.GetJob(ctx, jobID)
+		job, err := client.GetJob(ctx, jobID, nil)
 		if err != nil || job.Statistics == nil {
 			return
 		}

@@ -21,7 +21,7 @@ func FromConnectionString(connectionString string, opts *iothub.ClientOptions) (
 	}
 	var a Authorizer
 	if sig := cs.SharedAccessSignature(); sig != "" {
-		a, err = auth.StaticSAS(sig)
+		a, err = auth.NewStaticSASAuthorizer(sig)
 	} else {
 		var cred *auth.SharedAccessKeyCredential
 		var sasOpts *auth.SharedAccessKeyCredentialOptions

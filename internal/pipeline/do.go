@@ -26,7 +26,7 @@ import (
 // answer when its status is below 400 or when req.Policy accepts the error
 // answer as the answer. Otherwise it returns an
 // *iothub.Error (the hub answered with an error), an *iothub.TransportError
-// (no answer) or an *iothub.ResponseError (an answer that could not be
+// (no answer) or an *iothub.BodyError (an answer that could not be
 // read).
 func (p *Pipeline) Do(ctx context.Context, req *Request) (*Response, error) {
 	c := p.calls.Get().(*call)
@@ -389,7 +389,7 @@ func (c *call) finish(resp *http.Response, err error) (*Response, error) {
 		if tooLong {
 			cause = fmt.Errorf("response body exceeds %d bytes", c.limit)
 		}
-		return nil, &iothub.ResponseError{
+		return nil, &iothub.BodyError{
 			Operation:  c.req.Operation,
 			DeviceID:   c.req.DeviceID,
 			ModuleID:   c.req.ModuleID,

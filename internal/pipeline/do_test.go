@@ -176,7 +176,7 @@ func TestRetryDecisions(t *testing.T) {
 				p := newTestPipeline(t, s, iothub.RetryOptions{MaxAttempts: 3})
 				req := methodRequest(tt.class)
 				if tt.notOnline {
-					req.Policy = codePolicy{retry: iothub.CodeDeviceNotOnline}
+					req.Policy = codePolicy{retry: iothub.ErrorCodeDeviceNotOnline}
 				}
 				resp, err := p.Do(t.Context(), req)
 				if got := s.count(); got != tt.wantAttempts {
@@ -341,8 +341,8 @@ func TestResponseTooLarge(t *testing.T) {
 	req := methodRequest(RetryNotDelivered)
 	req.MaxResponseBytes = 1024
 	_, err := p.Do(t.Context(), req)
-	if re, ok := errors.AsType[*iothub.ResponseError](err); !ok || !strings.Contains(re.Error(), "exceeds 1024 bytes") {
-		t.Fatalf("err = %v, want a ResponseError about the size", err)
+	if re, ok := errors.AsType[*iothub.BodyError](err); !ok || !strings.Contains(re.Error(), "exceeds 1024 bytes") {
+		t.Fatalf("err = %v, want a BodyError about the size", err)
 	}
 }
 
@@ -465,7 +465,7 @@ func TestAcceptedAnswer(t *testing.T) {
 	t.Parallel()
 	body := `{"isSuccessful":false,"errors":[{"deviceId":"d1","errorCode":"DeviceAlreadyExists","errorStatus":"exists"}],"warnings":[]}`
 	h := http.Header{"Iothub-Errorcode": {"BulkRegistryOperationFailure"}}
-	for _, answer := range []iothub.ErrorCode{0, iothub.CodeBulkRegistryOperationFailure} {
+	for _, answer := range []iothub.ErrorCode{0, iothub.ErrorCodeBulkRegistryOperationFailure} {
 		s := &script{steps: []step{{status: 400, body: body, header: h}}}
 		p := newTestPipeline(t, s, iothub.RetryOptions{})
 		req := &Request{Operation: "BulkCreateDevices", Method: http.MethodPost, Path: "/devices", Body: []byte(`[]`), Policy: codePolicy{accept: answer}}

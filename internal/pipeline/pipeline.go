@@ -167,12 +167,9 @@ func New(hostName string, a Authorizer, opts *iothub.ClientOptions) (*Pipeline, 
 	p.baseURL = base
 	p.query = "?api-version=" + url.QueryEscape(p.apiVersion)
 	p.calls.New = func() any { return p.newCall() }
-	switch {
-	case o.Transport != nil:
+	if o.Transport != nil {
 		p.transport = o.Transport
-	case o.HTTPClient != nil && o.HTTPClient.Transport != nil:
-		p.transport = o.HTTPClient.Transport
-	default:
+	} else {
 		t := DefaultTransport()
 		if o.MaxConnections > 0 {
 			t.MaxConnsPerHost = o.MaxConnections
@@ -180,9 +177,10 @@ func New(hostName string, a Authorizer, opts *iothub.ClientOptions) (*Pipeline, 
 		}
 		p.transport = t
 	}
-	if o.HTTPClient != nil {
-		p.clientTimeout = o.HTTPClient.Timeout
+	if o.AttemptTimeout < 0 {
+		return nil, fmt.Errorf("iothub: ClientOptions.AttemptTimeout must be 0 (the default) or more; got %v", o.AttemptTimeout)
 	}
+	p.clientTimeout = o.AttemptTimeout
 	return p, nil
 }
 

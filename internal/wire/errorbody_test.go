@@ -21,23 +21,23 @@ func TestParseError(t *testing.T) {
 		{
 			name: "legacy name",
 			body: `{"Message":"ErrorCode:DeviceAlreadyExists;Conflict","ExceptionMessage":"Tracking ID:e4cb4b6c18f4462fbe2c1a2d02d7dbe4-G:11-TimeStamp:07/16/2016 00:12:41"}`,
-			want: ErrorInfo{Code: iothub.CodeDeviceAlreadyExists, CodeName: "DeviceAlreadyExists", Message: "Conflict", TrackingID: "e4cb4b6c18f4462fbe2c1a2d02d7dbe4-G:11-TimeStamp:07/16/2016 00:12:41"},
+			want: ErrorInfo{Code: iothub.ErrorCodeDeviceAlreadyExists, CodeName: "DeviceAlreadyExists", Message: "Conflict", TrackingID: "e4cb4b6c18f4462fbe2c1a2d02d7dbe4-G:11-TimeStamp:07/16/2016 00:12:41"},
 		},
 		{
 			name: "legacy number",
 			body: `{"Message":"ErrorCode:404001;Device not found","ExceptionMessage":""}`,
-			want: ErrorInfo{Code: iothub.CodeDeviceNotFound, Message: "Device not found"},
+			want: ErrorInfo{Code: iothub.ErrorCodeDeviceNotFound, Message: "Device not found"},
 		},
 		{
 			name:   "escaped json with header",
 			body:   `{"Message":"{\"errorCode\":404103,\"trackingId\":\"dde6cb7b025443d0a26e370e517d43db-G:11-TimeStamp:11/07/2018 09:22:57\",\"message\":\"Timed out waiting for device to connect.\",\"info\":{\"timeout\":\"00:01:00\"},\"timestampUtc\":\"2018-11-07T09:22:57.6054134Z\"}","ExceptionMessage":""}`,
 			header: "DeviceNotOnline",
-			want:   ErrorInfo{Code: iothub.CodeDeviceNotOnline, CodeName: "DeviceNotOnline", Message: "Timed out waiting for device to connect.", TrackingID: "dde6cb7b025443d0a26e370e517d43db-G:11-TimeStamp:11/07/2018 09:22:57"},
+			want:   ErrorInfo{Code: iothub.ErrorCodeDeviceNotOnline, CodeName: "DeviceNotOnline", Message: "Timed out waiting for device to connect.", TrackingID: "dde6cb7b025443d0a26e370e517d43db-G:11-TimeStamp:11/07/2018 09:22:57"},
 		},
 		{
 			name: "message object",
 			body: `{"Message":{"errorCode":504101,"trackingId":"abc","message":"Timed out waiting for the response from device.","timestampUtc":"2020-01-01T00:00:00Z"}}`,
-			want: ErrorInfo{Code: iothub.CodeGatewayTimeout, Message: "Timed out waiting for the response from device.", TrackingID: "abc"},
+			want: ErrorInfo{Code: iothub.ErrorCodeGatewayTimeout, Message: "Timed out waiting for the response from device.", TrackingID: "abc"},
 		},
 		{
 			name: "routing",
@@ -48,13 +48,13 @@ func TestParseError(t *testing.T) {
 			name:   "bare inner object",
 			body:   `{"errorCode":429001,"trackingId":"t1","message":"Throttled"}`,
 			header: "ThrottlingException",
-			want:   ErrorInfo{Code: iothub.CodeThrottlingException, CodeName: "ThrottlingException", Message: "Throttled", TrackingID: "t1"},
+			want:   ErrorInfo{Code: iothub.ErrorCodeThrottlingException, CodeName: "ThrottlingException", Message: "Throttled", TrackingID: "t1"},
 		},
 		{
 			name:   "header only",
 			body:   ``,
 			header: "ServerBusy",
-			want:   ErrorInfo{Code: iothub.CodeServerBusy, CodeName: "ServerBusy"},
+			want:   ErrorInfo{Code: iothub.ErrorCodeServerBusy, CodeName: "ServerBusy"},
 		},
 		{
 			name:   "unknown header name kept",

@@ -66,7 +66,7 @@ func (h *Hub) bulkDevices(w http.ResponseWriter, r *http.Request, rq *routed) {
 	}
 	var raw []json.RawMessage
 	if err := json.Unmarshal(rq.body, &raw); err != nil {
-		newError(iothub.CodeIotHubFormatError, "The request body is not a valid JSON array of devices.").write(w, rq.now)
+		newError(iothub.ErrorCodeIotHubFormatError, "The request body is not a valid JSON array of devices.").write(w, rq.now)
 		return
 	}
 	switch {
@@ -74,7 +74,7 @@ func (h *Hub) bulkDevices(w http.ResponseWriter, r *http.Request, rq *routed) {
 		invalid("The request must contain at least one device.").write(w, rq.now)
 		return
 	case len(raw) > MaxBulkDevices:
-		newError(iothub.CodeTooManyDevices, fmt.Sprintf("Too many devices: at most %d are allowed in one bulk operation.", MaxBulkDevices)).write(w, rq.now)
+		newError(iothub.ErrorCodeTooManyDevices, fmt.Sprintf("Too many devices: at most %d are allowed in one bulk operation.", MaxBulkDevices)).write(w, rq.now)
 		return
 	}
 	items := make([]bulkItem, len(raw))
@@ -102,7 +102,7 @@ func (h *Hub) bulkDevices(w http.ResponseWriter, r *http.Request, rq *routed) {
 		}
 		t := target{deviceID: deref(it.ID), moduleID: deref(it.ModuleID)}
 		if seen[t] {
-			newError(iothub.CodeDeviceDefinedMultipleTimes, fmt.Sprintf("The device '%s' is defined more than once.", t.deviceID)).write(w, rq.now)
+			newError(iothub.ErrorCodeDeviceDefinedMultipleTimes, fmt.Sprintf("The device '%s' is defined more than once.", t.deviceID)).write(w, rq.now)
 			return
 		}
 		seen[t] = true
@@ -126,7 +126,7 @@ func (h *Hub) bulkDevices(w http.ResponseWriter, r *http.Request, rq *routed) {
 		writeJSON(w, http.StatusOK, marshal(res))
 		return
 	}
-	name := iothub.CodeBulkRegistryOperationFailure.Name()
+	name := iothub.ErrorCodeBulkRegistryOperationFailure.Name()
 	w.Header().Set("iothub-errorcode", name)
 	w.Header().Set("IotHubErrorCode", name)
 	writeJSON(w, http.StatusBadRequest, marshal(res))
@@ -191,7 +191,7 @@ func (h *Hub) applyBulkItem(it *bulkItem, mode string, now time.Time) *hubError 
 	}
 	switch {
 	case mode == "create" && d != nil:
-		return newError(iothub.CodeDeviceAlreadyExists, fmt.Sprintf("A device with ID '%s' is already registered.", id))
+		return newError(iothub.ErrorCodeDeviceAlreadyExists, fmt.Sprintf("A device with ID '%s' is already registered.", id))
 	case (mode == "update" || mode == "updateIfMatchETag") && d == nil:
 		return deviceNotFound(id)
 	case strings.HasSuffix(mode, "IfMatchETag") && d != nil && !etagOK():
@@ -256,7 +256,7 @@ func (h *Hub) applyBulkModule(it *bulkItem, mode string, now time.Time) *hubErro
 	}
 	switch {
 	case mode == "create" && m != nil:
-		return newError(iothub.CodeModuleAlreadyExistsOnDevice, fmt.Sprintf("A module with ID '%s' is already registered on device '%s'.", mid, id))
+		return newError(iothub.ErrorCodeModuleAlreadyExistsOnDevice, fmt.Sprintf("A module with ID '%s' is already registered on device '%s'.", mid, id))
 	case (mode == "update" || mode == "updateIfMatchETag") && m == nil:
 		return moduleNotFound(id, mid)
 	case strings.HasSuffix(mode, "IfMatchETag") && m != nil && !etagOK:

@@ -322,7 +322,7 @@ func (h *Hub) Close() {
 func validJobID(id string) *hubError {
 	switch {
 	case id == "":
-		return newError(iothub.CodeArgumentNull, "The jobId cannot be null or empty.")
+		return newError(iothub.ErrorCodeArgumentNull, "The jobId cannot be null or empty.")
 	case len(id) > MaxJobIDLength:
 		return invalid("The jobId must be at most %d characters long.", MaxJobIDLength)
 	case strings.IndexFunc(id, unicode.IsControl) >= 0:
@@ -360,7 +360,7 @@ func parseJobRequest(id string, body []byte, now time.Time) (*job, *hubError) {
 	case e != nil:
 		return nil, e
 	case !ok || typ == "":
-		return nil, newError(iothub.CodeArgumentNull, "type cannot be null or empty.")
+		return nil, newError(iothub.ErrorCodeArgumentNull, "type cannot be null or empty.")
 	case strings.EqualFold(typ, jobTypeMethod):
 		j.typ = jobTypeMethod
 	case strings.EqualFold(typ, jobTypeTwin):
@@ -374,7 +374,7 @@ func parseJobRequest(id string, body []byte, now time.Time) (*job, *hubError) {
 		return nil, e
 	}
 	if !ok || strings.TrimSpace(cond) == "" {
-		return nil, newError(iothub.CodeArgumentNull, "queryCondition cannot be null or empty.")
+		return nil, newError(iothub.ErrorCodeArgumentNull, "queryCondition cannot be null or empty.")
 	}
 	j.cond = cond
 	if strings.TrimSpace(cond) != "*" {
@@ -410,7 +410,7 @@ func parseJobRequest(id string, body []byte, now time.Time) (*job, *hubError) {
 	case jobTypeMethod:
 		raw, ok := lookup(fields, "cloudToDeviceMethod")
 		if !ok || isNull(raw) {
-			return nil, newError(iothub.CodeArgumentNull, "cloudToDeviceMethod cannot be null for a scheduleDeviceMethod job.")
+			return nil, newError(iothub.ErrorCodeArgumentNull, "cloudToDeviceMethod cannot be null for a scheduleDeviceMethod job.")
 		}
 		mr, e := parseMethodRequest(raw)
 		if e != nil {
@@ -420,7 +420,7 @@ func parseJobRequest(id string, body []byte, now time.Time) (*job, *hubError) {
 	case jobTypeTwin:
 		raw, ok := lookup(fields, "updateTwin")
 		if !ok || isNull(raw) {
-			return nil, newError(iothub.CodeArgumentNull, "updateTwin cannot be null for a scheduleUpdateTwin job.")
+			return nil, newError(iothub.ErrorCodeArgumentNull, "updateTwin cannot be null for a scheduleUpdateTwin job.")
 		}
 		u, e := parseTwinUpdate(raw, "", "", true)
 		if e != nil {
@@ -434,7 +434,7 @@ func parseJobRequest(id string, body []byte, now time.Time) (*job, *hubError) {
 		etagRaw, ok := lookup(tw, "etag")
 		var etag string
 		if !ok || isNull(etagRaw) || json.Unmarshal(etagRaw, &etag) != nil || etag == "" {
-			return nil, newError(iothub.CodeArgumentNull, "updateTwin.etag cannot be null or empty; use \"*\" to update whatever the twin's etag.")
+			return nil, newError(iothub.ErrorCodeArgumentNull, "updateTwin.etag cannot be null or empty; use \"*\" to update whatever the twin's etag.")
 		}
 		j.update, j.etag = u, etag
 		j.twinRaw = marshal(json.RawMessage(raw))
@@ -468,11 +468,11 @@ func (h *Hub) createJob(w http.ResponseWriter, r *http.Request, rq *routed) {
 	}
 	switch {
 	case eng.closed:
-		e = newError(iothub.CodeServiceUnavailable, "The hub is shutting down.")
+		e = newError(iothub.ErrorCodeServiceUnavailable, "The hub is shutting down.")
 	case eng.jobs[id] != nil:
-		e = newError(iothub.CodeJobAlreadyExists, fmt.Sprintf("A job with id '%s' already exists.", id))
+		e = newError(iothub.ErrorCodeJobAlreadyExists, fmt.Sprintf("A job with id '%s' already exists.", id))
 	case active >= eng.maxActive:
-		e = newError(iothub.CodeThrottlingMaxActiveJobCountExceeded,
+		e = newError(iothub.ErrorCodeThrottlingMaxActiveJobCountExceeded,
 			fmt.Sprintf("The number of active jobs (%d) has reached the hub's limit of %d.", active, eng.maxActive))
 	}
 	if e != nil {
@@ -506,7 +506,7 @@ func (h *Hub) getJob(w http.ResponseWriter, _ *http.Request, rq *routed) {
 }
 
 func jobNotFound(id string) *hubError {
-	return newError(iothub.CodeJobNotFound, fmt.Sprintf("Job %s not found.", id))
+	return newError(iothub.ErrorCodeJobNotFound, fmt.Sprintf("Job %s not found.", id))
 }
 
 // cancelJob serves POST /jobs/v2/{jobId}/cancel. Cancelling a finished job
@@ -751,7 +751,7 @@ func (f *Fault) jobError() (int, string) {
 		code = f.Status * 1000
 	}
 	if code == 0 {
-		code = int(iothub.CodeGatewayTimeout)
+		code = int(iothub.ErrorCodeGatewayTimeout)
 	}
 	msg := f.Message
 	if msg == "" {

@@ -54,7 +54,7 @@ func (h *Hub) invokeMethod(w http.ResponseWriter, r *http.Request, rq *routed) {
 		return
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		newError(iothub.CodeGenericUnsupportedMediaType,
+		newError(iothub.ErrorCodeGenericUnsupportedMediaType,
 			"The request's Content-Type is not supported; use application/json.").write(w, rq.now)
 		return
 	}
@@ -117,36 +117,36 @@ func parseMethodRequest(body []byte) (*methodRequest, *hubError) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	var fields map[string]json.RawMessage
 	if len(trimmed) == 0 || trimmed[0] != '{' || json.Unmarshal(body, &fields) != nil {
-		return nil, newError(iothub.CodeIotHubFormatError, "The request body is not a valid JSON object.")
+		return nil, newError(iothub.ErrorCodeIotHubFormatError, "The request body is not a valid JSON object.")
 	}
 	mr := &methodRequest{responseTimeout: DefaultResponseTimeout}
 
 	raw, ok := lookup(fields, "methodName")
 	if !ok || isNull(raw) {
-		return nil, newError(iothub.CodeArgumentNull, "methodName cannot be null or empty.")
+		return nil, newError(iothub.ErrorCodeArgumentNull, "methodName cannot be null or empty.")
 	}
 	if raw[0] != '"' || json.Unmarshal(raw, &mr.name) != nil {
-		return nil, newError(iothub.CodeArgumentInvalid, "methodName must be a string.")
+		return nil, newError(iothub.ErrorCodeArgumentInvalid, "methodName must be a string.")
 	}
 	if mr.name == "" {
-		return nil, newError(iothub.CodeArgumentNull, "methodName cannot be null or empty.")
+		return nil, newError(iothub.ErrorCodeArgumentNull, "methodName cannot be null or empty.")
 	}
 	if !validMethodName(mr.name) {
-		return nil, newError(iothub.CodeArgumentInvalid,
+		return nil, newError(iothub.ErrorCodeArgumentInvalid,
 			`methodName may contain only printable US-ASCII characters other than space, tab and $()<>@,;:\"/[]?={}.`)
 	}
 
 	if raw, ok := lookup(fields, "responseTimeoutInSeconds"); ok && !isNull(raw) {
 		n, ok := parseInt32(raw)
 		if !ok || n < MinResponseTimeoutSeconds || n > MaxResponseTimeoutSeconds {
-			return nil, newError(iothub.CodeArgumentInvalid, "responseTimeoutInSeconds must be within [5; 300].")
+			return nil, newError(iothub.ErrorCodeArgumentInvalid, "responseTimeoutInSeconds must be within [5; 300].")
 		}
 		mr.responseTimeout = time.Duration(n) * time.Second
 	}
 	if raw, ok := lookup(fields, "connectTimeoutInSeconds"); ok && !isNull(raw) {
 		n, ok := parseInt32(raw)
 		if !ok || n < 0 || n > MaxConnectTimeoutSeconds {
-			return nil, newError(iothub.CodeArgumentInvalid, "connectTimeoutInSeconds must be within [0; 300].")
+			return nil, newError(iothub.ErrorCodeArgumentInvalid, "connectTimeoutInSeconds must be within [0; 300].")
 		}
 		mr.connectTimeout = time.Duration(n) * time.Second
 	}
@@ -154,7 +154,7 @@ func parseMethodRequest(body []byte) (*methodRequest, *hubError) {
 	if raw, ok := lookup(fields, "payload"); ok {
 		var compact bytes.Buffer
 		if err := json.Compact(&compact, raw); err != nil || compact.Len() > MaxPayloadSize {
-			return nil, newError(iothub.CodeArgumentInvalid,
+			return nil, newError(iothub.ErrorCodeArgumentInvalid,
 				fmt.Sprintf("'payload' size should be less than %d bytes", MaxPayloadSize))
 		}
 		mr.payload = slices.Clone(raw)
@@ -223,7 +223,7 @@ func writeFault(w http.ResponseWriter, f *Fault) {
 	}
 	var e *hubError
 	if !f.answers() {
-		e = newError(iothub.CodeGatewayTimeout, "Timed out waiting for the response from device.")
+		e = newError(iothub.ErrorCodeGatewayTimeout, "Timed out waiting for the response from device.")
 	} else {
 		code := f.Code
 		if code == 0 && f.Shape != ShapeRouting {
@@ -298,7 +298,7 @@ func (h *Hub) deliver(ctx context.Context, t target, mr *methodRequest) (deliver
 }
 
 func notOnline(connectTimeout time.Duration) *hubError {
-	e := newError(iothub.CodeDeviceNotOnline, "Timed out waiting for device to connect.")
+	e := newError(iothub.ErrorCodeDeviceNotOnline, "Timed out waiting for device to connect.")
 	e.info = map[string]string{"timeout": formatTimeout(connectTimeout)}
 	return e
 }
@@ -308,14 +308,14 @@ func notOnline(connectTimeout time.Duration) *hubError {
 func (h *Hub) resolve(t target) (*endpoint, *hubError) {
 	d := h.devices[t.deviceID]
 	if d == nil || d.disabled {
-		return nil, newError(iothub.CodeDeviceNotFound, fmt.Sprintf("Device %s not found.", t.deviceID))
+		return nil, newError(iothub.ErrorCodeDeviceNotFound, fmt.Sprintf("Device %s not found.", t.deviceID))
 	}
 	if t.moduleID == "" {
 		return &d.ep, nil
 	}
 	m := d.modules[t.moduleID]
 	if m == nil {
-		return nil, newError(iothub.CodeModuleNotFound, fmt.Sprintf("Module %s not found on device %s.", t.moduleID, t.deviceID))
+		return nil, newError(iothub.ErrorCodeModuleNotFound, fmt.Sprintf("Module %s not found on device %s.", t.moduleID, t.deviceID))
 	}
 	return &m.ep, nil
 }
@@ -344,7 +344,7 @@ func runDevice(ctx context.Context, fn MethodHandler, latency time.Duration, cal
 		if len(resp.Payload) == 0 {
 			resp.Payload = nil
 		} else if !json.Valid(resp.Payload) {
-			return delivery{delivered: true, err: newError(iothub.CodeServerError,
+			return delivery{delivered: true, err: newError(iothub.ErrorCodeServerError,
 				"The device's response payload is not valid JSON.")}, true
 		}
 		return delivery{resp: resp, delivered: true}, true
@@ -352,7 +352,7 @@ func runDevice(ctx context.Context, fn MethodHandler, latency time.Duration, cal
 		if ctx.Err() != nil {
 			return delivery{delivered: true}, false
 		}
-		return delivery{delivered: true, err: newError(iothub.CodeGatewayTimeout,
+		return delivery{delivered: true, err: newError(iothub.ErrorCodeGatewayTimeout,
 			"Timed out waiting for the response from device.")}, true
 	}
 }

@@ -69,7 +69,7 @@ func (h *Hub) queryDevices(w http.ResponseWriter, r *http.Request, rq *routed) {
 	}
 	var text string
 	if raw, ok := lookup(fields, "query"); !ok || isNull(raw) {
-		newError(iothub.CodeArgumentNull, "The query cannot be null or empty.").write(w, rq.now)
+		newError(iothub.ErrorCodeArgumentNull, "The query cannot be null or empty.").write(w, rq.now)
 		return
 	} else if json.Unmarshal(raw, &text) != nil {
 		invalid("The query must be a string.").write(w, rq.now)

@@ -367,20 +367,20 @@ type deviceSpec struct {
 func decodeObject(body []byte, v any) *hubError {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(body) {
-		return newError(iothub.CodeIotHubFormatError, "The request body is not a valid JSON object.")
+		return newError(iothub.ErrorCodeIotHubFormatError, "The request body is not a valid JSON object.")
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return newError(iothub.CodeArgumentInvalid, fmt.Sprintf("The value of '%s' has the wrong type.", te.Field))
+			return newError(iothub.ErrorCodeArgumentInvalid, fmt.Sprintf("The value of '%s' has the wrong type.", te.Field))
 		}
-		return newError(iothub.CodeIotHubFormatError, "The request body is not a valid JSON object.")
+		return newError(iothub.ErrorCodeIotHubFormatError, "The request body is not a valid JSON object.")
 	}
 	return nil
 }
 
 func invalid(format string, args ...any) *hubError {
-	return newError(iothub.CodeArgumentInvalid, fmt.Sprintf(format, args...))
+	return newError(iothub.ErrorCodeArgumentInvalid, fmt.Sprintf(format, args...))
 }
 
 // validKey reports whether k is standard base64 of 16 to 64 bytes.
@@ -582,15 +582,15 @@ func (im ifMatch) matches(etag string) bool {
 }
 
 func preconditionFailed() *hubError {
-	return newError(iothub.CodePreconditionFailed, "Precondition failed: the etag in If-Match does not match the current etag.")
+	return newError(iothub.ErrorCodePreconditionFailed, "Precondition failed: the etag in If-Match does not match the current etag.")
 }
 
 func deviceNotFound(id string) *hubError {
-	return newError(iothub.CodeDeviceNotFound, fmt.Sprintf("Device %s not found.", id))
+	return newError(iothub.ErrorCodeDeviceNotFound, fmt.Sprintf("Device %s not found.", id))
 }
 
 func moduleNotFound(deviceID, moduleID string) *hubError {
-	return newError(iothub.CodeModuleNotFound, fmt.Sprintf("Module %s not found on device %s.", moduleID, deviceID))
+	return newError(iothub.ErrorCodeModuleNotFound, fmt.Sprintf("Module %s not found on device %s.", moduleID, deviceID))
 }
 
 // checkJSONContentType answers 415 when a request with a body does not
@@ -600,7 +600,7 @@ func checkJSONContentType(r *http.Request, body []byte) *hubError {
 		return nil
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return newError(iothub.CodeGenericUnsupportedMediaType,
+		return newError(iothub.ErrorCodeGenericUnsupportedMediaType,
 			"The request's Content-Type is not supported; use application/json.")
 	}
 	return nil
@@ -670,7 +670,7 @@ func (h *Hub) putDevice(w http.ResponseWriter, r *http.Request, rq *routed) {
 	d := h.devices[id]
 	switch {
 	case !im.present && d != nil:
-		e = newError(iothub.CodeDeviceAlreadyExists, fmt.Sprintf("A device with ID '%s' is already registered.", id))
+		e = newError(iothub.ErrorCodeDeviceAlreadyExists, fmt.Sprintf("A device with ID '%s' is already registered.", id))
 	case im.present && d == nil:
 		e = deviceNotFound(id)
 	case d != nil && !im.matches(etagString(d.reg.etag)):
@@ -811,7 +811,7 @@ func (h *Hub) putModule(w http.ResponseWriter, r *http.Request, rq *routed) {
 	case d == nil:
 		e = deviceNotFound(did)
 	case !im.present && m != nil:
-		e = newError(iothub.CodeModuleAlreadyExistsOnDevice, fmt.Sprintf("A module with ID '%s' is already registered on device '%s'.", mid, did))
+		e = newError(iothub.ErrorCodeModuleAlreadyExistsOnDevice, fmt.Sprintf("A module with ID '%s' is already registered on device '%s'.", mid, did))
 	case im.present && m == nil:
 		e = moduleNotFound(did, mid)
 	case m != nil && !im.matches(etagString(m.reg.etag)):

@@ -297,7 +297,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(body) > MaxRequestBody {
-		newError(iothub.CodeGenericRequestEntityTooLarge, fmt.Sprintf("The request body exceeds the maximum size of %d bytes.", MaxRequestBody)).write(w, now)
+		newError(iothub.ErrorCodeGenericRequestEntityTooLarge, fmt.Sprintf("The request body exceeds the maximum size of %d bytes.", MaxRequestBody)).write(w, now)
 		return
 	}
 	rq := &routed{params: params, body: body, now: now}
@@ -368,11 +368,11 @@ func (h *Hub) checkAPIVersion(r *http.Request) *hubError {
 	}
 	switch {
 	case len(got) == 0:
-		return newError(iothub.CodeInvalidProtocolVersion, "The api-version query parameter is required.")
+		return newError(iothub.ErrorCodeInvalidProtocolVersion, "The api-version query parameter is required.")
 	case len(got) > 1:
-		return newError(iothub.CodeInvalidProtocolVersion, "The api-version query parameter must be given once.")
+		return newError(iothub.ErrorCodeInvalidProtocolVersion, "The api-version query parameter must be given once.")
 	case !h.apiVersions[got[0]]:
-		return newError(iothub.CodeInvalidProtocolVersion, fmt.Sprintf("The api-version '%s' is not supported.", got[0]))
+		return newError(iothub.ErrorCodeInvalidProtocolVersion, fmt.Sprintf("The api-version '%s' is not supported.", got[0]))
 	}
 	return nil
 }
@@ -381,7 +381,7 @@ func (h *Hub) checkAPIVersion(r *http.Request) *hubError {
 // Messages never quote the token.
 func (h *Hub) authorize(r *http.Request, v *verb, now time.Time) *hubError {
 	unauthorized := func(reason string) *hubError {
-		return newError(iothub.CodeIotHubUnauthorizedAccess, "Unauthorized: "+reason)
+		return newError(iothub.ErrorCodeIotHubUnauthorizedAccess, "Unauthorized: "+reason)
 	}
 	vals := r.Header.Values("Authorization")
 	switch {
@@ -425,13 +425,13 @@ func (h *Hub) authorizeBearer(r *http.Request, v *verb, tok string, now time.Tim
 	h.mu.Unlock()
 	switch {
 	case !ok:
-		return newError(iothub.CodeIotHubUnauthorizedAccess, "Unauthorized: the bearer token is not valid.")
+		return newError(iothub.ErrorCodeIotHubUnauthorizedAccess, "Unauthorized: the bearer token is not valid.")
 	case !now.Before(bt.expires):
-		return newError(iothub.CodeIotHubUnauthorizedAccess, "Unauthorized: the bearer token has expired.")
+		return newError(iothub.ErrorCodeIotHubUnauthorizedAccess, "Unauthorized: the bearer token has expired.")
 	case len(bt.scopes) != 1 || !h.acceptsScope(bt.scopes[0]):
-		return newError(iothub.CodeIotHubUnauthorizedAccess, "Unauthorized: the bearer token's audience is not this hub.")
+		return newError(iothub.ErrorCodeIotHubUnauthorizedAccess, "Unauthorized: the bearer token's audience is not this hub.")
 	case !bt.role.allows(v.action):
-		return newError(iothub.CodeIotHubUnauthorized, fmt.Sprintf(
+		return newError(iothub.ErrorCodeIotHubUnauthorized, fmt.Sprintf(
 			"Principal %s is not authorized for %s on %s due to no assigned permissions", bt.principal, r.Method, r.URL.EscapedPath()))
 	}
 	return nil

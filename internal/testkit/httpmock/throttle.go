@@ -339,7 +339,7 @@ func (t *throttler) methodsUnavailable() *hubError {
 	if t == nil || !t.noMethods {
 		return nil
 	}
-	return newError(iothub.CodeOperationNotAvailableInCurrentTier, fmt.Sprintf(
+	return newError(iothub.ErrorCodeOperationNotAvailableInCurrentTier, fmt.Sprintf(
 		"Direct methods are not available in the %s tier; they need a Free or Standard tier IoT hub.", t.tier))
 }
 
@@ -389,7 +389,7 @@ func (t *throttler) jobOp() *hubError {
 		return nil
 	}
 	if t.jobRate == 0 {
-		return newError(iothub.CodeOperationNotAvailableInCurrentTier, fmt.Sprintf(
+		return newError(iothub.ErrorCodeOperationNotAvailableInCurrentTier, fmt.Sprintf(
 			"Jobs are not available in the %s tier; they need a Free or Standard tier IoT hub.", t.tier))
 	}
 	return t.perMinute(&t.jobs, t.jobRate, t.jobLimit, &t.stats.JobOpsAdmitted, &t.stats.JobOpsThrottled)
@@ -414,7 +414,7 @@ func (t *throttler) perMinute(b *bucket, rate int64, limit string, admitted, thr
 // rule says so (see ThrottleOptions). The caller holds t.mu.
 func (t *throttler) reject(b *bucket, retry time.Duration, limit string) *hubError {
 	b.rejected++
-	e := newError(iothub.CodeThrottlingException, fmt.Sprintf(
+	e := newError(iothub.ErrorCodeThrottlingException, fmt.Sprintf(
 		"IoT Hub throttling limits have been exceeded for the requested operation (limit: %s).", limit))
 	if t.retryEvery > 0 && b.rejected%int64(t.retryEvery) == 0 {
 		secs := int64((retry + time.Second - 1) / time.Second)

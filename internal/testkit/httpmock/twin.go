@@ -314,7 +314,7 @@ func decodeTwinObject(body []byte) (map[string]any, *hubError) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if len(trimmed) == 0 || trimmed[0] != '{' || dec.Decode(&obj) != nil || dec.More() {
-		return nil, newError(iothub.CodeIotHubFormatError, "The request body is not a valid JSON object.")
+		return nil, newError(iothub.ErrorCodeIotHubFormatError, "The request body is not a valid JSON object.")
 	}
 	return obj, nil
 }
