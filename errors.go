@@ -90,8 +90,10 @@ type Error struct {
 	// Attempts is how many HTTP attempts the SDK made, retries included.
 	Attempts int
 	// EarlierAttemptMayHaveRun is true when this is the answer to a retry
-	// and an earlier attempt may have been carried out (possible only for
-	// calls the caller declared idempotent). The error then matches
+	// and an earlier attempt may have been carried out, whatever this
+	// answer says of the last attempt (possible only for calls the SDK
+	// retries after an unknown outcome: reads, registry writes, and method
+	// invocations the caller declared idempotent). The error then matches
 	// ErrOutcomeUnknown whatever its code.
 	EarlierAttemptMayHaveRun bool
 }
@@ -127,10 +129,12 @@ func (e *Error) Error() string {
 	if e.Attempts > 1 {
 		fmt.Fprintf(&b, " after %d attempts", e.Attempts)
 	}
-	switch {
+	switch answer := e.answerOutcomeUnknown(); {
+	case answer && e.EarlierAttemptMayHaveRun:
+		b.WriteString(" [outcome unknown: it may have run, perhaps more than once]")
 	case e.EarlierAttemptMayHaveRun:
 		b.WriteString(" [outcome unknown: an earlier attempt may have run]")
-	case e.outcomeUnknown():
+	case answer:
 		b.WriteString(" [outcome unknown: it may have run]")
 	default:
 		b.WriteString(" [not delivered]")
@@ -155,13 +159,17 @@ func (e *Error) family() int {
 }
 
 // outcomeUnknown reports whether the failure leaves open that the hub acted
-// on the request. Client errors (4xx) other than a device connection closed
-// mid-call are refusals; throttling (429) and 503 mean the hub shed the
-// request before acting on it; any other 5xx may come after delivery.
+// on the request, on the answered attempt or an earlier one.
 func (e *Error) outcomeUnknown() bool {
-	if e.EarlierAttemptMayHaveRun {
-		return true
-	}
+	return e.EarlierAttemptMayHaveRun || e.answerOutcomeUnknown()
+}
+
+// answerOutcomeUnknown reports whether the answer itself leaves open that
+// the hub acted on the attempt it answers. Client errors (4xx) other than a
+// device connection closed mid-call are refusals; throttling (429) and 503
+// mean the hub shed the request before acting on it; any other 5xx may come
+// after delivery.
+func (e *Error) answerOutcomeUnknown() bool {
 	switch e.Code {
 	case ErrorCodeDeviceConnectionClosedRemotely, ErrorCodeConnectionForcefullyClosedOnNewConnection,
 		ErrorCodeRequestTimeout, ErrorCodeClientClosedRequest:

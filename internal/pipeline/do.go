@@ -102,6 +102,7 @@ func (c *call) release() {
 	c.req = Request{}
 	c.ctx = nil
 	c.attempts, c.anySent, c.lastErr, c.accepted, c.start = 0, false, nil, false, time.Time{}
+	c.earlier = false
 	c.p.calls.Put(c)
 }
 
@@ -124,7 +125,8 @@ type call struct {
 
 	mu       sync.Mutex
 	attempts int
-	anySent  bool          // an earlier attempt may have been delivered
+	anySent  bool          // an attempt may have been delivered
+	earlier  bool          // an attempt before the last one may have been delivered
 	lastErr  *iothub.Error // parsed error answer of the last attempt, if any
 	accepted bool          // the policy accepted the last error answer as the answer
 	start    time.Time
@@ -184,6 +186,7 @@ func (c *call) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.mu.Lock()
 	c.attempts++
 	attempt := c.attempts
+	c.earlier = c.anySent
 	c.start = time.Now()
 	c.mu.Unlock()
 
@@ -349,6 +352,7 @@ func permanentTLS(err error) bool {
 func (c *call) finish(resp *http.Response, err error) (*Response, error) {
 	c.mu.Lock()
 	attempts, anySent, lastErr, accepted := c.attempts, c.anySent, c.lastErr, c.accepted
+	earlier := c.earlier
 	c.mu.Unlock()
 
 	if err != nil {
@@ -378,9 +382,7 @@ func (c *call) finish(resp *http.Response, err error) (*Response, error) {
 			he = &iothub.Error{Operation: c.req.Operation, DeviceID: c.req.DeviceID, ModuleID: c.req.ModuleID, StatusCode: resp.StatusCode}
 		}
 		he.Attempts = attempts
-		if anySent && !errors.Is(he, iothub.ErrOutcomeUnknown) {
-			he.EarlierAttemptMayHaveRun = true
-		}
+		he.EarlierAttemptMayHaveRun = earlier
 		return nil, he
 	}
 	b, tooLong, rerr := readCapped(resp.Body, c.limit)
