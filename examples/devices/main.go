@@ -6,7 +6,8 @@
 // Commands:
 //
 //	query [-page-size N] SQL   one JSON object per line, streamed page by page
-//	get ID                     the device identity as JSON
+//	get ID [-show-keys]        the device identity as JSON, its SAS keys redacted
+//	                           unless -show-keys
 //	twin ID                    the device twin as JSON
 //	create ID [-edge]          register a device (an IoT Edge device with -edge)
 //	delete ID [-etag ETAG]     remove a device (only if unchanged, with -etag)
@@ -30,35 +31,20 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/hubkit/iothub"
 	"github.com/hubkit/iothub/examples/internal/cli"
 	"github.com/hubkit/iothub/examples/internal/simhub"
-	"github.com/hubkit/iothub/internal/wire"
 	"github.com/hubkit/iothub/registry"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
-
-// Exit codes, shared by the example programs.
-const (
-	exitOK       = cli.ExitOK
-	exitHubError = cli.ExitFailed
-	exitUsage    = cli.ExitUsage
-)
+func main() { cli.Main(run) }
 
 const usage = `usage: devices [-connection-string CS | -hub HOST | -simulate N] <command>
 commands:
   query [-page-size N] SQL
-  get ID
+  get ID [-show-keys]
   twin ID
   create ID [-edge]
   delete ID [-etag ETAG]
@@ -68,72 +54,65 @@ commands:
 type command func(ctx context.Context, c *registry.Client, out *json.Encoder, stdout *bufio.Writer) error
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	msg := cli.Stderr{Prog: "devices", W: stderr}
 	fs := flag.NewFlagSet("devices", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprintln(stderr, usage) }
-	connStr := fs.String("connection-string", "", "service connection string (default $IOTHUB_CONNECTION_STRING)")
-	hub := fs.String("hub", "", "hub host name, to sign in with Microsoft Entra ID")
+	var creds cli.Credentials
+	creds.Register(fs)
 	simulate := fs.Int("simulate", 2500, "devices in the embedded simulated hub besides the named ones")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return cli.ExitUsage
 	}
 	cmd, err := parseCommand(fs.Args(), stderr)
 	if err != nil {
 		if !errors.Is(err, errReported) {
-			fmt.Fprintln(stderr, "devices:", err)
+			msg.Println(err)
 			fmt.Fprintln(stderr, usage)
 		}
-		return exitUsage
-	}
-	if *connStr == "" && *hub == "" {
-		*connStr = getenv("IOTHUB_CONNECTION_STRING")
+		return cli.ExitUsage
 	}
 	if *simulate < 0 {
-		fmt.Fprintln(stderr, "devices: -simulate must be 0 or more")
-		return exitUsage
+		msg.Println("-simulate must be 0 or more")
+		return cli.ExitUsage
+	}
+	if err := creds.Resolve(getenv); err != nil {
+		return msg.Usage(err)
 	}
 
-	var client *registry.Client
-	switch {
-	case *connStr != "" && *hub != "":
-		fmt.Fprintln(stderr, "devices: give either -connection-string or -hub, not both")
-		return exitUsage
-	case *connStr != "":
-		client, err = registry.NewClientFromConnectionString(*connStr, nil)
-	case *hub != "":
-		cred, cerr := azidentity.NewDefaultAzureCredential(nil)
-		if cerr != nil {
-			fmt.Fprintln(stderr, "devices: Microsoft Entra credential:", cerr)
-			return exitHubError
-		}
-		client, err = registry.NewClient(*hub, cred, nil)
-	default:
-		sim, serr := simhub.Start(&simhub.Options{Fleet: *simulate})
-		if serr != nil {
-			fmt.Fprintln(stderr, "devices: start the embedded simulated hub:", serr)
-			return exitHubError
-		}
-		defer sim.Close()
-		fmt.Fprintf(stderr, "devices: no credentials given; using the embedded simulated hub %s with %d devices\n",
-			sim.HostName(), len(sim.DeviceIDs()))
-		client, err = sim.RegistryClient()
+	conn, err := creds.Open(nil, &simhub.Options{Fleet: *simulate})
+	if err != nil {
+		msg.Println(err)
+		return cli.OpenExit(err)
+	}
+	defer conn.Close()
+	client, err := conn.RegistryClient()
+	if err != nil {
+		return msg.Usage(err)
+	}
+	err = execute(ctx, cmd, client, stdout)
+	// The SDK refuses a bad argument (a device ID, say) before sending
+	// anything: that is bad input, and no hub was used.
+	if conn.Sim != nil && !errors.Is(err, iothub.ErrInvalidArgument) {
+		msg.Printf("no credentials given; using the embedded simulated hub %s with %d devices\n",
+			conn.Sim.HostName(), len(conn.Sim.DeviceIDs()))
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "devices:", err)
-		return exitUsage
+		return msg.Fail("", err)
 	}
+	return cli.ExitOK
+}
 
+// execute runs cmd, writing its JSON to stdout.
+func execute(ctx context.Context, cmd command, client *registry.Client, stdout io.Writer) error {
 	w := bufio.NewWriter(stdout)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
-	err = cmd(ctx, client, enc, w)
+	err := cmd(ctx, client, enc, w)
 	if ferr := w.Flush(); err == nil {
 		err = ferr
 	}
-	if err != nil {
-		return report(stderr, err)
-	}
-	return exitOK
+	return err
 }
 
 // errReported stands for an error the flag package has already printed.
@@ -149,6 +128,7 @@ func parseCommand(args []string, stderr io.Writer) (command, error) {
 	pageSize := fs.Int("page-size", 0, "items per page, 1 to 1000 (0: the hub's default)")
 	edge := fs.Bool("edge", false, "create an IoT Edge device")
 	etag := fs.String("etag", "", "delete only if the device's ETag is still this")
+	showKeys := fs.Bool("show-keys", false, "print the device's SAS keys in clear instead of redacted")
 	// Flags may come before or after the positional argument.
 	var positional []string
 	for len(rest) > 0 {
@@ -163,7 +143,7 @@ func parseCommand(args []string, stderr io.Writer) (command, error) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	allowed := map[string][]string{"query": {"page-size"}, "create": {"edge"}, "delete": {"etag"}}
+	allowed := map[string][]string{"query": {"page-size"}, "create": {"edge"}, "delete": {"etag"}, "get": {"show-keys"}}
 	for f := range set {
 		ok := false
 		for _, a := range allowed[name] {
@@ -176,9 +156,6 @@ func parseCommand(args []string, stderr io.Writer) (command, error) {
 	one := func() (string, error) {
 		if len(positional) != 1 {
 			return "", fmt.Errorf("%s takes one device ID", name)
-		}
-		if rule := wire.CheckID(positional[0]); rule != "" {
-			return "", fmt.Errorf("device ID %q %s", positional[0], rule)
 		}
 		return positional[0], nil
 	}
@@ -225,10 +202,14 @@ func parseCommand(args []string, stderr io.Writer) (command, error) {
 		}
 		switch name {
 		case "get":
+			show := *showKeys
 			return func(ctx context.Context, c *registry.Client, out *json.Encoder, _ *bufio.Writer) error {
 				d, err := c.GetDevice(ctx, id)
 				if err != nil {
-					return err
+					return badID(id, err)
+				}
+				if !show {
+					d = redactKeys(d)
 				}
 				return out.Encode(d)
 			}, nil
@@ -236,7 +217,7 @@ func parseCommand(args []string, stderr io.Writer) (command, error) {
 			return func(ctx context.Context, c *registry.Client, out *json.Encoder, _ *bufio.Writer) error {
 				t, err := c.GetTwin(ctx, id)
 				if err != nil {
-					return err
+					return badID(id, err)
 				}
 				return out.Encode(t)
 			}, nil
@@ -249,7 +230,7 @@ func parseCommand(args []string, stderr io.Writer) (command, error) {
 				}
 				created, err := c.CreateDevice(ctx, d)
 				if err != nil {
-					return err
+					return badID(id, err)
 				}
 				return out.Encode(created)
 			}, nil
@@ -257,7 +238,7 @@ func parseCommand(args []string, stderr io.Writer) (command, error) {
 			tag := *etag
 			return func(ctx context.Context, c *registry.Client, out *json.Encoder, _ *bufio.Writer) error {
 				if err := c.DeleteDevice(ctx, id, &registry.WriteOptions{IfMatch: tag}); err != nil {
-					return err
+					return badID(id, err)
 				}
 				return out.Encode(map[string]any{"deviceId": id, "deleted": true})
 			}, nil
@@ -284,5 +265,34 @@ func parseCommand(args []string, stderr io.Writer) (command, error) {
 	return nil, fmt.Errorf("unknown command %q", name)
 }
 
-// report prints a failed command and returns its exit code.
-func report(stderr io.Writer, err error) int { return cli.PrintError(stderr, "devices", err) }
+// badID names the device ID in an argument error of the SDK, which
+// refuses a bad ID before sending anything.
+func badID(id string, err error) error {
+	if errors.Is(err, iothub.ErrInvalidArgument) {
+		return fmt.Errorf("device ID %q: %w", id, err)
+	}
+	return err
+}
+
+// redacted stands for a key that is not printed.
+const redacted = "<redacted>"
+
+// redactKeys returns d with its SAS keys replaced by redacted, so that a
+// device's keys reach the screen (or a log, or a shared terminal) only
+// with -show-keys.
+func redactKeys(d registry.Device) registry.Device {
+	if d.Authentication == nil || d.Authentication.SymmetricKey == nil {
+		return d
+	}
+	auth := *d.Authentication
+	keys := *auth.SymmetricKey
+	if keys.PrimaryKey != "" {
+		keys.PrimaryKey = redacted
+	}
+	if keys.SecondaryKey != "" {
+		keys.SecondaryKey = redacted
+	}
+	auth.SymmetricKey = &keys
+	d.Authentication = &auth
+	return d
+}
