@@ -16,7 +16,7 @@ func (r *fleetRun) runClient(ctx context.Context) int {
 	if err != nil {
 		return exit(r.msg, err)
 	}
-	prog := newProgress(r.d.stderr, r.d.terminal, r.d.progressEvery, r.targets.total(), time.Now())
+	prog := newProgress(r.display(), r.targets.total(), time.Now())
 	targets := skipDone(r.targets.seq(ctx, r.reg), r.targets.done, prog.skip)
 	f, err := r.svc.StartFanOut(ctx, targets, r.params, r.fanOutOptions())
 	if err != nil { // validated before; cannot happen
@@ -37,7 +37,8 @@ func (r *fleetRun) runClient(ctx context.Context) int {
 	return r.closeReport(rw, code, true)
 }
 
-// fanOutOptions are the fan-out's options, from the flags.
+// fanOutOptions are the fan-out's options, from the flags: the one place
+// that sets how the fan-out paces its calls.
 func (r *fleetRun) fanOutOptions() *service.FanOutOptions {
 	return &service.FanOutOptions{
 		Concurrency:   r.cfg.concurrency,

@@ -47,7 +47,7 @@ func (r *fleetRun) runJob(ctx context.Context) int {
 	defer stopWaiting()
 	code := r.waitJob(wctx, jobID)
 
-	prog := newProgress(r.d.stderr, r.d.terminal, r.d.progressEvery, -1, scheduled)
+	prog := newProgress(r.display(), -1, scheduled)
 	for _, o := range skipped {
 		prog.skip(o)
 	}

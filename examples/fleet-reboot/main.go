@@ -109,6 +109,11 @@ type fleetRun struct {
 	reg     *registry.Client
 }
 
+// display is where the run shows its progress.
+func (r *fleetRun) display() display {
+	return display{w: r.d.stderr, terminal: r.d.terminal, every: r.d.progressEvery}
+}
+
 // runWith runs the program with args and returns its exit code: it checks
 // the flags and reads its files before it opens any client, then runs in
 // one of three ways (dry run, client fan-out, IoT Hub job).

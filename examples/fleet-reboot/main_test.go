@@ -660,7 +660,7 @@ func TestETA(t *testing.T) {
 		{name: "tail moving again", draws: []draw{{200 * time.Millisecond, 100}, {2 * time.Second, 100}, {2200 * time.Millisecond, 101}}, remaining: 5, want: "10s"},
 	}
 	for _, tt := range tests {
-		p := &progress{every: 200 * time.Millisecond, start: t0}
+		p := &progress{display: display{every: 200 * time.Millisecond}, start: t0}
 		var got string
 		for _, d := range tt.draws {
 			got = p.etaLocked(t0.Add(d.at), d.calls, tt.remaining)
