@@ -73,6 +73,7 @@ func (c Credentials) Open(sim *simhub.Hub, simOpts *simhub.Options) (*Conn, erro
 	case c.Hub != "":
 		cred, err := azidentity.NewDefaultAzureCredential(nil)
 		if err != nil {
+			//lint:ignore ST1005 the message starts with a proper noun, as the programs have always printed it
 			return nil, fmt.Errorf("Microsoft Entra credential: %w", err)
 		}
 		return &Conn{host: c.Hub, cred: cred}, nil
