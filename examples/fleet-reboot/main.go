@@ -99,14 +99,18 @@ type deps struct {
 }
 
 // fleetRun is one run of the program, from its flags to its exit code.
+// Each step has a file of its own: the flags (config.go), the clients
+// (connect.go), the targets and the dry run (targets.go), the fan-out from
+// here (client.go) or an IoT Hub job (job.go), the report (report.go), the
+// progress and summary (progress.go), and the exit code (exit.go).
 type fleetRun struct {
 	cfg     config
 	d       deps
-	msg     cli.Stderr
-	params  service.MethodParams[any]
+	msg     cli.Stderr                // prints "fleet-reboot: …" on stderr
+	params  service.MethodParams[any] // the call, validated by the SDK
 	targets targets
-	svc     *service.Client
-	reg     *registry.Client
+	svc     *service.Client  // methods and jobs
+	reg     *registry.Client // the target query and its count
 }
 
 // display is where the run shows its progress.
