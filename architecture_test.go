@@ -116,10 +116,6 @@ var futurePackages = []string{"iothubtest/..."}
 var knownViolations = []struct {
 	rule, from, imports, why string
 }{
-	{
-		rule: "example programs import only public packages and examples/internal/...", from: "examples/devices", imports: "internal/wire",
-		why: "examples/devices checks ids with wire.CheckID; removed on another branch (issue #10, item 3)",
-	},
 }
 
 // listedPackage is what the test reads of `go list -json`.

@@ -5,6 +5,10 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/hubkit/iothub/examples/internal/cli"
+	"github.com/hubkit/iothub/registry"
 )
 
 func noEnv(string) string { return "" }
@@ -22,7 +26,7 @@ func TestQueryListsEveryDeviceOnce(t *testing.T) {
 		t.Run("page size "+size, func(t *testing.T) {
 			t.Parallel()
 			code, out, errOut := runDevices(t, "-simulate", "2494", "query", "-page-size", size, "SELECT * FROM devices")
-			if code != exitOK {
+			if code != cli.ExitOK {
 				t.Fatalf("exit %d: %s", code, errOut)
 			}
 			seen := map[string]int{}
@@ -56,25 +60,26 @@ func TestCommands(t *testing.T) {
 		wantOut    []string
 		wantStderr []string
 	}{
-		{"stats", []string{"-simulate", "0", "stats"}, exitOK, []string{`"totalDeviceCount":6`, `"connectedDeviceCount":5`}, []string{"embedded simulated hub"}},
-		{"get", []string{"-simulate", "0", "get", "sim-device-1"}, exitOK, []string{`"deviceId":"sim-device-1"`, `"etag":`}, nil},
-		{"twin", []string{"-simulate", "0", "twin", "sim-edge-1"}, exitOK, []string{`"deviceId":"sim-edge-1"`, `"properties":`}, nil},
-		{"create edge", []string{"-simulate", "0", "create", "new-1", "-edge"}, exitOK, []string{`"deviceId":"new-1"`, `"iotEdge":true`}, nil},
-		{"create existing", []string{"-simulate", "0", "create", "sim-device-1"}, exitHubError, nil, []string{"409001", "DeviceAlreadyExists", "tracking ID"}},
-		{"delete", []string{"-simulate", "0", "delete", "sim-device-2"}, exitOK, []string{`"deleted":true`}, nil},
-		{"delete stale etag", []string{"-simulate", "0", "delete", "sim-device-2", "-etag", "MQ=="}, exitHubError, nil, []string{"412001", "PreconditionFailed"}},
-		{"get missing", []string{"-simulate", "0", "get", "nope"}, exitHubError, nil, []string{"404001", "DeviceNotFound", "tracking ID"}},
-		{"count", []string{"-simulate", "0", "query", "SELECT COUNT() AS n FROM devices"}, exitOK, []string{`{"n":6}`}, nil},
-		{"bad query", []string{"-simulate", "0", "query", "SELECT * FROM nowhere"}, exitHubError, nil, []string{"400"}},
-		{"no command", []string{}, exitUsage, nil, []string{"a command is required", "usage: devices"}},
-		{"unknown command", []string{"frob"}, exitUsage, nil, []string{`unknown command "frob"`}},
-		{"bad id", []string{"get", "a b"}, exitUsage, nil, []string{`device ID "a b"`}},
-		{"two ids", []string{"get", "a", "b"}, exitUsage, nil, []string{"takes one device ID"}},
-		{"flag for another command", []string{"get", "a", "-edge"}, exitUsage, nil, []string{"-edge does not apply to get"}},
-		{"page size", []string{"query", "-page-size", "1001", "SELECT * FROM devices"}, exitUsage, nil, []string{"-page-size must be within"}},
-		{"empty query", []string{"query", " "}, exitUsage, nil, []string{"the query is empty"}},
-		{"both credentials", []string{"-connection-string", "x", "-hub", "h", "stats"}, exitUsage, nil, []string{"not both"}},
-		{"device connection string", []string{"-connection-string", "HostName=h.azure-devices.net;DeviceId=d;SharedAccessKey=AAAA", "stats"}, exitUsage, nil, []string{"service"}},
+		{"stats", []string{"-simulate", "0", "stats"}, cli.ExitOK, []string{`"totalDeviceCount":6`, `"connectedDeviceCount":5`}, []string{"embedded simulated hub"}},
+		{"get", []string{"-simulate", "0", "get", "sim-device-1"}, cli.ExitOK, []string{`"deviceId":"sim-device-1"`, `"etag":`}, nil},
+		{"twin", []string{"-simulate", "0", "twin", "sim-edge-1"}, cli.ExitOK, []string{`"deviceId":"sim-edge-1"`, `"properties":`}, nil},
+		{"create edge", []string{"-simulate", "0", "create", "new-1", "-edge"}, cli.ExitOK, []string{`"deviceId":"new-1"`, `"iotEdge":true`}, nil},
+		{"create existing", []string{"-simulate", "0", "create", "sim-device-1"}, cli.ExitFailed, nil, []string{"409001", "DeviceAlreadyExists", "tracking ID"}},
+		{"delete", []string{"-simulate", "0", "delete", "sim-device-2"}, cli.ExitOK, []string{`"deleted":true`}, nil},
+		{"delete stale etag", []string{"-simulate", "0", "delete", "sim-device-2", "-etag", "MQ=="}, cli.ExitFailed, nil, []string{"412001", "PreconditionFailed"}},
+		{"get missing", []string{"-simulate", "0", "get", "nope"}, cli.ExitFailed, nil, []string{"404001", "DeviceNotFound", "tracking ID"}},
+		{"count", []string{"-simulate", "0", "query", "SELECT COUNT() AS n FROM devices"}, cli.ExitOK, []string{`{"n":6}`}, nil},
+		{"bad query", []string{"-simulate", "0", "query", "SELECT * FROM nowhere"}, cli.ExitFailed, nil, []string{"400"}},
+		{"no command", []string{}, cli.ExitUsage, nil, []string{"a command is required", "usage: devices"}},
+		{"unknown command", []string{"frob"}, cli.ExitUsage, nil, []string{`unknown command "frob"`}},
+		{"bad id", []string{"get", "a b"}, cli.ExitUsage, nil, []string{`device ID "a b"`}},
+		{"two ids", []string{"get", "a", "b"}, cli.ExitUsage, nil, []string{"takes one device ID"}},
+		{"flag for another command", []string{"get", "a", "-edge"}, cli.ExitUsage, nil, []string{"-edge does not apply to get"}},
+		{"show-keys for another command", []string{"twin", "a", "-show-keys"}, cli.ExitUsage, nil, []string{"-show-keys does not apply to twin"}},
+		{"page size", []string{"query", "-page-size", "1001", "SELECT * FROM devices"}, cli.ExitUsage, nil, []string{"-page-size must be within"}},
+		{"empty query", []string{"query", " "}, cli.ExitUsage, nil, []string{"the query is empty"}},
+		{"both credentials", []string{"-connection-string", "x", "-hub", "h", "stats"}, cli.ExitUsage, nil, []string{"not both"}},
+		{"device connection string", []string{"-connection-string", "HostName=h.azure-devices.net;DeviceId=d;SharedAccessKey=AAAA", "stats"}, cli.ExitUsage, nil, []string{"service"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,8 +98,51 @@ func TestCommands(t *testing.T) {
 					t.Errorf("stderr lacks %q:\n%s", w, errOut)
 				}
 			}
-			if tt.wantCode == exitUsage && strings.Contains(errOut, "embedded simulated hub") {
+			if tt.wantCode == cli.ExitUsage && strings.Contains(errOut, "embedded simulated hub") {
 				t.Errorf("bad input must be refused before a hub is touched:\n%s", errOut)
+			}
+		})
+	}
+}
+
+// TestGetKeys checks that get prints a device's SAS keys redacted, and in
+// clear only with -show-keys.
+func TestGetKeys(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		args     []string
+		wantKeys bool
+	}{
+		{"redacted by default", []string{"-simulate", "0", "get", "sim-device-1"}, false},
+		{"shown when asked", []string{"-simulate", "0", "get", "sim-device-1", "-show-keys"}, true},
+		{"shown when asked, flag first", []string{"-simulate", "0", "get", "-show-keys", "sim-device-1"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			code, out, errOut := runDevices(t, tt.args...)
+			if code != cli.ExitOK {
+				t.Fatalf("exit %d; stderr:\n%s", code, errOut)
+			}
+			var d registry.Device
+			if err := json.Unmarshal([]byte(out), &d); err != nil {
+				t.Fatalf("stdout %q: %v", out, err)
+			}
+			if d.DeviceID != "sim-device-1" || d.Authentication == nil || d.Authentication.SymmetricKey == nil {
+				t.Fatalf("no device with keys in stdout:\n%s", out)
+			}
+			keys := *d.Authentication.SymmetricKey
+			if !tt.wantKeys {
+				if diff := cmp.Diff(registry.SymmetricKey{PrimaryKey: "<redacted>", SecondaryKey: "<redacted>"}, keys); diff != "" {
+					t.Errorf("keys (-want +got):\n%s", diff)
+				}
+				return
+			}
+			for _, k := range []string{keys.PrimaryKey, keys.SecondaryKey} {
+				if k == "" || k == "<redacted>" {
+					t.Errorf("keys not shown: %+v", keys)
+				}
 			}
 		})
 	}

@@ -19,7 +19,7 @@ func BenchmarkReportAndProgress(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	p := newProgress(io.Discard, false, time.Hour, -1, time.Now())
+	p := newProgress(display{w: io.Discard, every: time.Hour}, -1, time.Now())
 	r := service.Result{
 		Target:   service.Target{DeviceID: "sim-fleet-00042"},
 		Outcome:  service.OutcomeSucceeded,

@@ -3,108 +3,86 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
-	"iter"
 	"time"
 
-	"github.com/hubkit/iothub/registry"
 	"github.com/hubkit/iothub/service"
 )
 
 // runClient invokes the method from here: a fan-out with bounded, adaptive
-// concurrency.
-func runClient(ctx context.Context, cfg config, d deps, client *service.Client, reg *registry.Client,
-	targets iter.Seq2[service.Target, error], total int, done map[service.Target]service.Outcome,
-	params service.MethodParams[any], stderr io.Writer) int {
-	var rw *reportWriter
-	if cfg.report != "" {
-		var err error
-		rw, err = openReport(cfg.report, cfg.resume)
-		if err != nil {
-			fmt.Fprintln(stderr, name+": -report:", err)
-			return exitUsage
-		}
+// concurrency. Every result goes to the report as it arrives, and to the
+// progress.
+func (r *fleetRun) runClient(ctx context.Context) int {
+	rw, err := r.openReport()
+	if err != nil {
+		return exit(r.msg, err)
 	}
-
-	prog := newProgress(stderr, d.terminal, d.progressEvery, total, time.Now())
-	targets = skipDone(targets, done, prog.skip)
-
-	f, err := client.StartFanOut(ctx, targets, params, &service.FanOutOptions{
-		Concurrency:   cfg.concurrency,
-		RatePerSecond: cfg.rate,
-	})
+	prog := newProgress(r.display(), r.targets.total(), time.Now())
+	targets := skipDone(r.targets.seq(ctx, r.reg), r.targets.done, prog.skip)
+	f, err := r.svc.StartFanOut(ctx, targets, r.params, r.fanOutOptions())
 	if err != nil { // validated before; cannot happen
 		prog.finish(false)
-		fmt.Fprintln(stderr, name+":", err)
-		return exitUsage
+		return exit(r.msg, err)
 	}
+	if r.targets.total() < 0 {
+		go r.countTargets(ctx, prog)
+	}
+	stopWatching := r.watchInterrupts(ctx, f, prog)
+	defer stopWatching()
 
-	// Count a query's targets for the ETA, alongside the calls.
-	if total < 0 {
-		if cq, ok := countQuery(cfg.query); ok {
-			go func() {
-				for row, err := range reg.QueryRaw(ctx, cq, nil) {
-					if err != nil {
-						return // no ETA, then
-					}
-					var c struct{ N int }
-					if json.Unmarshal(row, &c) == nil {
-						prog.setTotal(c.N)
-					}
-					return
-				}
-			}()
+	for res := range f.Results() {
+		rw.write(res)
+		prog.add(res.Outcome)
+	}
+	code := r.endRun(ctx, prog, f.Err())
+	return r.closeReport(rw, code, true)
+}
+
+// fanOutOptions are the fan-out's options, from the flags: the one place
+// that sets how the fan-out paces its calls.
+func (r *fleetRun) fanOutOptions() *service.FanOutOptions {
+	return &service.FanOutOptions{
+		Concurrency:   r.cfg.concurrency,
+		RatePerSecond: r.cfg.rate,
+	}
+}
+
+// countTargets counts the query's targets, alongside the calls, and gives
+// the progress its total for the ETA; without a count there is no ETA.
+func (r *fleetRun) countTargets(ctx context.Context, prog *progress) {
+	cq, ok := countQuery(r.targets.query)
+	if !ok {
+		return
+	}
+	for row, err := range r.reg.QueryRaw(ctx, cq, nil) {
+		if err != nil {
+			return
 		}
+		var c struct{ N int }
+		if json.Unmarshal(row, &c) == nil {
+			prog.setTotal(c.N)
+		}
+		return
 	}
+}
 
-	// The first interrupt cancels ctx: the fan-out stops starting calls on
-	// its own. The second abandons the calls in flight.
-	watchDone := make(chan struct{})
-	defer close(watchDone)
+// watchInterrupts says what the interrupts do while f runs. The first
+// cancels ctx: the fan-out stops starting calls on its own. The second
+// abandons the calls in flight. Call stop when f has ended.
+func (r *fleetRun) watchInterrupts(ctx context.Context, f *service.FanOut, prog *progress) (stop func()) {
+	done := make(chan struct{})
 	go func() {
 		select {
 		case <-ctx.Done():
-		case <-watchDone:
+		case <-done:
 			return
 		}
 		prog.printf("%s: interrupted: starting no new call; waiting for the calls in flight (interrupt again to abandon them)\n", name)
 		select {
-		case <-d.abort:
+		case <-r.d.abort:
 			prog.printf("%s: abandoning the calls in flight; they are reported unknown\n", name)
 			f.Abort()
-		case <-watchDone:
+		case <-done:
 		}
 	}()
-
-	for r := range f.Results() {
-		if rw != nil {
-			rw.write(r)
-		}
-		prog.add(r.Outcome)
-	}
-	interrupted := ctx.Err() != nil
-	prog.finish(interrupted)
-
-	code := exitOK
-	if interrupted {
-		code = exitFailed
-	}
-	if err := f.Err(); err != nil && !interrupted {
-		printErr(stderr, "the target query failed; not every target was invoked", err)
-		code = exitFailed
-	}
-	if !prog.allSucceeded() {
-		code = exitFailed
-	}
-	if rw != nil {
-		if err := rw.close(); err != nil {
-			fmt.Fprintln(stderr, name+": -report:", err)
-			code = exitFailed
-		} else if code != exitOK {
-			fmt.Fprintf(stderr, "%s: per-target results in %s; run again with -report %s -resume to retry the targets that did not succeed\n",
-				name, cfg.report, cfg.report)
-		}
-	}
-	return code
+	return func() { close(done) }
 }

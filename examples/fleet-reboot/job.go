@@ -1,16 +1,15 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"slices"
 	"time"
 
-	"github.com/hubkit/iothub"
-	"github.com/hubkit/iothub/registry"
+	"github.com/hubkit/iothub/examples/internal/cli"
 	"github.com/hubkit/iothub/service"
 )
 
@@ -18,189 +17,166 @@ import (
 // here: the hub paces the calls, and this program waits, then reads the
 // per-device results. The first interrupt cancels the job (devices it has
 // not reached are reported not-delivered); the second stops waiting.
-func runJob(ctx context.Context, cfg config, d deps, client *service.Client, reg *registry.Client,
-	list []string, done map[service.Target]service.Outcome, params service.MethodParams[any], stderr io.Writer) int {
-	spec := service.MethodJob{Method: params}
-	var skipped []service.Outcome
-	switch {
-	case list != nil:
-		for _, id := range list {
-			if o, ok := done[service.Target{DeviceID: id}]; ok {
-				skipped = append(skipped, o)
-				continue
-			}
-			spec.DeviceIDs = append(spec.DeviceIDs, id)
-		}
-	case len(done) > 0:
-		// Resuming a query: the condition cannot leave out the devices
-		// that succeeded, so list the others.
-		for tw, err := range reg.QueryTwins(ctx, cfg.query, nil) {
-			if err != nil {
-				printErr(stderr, "list the targets", err)
-				return exitFailed
-			}
-			if o, ok := done[service.Target{DeviceID: tw.DeviceID}]; ok {
-				skipped = append(skipped, o)
-				continue
-			}
-			spec.DeviceIDs = append(spec.DeviceIDs, tw.DeviceID)
-		}
-	default:
-		cond, devices := whereClause(cfg.query)
-		if !devices {
-			fmt.Fprintln(stderr, name+": -mode job works on devices: the query must be FROM devices")
-			return exitUsage
-		}
-		if cond == "" {
-			cond = "*"
-		}
-		spec.QueryCondition = cond
-	}
-	if list != nil || len(done) > 0 {
-		if len(spec.DeviceIDs) == 0 {
-			fmt.Fprintf(stderr, "%s: nothing to do: all %d targets succeeded or may have run already\n", name, len(skipped))
-			if slices.Contains(skipped, service.OutcomeUnknown) {
-				return exitFailed
-			}
-			return exitOK
-		}
-	}
-
-	var rw *reportWriter
-	if cfg.report != "" {
-		var err error
-		if rw, err = openReport(cfg.report, cfg.resume); err != nil {
-			fmt.Fprintln(stderr, name+": -report:", err)
-			return exitUsage
-		}
-	}
-
-	scheduled := time.Now()
-	jobID := fmt.Sprintf("fleet-reboot-%s-%04x", time.Now().UTC().Format("20060102T150405"), rand.N(0x10000))
-	job, err := client.ScheduleMethodJob(ctx, jobID, spec, nil)
+func (r *fleetRun) runJob(ctx context.Context) int {
+	spec, skipped, err := r.planJob(ctx)
 	if err != nil {
-		if rw != nil {
-			rw.close()
-		}
-		printErr(stderr, "schedule the job", err)
-		if errors.Is(err, iothub.ErrInvalidArgument) {
-			return exitUsage
-		}
-		return exitFailed
+		return exit(r.msg, err)
 	}
-	fmt.Fprintf(stderr, "%s: scheduled job %s (%s)\n", name, job.ID, job.Status)
+	if spec.QueryCondition == "" && len(spec.DeviceIDs) == 0 {
+		r.msg.Printf("nothing to do: all %d targets succeeded or may have run already\n", len(skipped))
+		if slices.Contains(skipped, service.OutcomeUnknown) {
+			return cli.ExitFailed
+		}
+		return cli.ExitOK
+	}
+	rw, err := r.openReport()
+	if err != nil {
+		return exit(r.msg, err)
+	}
+	scheduled := time.Now()
+	jobID, err := r.schedule(ctx, spec)
+	if err != nil {
+		rw.close()
+		return exit(r.msg, err)
+	}
 
 	// Waiting outlives the first interrupt, which cancels the job; the
 	// second stops waiting.
-	wctx, stopWaiting := context.WithCancel(context.WithoutCancel(ctx))
+	wctx, stopWaiting := r.cancelOnInterrupt(ctx, jobID)
 	defer stopWaiting()
+	code := r.waitJob(wctx, jobID)
+
+	prog := newProgress(r.display(), -1, scheduled)
+	for _, o := range skipped {
+		prog.skip(o)
+	}
+	if err := r.jobResults(wctx, jobID, rw, prog); err != nil {
+		r.msg.Fail("read the job's device results", err)
+		code = cli.ExitFailed
+	}
+	code = max(code, r.endRun(ctx, prog, nil))
+	return r.closeReport(rw, code, false)
+}
+
+// planJob returns the job's spec, and the outcomes of the targets it
+// leaves out because an earlier run settled them. A list, or a resumed
+// query, becomes a list of device ids; a fresh query becomes the job's
+// query condition.
+func (r *fleetRun) planJob(ctx context.Context) (spec service.MethodJob, skipped []service.Outcome, err error) {
+	spec.Method = r.params
+	add := func(id string) {
+		if o, ok := r.targets.done[service.Target{DeviceID: id}]; ok {
+			skipped = append(skipped, o)
+			return
+		}
+		spec.DeviceIDs = append(spec.DeviceIDs, id)
+	}
+	switch {
+	case r.targets.list != nil:
+		for _, id := range r.targets.list {
+			add(id)
+		}
+	case len(r.targets.done) > 0:
+		// Resuming a query: the condition cannot leave out the devices
+		// that succeeded, so list the others.
+		for tw, err := range r.reg.QueryTwins(ctx, r.targets.query, nil) {
+			if err != nil {
+				return spec, nil, failedTo("list the targets", err)
+			}
+			add(tw.DeviceID)
+		}
+	default:
+		cond, devices := whereClause(r.targets.query)
+		if !devices {
+			return spec, nil, errors.New("-mode job works on devices: the query must be FROM devices")
+		}
+		spec.QueryCondition = cmp.Or(cond, "*")
+	}
+	return spec, skipped, nil
+}
+
+// schedule schedules the job under a new id and returns the id.
+func (r *fleetRun) schedule(ctx context.Context, spec service.MethodJob) (string, error) {
+	jobID := fmt.Sprintf("fleet-reboot-%s-%04x", time.Now().UTC().Format("20060102T150405"), rand.N(0x10000))
+	job, err := r.svc.ScheduleMethodJob(ctx, jobID, spec, nil)
+	if err != nil {
+		return "", failedTo("schedule the job", err)
+	}
+	r.msg.Printf("scheduled job %s (%s)\n", job.ID, job.Status)
+	return jobID, nil
+}
+
+// cancelOnInterrupt returns the context to wait for the job with: the
+// first interrupt (ctx) cancels the job, the second (abort) ends the
+// returned context. Call stop when done waiting.
+func (r *fleetRun) cancelOnInterrupt(ctx context.Context, jobID string) (wctx context.Context, stop func()) {
+	wctx, stop = context.WithCancel(context.WithoutCancel(ctx))
 	go func() {
 		select {
 		case <-ctx.Done():
 		case <-wctx.Done():
 			return
 		}
-		fmt.Fprintf(stderr, "%s: interrupted: cancelling job %s (interrupt again to stop waiting for it)\n", name, jobID)
-		if _, err := client.CancelJob(wctx, jobID, nil); err != nil {
-			printErr(stderr, "cancel the job", err)
+		r.msg.Printf("interrupted: cancelling job %s (interrupt again to stop waiting for it)\n", jobID)
+		if _, err := r.svc.CancelJob(wctx, jobID, nil); err != nil {
+			r.msg.Fail("cancel the job", err)
 		}
 		select {
-		case <-d.abort:
-			stopWaiting()
+		case <-r.d.abort:
+			stop()
 		case <-wctx.Done():
 		}
 	}()
+	return wctx, stop
+}
 
-	poll := time.Second
-	if d.progressEvery > 0 {
-		poll = d.progressEvery
+// pollEvery is how often the job is polled.
+func (r *fleetRun) pollEvery() time.Duration {
+	if r.d.progressEvery > 0 {
+		return r.d.progressEvery
 	}
-	job, err = client.WaitJob(wctx, jobID, &service.WaitOptions{
+	return time.Second
+}
+
+// waitJob waits for the job to end, printing its statistics as they
+// change, and returns ExitOK when it completed. A job that ended otherwise
+// (cancelled, failed) may leave calls running: it waits for those too, so
+// that the report says how they ended rather than "running".
+func (r *fleetRun) waitJob(ctx context.Context, jobID string) int {
+	poll := r.pollEvery()
+	job, err := r.svc.WaitJob(ctx, jobID, &service.WaitOptions{
 		MinPollInterval: poll, MaxPollInterval: max(poll, 5*time.Second),
 		OnProgress: func(j service.Job) {
 			if s := j.Statistics; s != nil {
-				fmt.Fprintf(stderr, "%s: job %s %s: %d devices: %d succeeded, %d failed, %d running, %d pending\n",
-					name, j.ID, j.Status, s.DeviceCount, s.SucceededCount, s.FailedCount, s.RunningCount, s.PendingCount)
+				r.msg.Printf("job %s %s: %d devices: %d succeeded, %d failed, %d running, %d pending\n",
+					j.ID, j.Status, s.DeviceCount, s.SucceededCount, s.FailedCount, s.RunningCount, s.PendingCount)
 			}
 		},
 	})
-	code := exitOK
-	if err != nil {
-		printErr(stderr, "wait for the job", err)
-		code = exitFailed
-	} else if job.Status != service.JobStatusCompleted {
-		fmt.Fprintf(stderr, "%s: job %s ended %s %s %s\n", name, jobID, job.Status, job.FailureReason, job.StatusMessage)
-		code = exitFailed
+	switch {
+	case err != nil:
+		r.msg.Fail("wait for the job", err)
+		return cli.ExitFailed
+	case job.Status != service.JobStatusCompleted:
+		r.msg.Printf("job %s ended %s %s %s\n", jobID, job.Status, job.FailureReason, job.StatusMessage)
+		r.settle(ctx, jobID)
+		return cli.ExitFailed
 	}
-
-	// A cancelled job leaves the calls it had started running to their
-	// end; wait for them, so that the report says how they ended rather
-	// than "running".
-	if err == nil && job.Status != service.JobStatusCompleted {
-		settle(wctx, client, jobID, params, poll, stderr)
-	}
-
-	// Per-device results, as far as the hub has them.
-	prog := newProgress(stderr, d.terminal, d.progressEvery, -1, scheduled)
-	for _, o := range skipped {
-		prog.skip(o)
-	}
-	for r, err := range client.JobDeviceResults(wctx, jobID, nil) {
-		if err != nil {
-			printErr(stderr, "read the job's device results", err)
-			code = exitFailed
-			break
-		}
-		res := service.Result{Target: service.Target{DeviceID: r.DeviceID}, Outcome: r.Outcome, Attempts: 1}
-		if r.Response != nil {
-			res.Status, res.Payload = r.Response.Status, r.Response.Payload
-		}
-		if r.ErrorName != "" || r.ErrorCode != 0 {
-			res.ErrorCode = r.ErrorCode
-			res.Err = fmt.Errorf("job device status %s: %s: %s", r.Status, r.ErrorName, r.ErrorDescription)
-		} else if r.Outcome != service.OutcomeSucceeded && r.Outcome != service.OutcomeDeviceError {
-			res.Err = fmt.Errorf("job device status %s", r.Status)
-		}
-		if !r.StartTime.IsZero() && !r.EndTime.IsZero() {
-			res.Latency = r.EndTime.Sub(r.StartTime)
-		}
-		if rw != nil {
-			rw.write(res)
-		}
-		prog.add(r.Outcome)
-	}
-	interrupted := ctx.Err() != nil
-	prog.finish(interrupted)
-	if interrupted {
-		code = exitFailed
-	}
-	if !prog.allSucceeded() {
-		code = exitFailed
-	}
-	if rw != nil {
-		if err := rw.close(); err != nil {
-			fmt.Fprintln(stderr, name+": -report:", err)
-			code = exitFailed
-		}
-	}
-	return code
+	return cli.ExitOK
 }
 
 // settle waits until no device of a finished job is running, for
 // at most the longest a call can take (connect and response timeouts plus
-// service.NetworkMargin), polling every poll. It gives up early on the
+// service.NetworkMargin), polling every pollEvery. It gives up early on the
 // second interrupt (ctx) or when the records cannot be read; the report
 // then says "unknown" for calls still running.
-func settle(ctx context.Context, client *service.Client, jobID string, params service.MethodParams[any], poll time.Duration, stderr io.Writer) {
-	timeout := params.TimeoutInSeconds
-	if timeout == 0 {
-		timeout = service.DefaultTimeoutInSeconds
-	}
-	deadline := time.Now().Add(time.Duration(timeout+params.ConnectTimeoutInSeconds)*time.Second + service.NetworkMargin)
+func (r *fleetRun) settle(ctx context.Context, jobID string) {
+	timeout := cmp.Or(r.params.TimeoutInSeconds, service.DefaultTimeoutInSeconds)
+	deadline := time.Now().Add(time.Duration(timeout+r.params.ConnectTimeoutInSeconds)*time.Second + service.NetworkMargin)
 	for said := false; ; said = true {
 		// The job's statistics count its running devices: one request a
 		// poll, however many devices the job has.
-		job, err := client.GetJob(ctx, jobID, nil)
+		job, err := r.svc.GetJob(ctx, jobID, nil)
 		if err != nil || job.Statistics == nil {
 			return
 		}
@@ -209,12 +185,44 @@ func settle(ctx context.Context, client *service.Client, jobID string, params se
 			return
 		}
 		if !said {
-			fmt.Fprintf(stderr, "%s: waiting for %d calls the job had started\n", name, running)
+			r.msg.Printf("waiting for %d calls the job had started\n", running)
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(poll):
+		case <-time.After(r.pollEvery()):
 		}
 	}
+}
+
+// jobResults reads the job's per-device results, as far as the hub has
+// them, into the report and the progress.
+func (r *fleetRun) jobResults(ctx context.Context, jobID string, rw *reportWriter, prog *progress) error {
+	for dr, err := range r.svc.JobDeviceResults(ctx, jobID, nil) {
+		if err != nil {
+			return err
+		}
+		rw.write(resultOf(dr))
+		prog.add(dr.Outcome)
+	}
+	return nil
+}
+
+// resultOf is a job's device result as the report and the client mode
+// give it.
+func resultOf(r service.DeviceJobResult) service.Result {
+	res := service.Result{Target: service.Target{DeviceID: r.DeviceID}, Outcome: r.Outcome, Attempts: 1}
+	if r.Response != nil {
+		res.Status, res.Payload = r.Response.Status, r.Response.Payload
+	}
+	if r.ErrorName != "" || r.ErrorCode != 0 {
+		res.ErrorCode = r.ErrorCode
+		res.Err = fmt.Errorf("job device status %s: %s: %s", r.Status, r.ErrorName, r.ErrorDescription)
+	} else if r.Outcome != service.OutcomeSucceeded && r.Outcome != service.OutcomeDeviceError {
+		res.Err = fmt.Errorf("job device status %s", r.Status)
+	}
+	if !r.StartTime.IsZero() && !r.EndTime.IsZero() {
+		res.Latency = r.EndTime.Sub(r.StartTime)
+	}
+	return res
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hubkit/iothub/examples/internal/cli"
 	"github.com/hubkit/iothub/examples/internal/simhub"
 	"github.com/hubkit/iothub/internal/testkit/httpmock"
 	"github.com/hubkit/iothub/service"
@@ -45,6 +46,9 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// noEnv is an empty environment.
+func noEnv(string) string { return "" }
+
 // startSim starts a simulated hub for one test.
 func startSim(t *testing.T, opts *simhub.Options) *simhub.Hub {
 	t.Helper()
@@ -59,7 +63,7 @@ func startSim(t *testing.T, opts *simhub.Options) *simhub.Hub {
 // runSim runs the program against sim, without credentials.
 func runSim(ctx context.Context, sim *simhub.Hub, args ...string) result {
 	var stdout, stderr syncBuffer
-	code := runWith(ctx, args, func(string) string { return "" }, &stdout, &stderr, deps{sim: sim, progressEvery: 100 * time.Millisecond})
+	code := runWith(ctx, args, deps{getenv: noEnv, stdout: &stdout, stderr: &stderr, sim: sim, progressEvery: 100 * time.Millisecond})
 	return result{code, stdout.String(), stderr.String()}
 }
 
@@ -102,8 +106,8 @@ func TestOutcomes(t *testing.T) {
 	sim := startSim(t, &simhub.Options{Fleet: 30, Troubled: true, SlowLatency: 300 * time.Millisecond})
 	report := filepath.Join(t.TempDir(), "r.jsonl")
 	got := runSim(t.Context(), sim, "-report", report, "-concurrency", "8", "-timeout", "5")
-	if got.code != exitFailed {
-		t.Errorf("exit %d, want %d; stderr:\n%s", got.code, exitFailed, got.stderr)
+	if got.code != cli.ExitFailed {
+		t.Errorf("exit %d, want %d; stderr:\n%s", got.code, cli.ExitFailed, got.stderr)
 	}
 	for _, w := range []string{embedded, "summary", "succeeded", "device-error", "not-delivered", "unknown", "calls/s", "-resume"} {
 		if !strings.Contains(got.stderr, w) {
@@ -176,7 +180,7 @@ func TestReportFields(t *testing.T) {
 	sim := startSim(t, nil)
 	report := filepath.Join(t.TempDir(), "r.jsonl")
 	got := runSim(t.Context(), sim, "-devices", "sim-device-1,sim-device-offline", "-report", report)
-	if got.code != exitFailed {
+	if got.code != cli.ExitFailed {
 		t.Fatalf("exit %d; stderr:\n%s", got.code, got.stderr)
 	}
 	data, err := os.ReadFile(report)
@@ -222,7 +226,7 @@ func TestDevicesFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := runSim(t.Context(), sim, "-devices", "@"+file)
-	if got.code != exitOK {
+	if got.code != cli.ExitOK {
 		t.Fatalf("exit %d; stderr:\n%s", got.code, got.stderr)
 	}
 	for i := 1; i <= 5; i++ {
@@ -244,7 +248,7 @@ func TestDryRun(t *testing.T) {
 	t.Parallel()
 	sim := startSim(t, &simhub.Options{Fleet: 3, Troubled: true})
 	got := runSim(t.Context(), sim, "-dry-run", "-query", "SELECT * FROM devices WHERE deviceId = 'sim-fleet-00002' OR deviceId = 'sim-device-1'")
-	if got.code != exitOK {
+	if got.code != cli.ExitOK {
 		t.Fatalf("exit %d; stderr:\n%s", got.code, got.stderr)
 	}
 	lines := strings.Fields(got.stdout)
@@ -253,7 +257,7 @@ func TestDryRun(t *testing.T) {
 		t.Errorf("stdout %q, want %q", lines, want)
 	}
 	got = runSim(t.Context(), sim, "-dry-run")
-	if n := len(strings.Fields(got.stdout)); got.code != exitOK || n != len(sim.DeviceIDs()) {
+	if n := len(strings.Fields(got.stdout)); got.code != cli.ExitOK || n != len(sim.DeviceIDs()) {
 		t.Errorf("exit %d, %d targets; stderr:\n%s", got.code, n, got.stderr)
 	}
 	if calls := sim.Mock().Calls(); len(calls) != 0 {
@@ -282,8 +286,8 @@ func TestInterruptAndResume(t *testing.T) {
 	}()
 	got := runSim(ctx, sim, "-report", report, "-concurrency", "4")
 	cancel()
-	if got.code != exitFailed || !strings.Contains(got.stderr, "interrupted") {
-		t.Errorf("exit %d, want %d; stderr:\n%s", got.code, exitFailed, got.stderr)
+	if got.code != cli.ExitFailed || !strings.Contains(got.stderr, "interrupted") {
+		t.Errorf("exit %d, want %d; stderr:\n%s", got.code, cli.ExitFailed, got.stderr)
 	}
 	first := byDevice(readReportFile(t, report))
 	delivered := 0
@@ -302,7 +306,7 @@ func TestInterruptAndResume(t *testing.T) {
 
 	// Resume. The offline named device never succeeds: it is tried again.
 	got = runSim(t.Context(), sim, "-report", report, "-resume", "-concurrency", "8")
-	if got.code != exitFailed {
+	if got.code != cli.ExitFailed {
 		t.Errorf("resume: exit %d; stderr:\n%s", got.code, got.stderr)
 	}
 	if !strings.Contains(got.stderr, "skipped (succeeded before)") {
@@ -346,7 +350,7 @@ func TestResumeTruncatedReport(t *testing.T) {
 	got := runSim(t.Context(), sim, "-devices", "sim-device-1,sim-device-2,sim-device-3", "-report", report, "-resume")
 	// sim-device-2 is left unknown, so not every target is known to
 	// have succeeded: exit 1, and say why.
-	if got.code != exitFailed || !strings.Contains(got.stderr, "1 targets were skipped because an earlier run left their outcome unknown") {
+	if got.code != cli.ExitFailed || !strings.Contains(got.stderr, "1 targets were skipped because an earlier run left their outcome unknown") {
 		t.Fatalf("exit %d; stderr:\n%s", got.code, got.stderr)
 	}
 	if !strings.Contains(got.stderr, "truncated last line") {
@@ -368,7 +372,7 @@ func TestResumeTruncatedReport(t *testing.T) {
 
 	// The caller checked sim-device-2 and asks for it explicitly.
 	got = runSim(t.Context(), sim, "-devices", "sim-device-1,sim-device-2,sim-device-3", "-report", report, "-resume", "-retry-unknown")
-	if got.code != exitOK {
+	if got.code != cli.ExitOK {
 		t.Fatalf("-retry-unknown: exit %d; stderr:\n%s", got.code, got.stderr)
 	}
 	for id, want := range map[string]int{"sim-device-1": 0, "sim-device-2": 1, "sim-device-3": 1} {
@@ -405,11 +409,11 @@ func TestAbort(t *testing.T) {
 	var stdout, stderr syncBuffer
 	start := time.Now()
 	code := runWith(ctx, []string{"-devices", strings.Join(ids, ","), "-report", report, "-concurrency", "4"},
-		func(string) string { return "" }, &stdout, &stderr, deps{sim: sim, abort: abort})
+		deps{getenv: noEnv, stdout: &stdout, stderr: &stderr, sim: sim, abort: abort})
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("abort took %s", d)
 	}
-	if code != exitFailed {
+	if code != cli.ExitFailed {
 		t.Errorf("exit %d; stderr:\n%s", code, stderr.String())
 	}
 	m := byDevice(readReportFile(t, report))
@@ -471,8 +475,8 @@ func TestBadFlags(t *testing.T) {
 				}
 				return
 			}
-			if got.code != exitUsage {
-				t.Errorf("exit %d, want %d; stderr:\n%s", got.code, exitUsage, got.stderr)
+			if got.code != cli.ExitUsage {
+				t.Errorf("exit %d, want %d; stderr:\n%s", got.code, cli.ExitUsage, got.stderr)
 			}
 			if !strings.Contains(got.stderr, tt.want) {
 				t.Errorf("stderr lacks %q:\n%s", tt.want, got.stderr)
@@ -492,7 +496,7 @@ func TestQueryAndCount(t *testing.T) {
 		sim.Mock().Device(FleetID(i)).SetLatency(30 * time.Millisecond)
 	}
 	got := runSim(t.Context(), sim, "-query", "SELECT * FROM devices WHERE deviceId = 'sim-fleet-00001' OR deviceId = 'sim-fleet-00002' OR deviceId = 'sim-fleet-00003' OR deviceId = 'sim-fleet-00004' OR deviceId = 'sim-fleet-00005' OR deviceId = 'sim-fleet-00006' OR deviceId = 'sim-fleet-00007' OR deviceId = 'sim-fleet-00008' OR deviceId = 'sim-fleet-00009' OR deviceId = 'sim-fleet-00010'", "-concurrency", "2")
-	if got.code != exitOK {
+	if got.code != cli.ExitOK {
 		t.Fatalf("exit %d; stderr:\n%s", got.code, got.stderr)
 	}
 	if !strings.Contains(got.stderr, "/10") {
@@ -512,8 +516,8 @@ func TestQueryAndCount(t *testing.T) {
 func TestEmbeddedDefault(t *testing.T) {
 	t.Parallel()
 	var stdout, stderr syncBuffer
-	code := run(t.Context(), []string{"-simulate", "4", "-devices", "sim-device-1,sim-fleet-00001"}, func(string) string { return "" }, &stdout, &stderr)
-	if code != exitOK || !strings.Contains(stderr.String(), embedded) {
+	code := runWith(t.Context(), []string{"-simulate", "4", "-devices", "sim-device-1,sim-fleet-00001"}, deps{getenv: noEnv, stdout: &stdout, stderr: &stderr})
+	if code != cli.ExitOK || !strings.Contains(stderr.String(), embedded) {
 		t.Errorf("exit %d; stderr:\n%s", code, stderr.String())
 	}
 }
@@ -537,7 +541,7 @@ func TestJobMode(t *testing.T) {
 	report := filepath.Join(t.TempDir(), "r.jsonl")
 	ids := []string{"sim-device-1", FleetID(1), FleetID(3), FleetID(7)}
 	got := runSim(t.Context(), sim, "-mode", "job", "-devices", strings.Join(ids, ","), "-report", report, "-concurrency", "4")
-	if got.code != exitFailed {
+	if got.code != cli.ExitFailed {
 		t.Errorf("exit %d; stderr:\n%s", got.code, got.stderr)
 	}
 	if !strings.Contains(got.stderr, "do not apply to -mode job") || !strings.Contains(got.stderr, "scheduled job") {
@@ -583,8 +587,8 @@ func TestJobModeInterruptAndResume(t *testing.T) {
 	}()
 	got := runSim(ctx, sim, "-mode", "job", "-report", report)
 	cancel()
-	if got.code != exitFailed || !strings.Contains(got.stderr, "cancelling job") {
-		t.Errorf("exit %d, want %d; stderr:\n%s", got.code, exitFailed, got.stderr)
+	if got.code != cli.ExitFailed || !strings.Contains(got.stderr, "cancelling job") {
+		t.Errorf("exit %d, want %d; stderr:\n%s", got.code, cli.ExitFailed, got.stderr)
 	}
 	first := byDevice(readReportFile(t, report))
 	if len(first) != len(sim.DeviceIDs()) {
@@ -610,7 +614,7 @@ func TestJobModeInterruptAndResume(t *testing.T) {
 	}
 
 	got = runSim(t.Context(), sim, "-mode", "job", "-report", report, "-resume")
-	if got.code != exitFailed { // the offline device and the lost answer
+	if got.code != cli.ExitFailed { // the offline device and the lost answer
 		t.Errorf("resume: exit %d; stderr:\n%s", got.code, got.stderr)
 	}
 	final := byDevice(readReportFile(t, report))
@@ -656,7 +660,7 @@ func TestETA(t *testing.T) {
 		{name: "tail moving again", draws: []draw{{200 * time.Millisecond, 100}, {2 * time.Second, 100}, {2200 * time.Millisecond, 101}}, remaining: 5, want: "10s"},
 	}
 	for _, tt := range tests {
-		p := &progress{every: 200 * time.Millisecond, start: t0}
+		p := &progress{display: display{every: 200 * time.Millisecond}, start: t0}
 		var got string
 		for _, d := range tt.draws {
 			got = p.etaLocked(t0.Add(d.at), d.calls, tt.remaining)

@@ -21,10 +21,8 @@ var outcomes = []service.Outcome{
 // progress counts results and shows them on stderr: a live bar redrawn in
 // place on a terminal, a plain line every period otherwise.
 type progress struct {
-	w        io.Writer
-	terminal bool
-	every    time.Duration
-	start    time.Time
+	display
+	start time.Time
 
 	mu             sync.Mutex
 	counts         map[service.Outcome]int
@@ -43,16 +41,26 @@ type sample struct {
 	calls int
 }
 
-// newProgress starts reporting progress on w; rates and the wall time
-// count from start.
-func newProgress(w io.Writer, terminal bool, every time.Duration, total int, start time.Time) *progress {
-	if every <= 0 {
-		every = 2 * time.Second
-		if terminal {
-			every = 200 * time.Millisecond
+// display is where and how progress is shown.
+type display struct {
+	w io.Writer
+	// terminal redraws a live bar in place.
+	terminal bool
+	// every is the period of the draws; 0 means 2 s, or 200 ms on a
+	// terminal.
+	every time.Duration
+}
+
+// newProgress starts reporting progress of total targets (-1: unknown) on
+// d; rates and the wall time count from start.
+func newProgress(d display, total int, start time.Time) *progress {
+	if d.every <= 0 {
+		d.every = 2 * time.Second
+		if d.terminal {
+			d.every = 200 * time.Millisecond
 		}
 	}
-	p := &progress{w: w, terminal: terminal, every: every, start: start,
+	p := &progress{display: d, start: start,
 		counts: make(map[service.Outcome]int), total: total,
 		stop: make(chan struct{}), stopped: make(chan struct{})}
 	go p.loop()
@@ -134,6 +142,8 @@ func (p *progress) doneLocked() int {
 	return n
 }
 
+// drawLocked draws the progress line: counts, rate and ETA. What the line
+// shows is decided here, for the bar and the plain line alike.
 func (p *progress) drawLocked() {
 	var b strings.Builder
 	done := p.doneLocked()

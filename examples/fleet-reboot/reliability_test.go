@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/hubkit/iothub/examples/internal/cli"
 	"github.com/hubkit/iothub/examples/internal/simhub"
 	"github.com/hubkit/iothub/internal/testkit/httpmock"
 	"github.com/hubkit/iothub/service"
@@ -140,8 +141,8 @@ func TestSIGINTAndResume(t *testing.T) {
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
-			if code := exitCode(t, cmd, stderr); code != exitFailed || !strings.Contains(stderr.String(), "interrupted") {
-				t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitFailed, stderr)
+			if code := exitCode(t, cmd, stderr); code != cli.ExitFailed || !strings.Contains(stderr.String(), "interrupted") {
+				t.Fatalf("exit %d, want %d; stderr:\n%s", code, cli.ExitFailed, stderr)
 			}
 			first := byDevice(readReportFile(t, report))
 			unknown := 0
@@ -187,9 +188,9 @@ func TestSIGINTAndResume(t *testing.T) {
 			// Every target the resumed run invoked succeeded; the unknown
 			// ones it skipped are counted apart, and keep the exit at 1
 			// until they are resolved.
-			want := exitOK
+			want := cli.ExitOK
 			if unknown > 0 {
-				want = exitFailed
+				want = cli.ExitFailed
 				if !strings.Contains(stderr.String(), fmt.Sprintf("%d targets were skipped because an earlier run left their outcome unknown", unknown)) {
 					t.Errorf("resume: stderr does not count the skipped unknown targets:\n%s", stderr)
 				}
@@ -222,7 +223,7 @@ func TestHubDisappearsWithListedTargets(t *testing.T) {
 	}()
 	report := filepath.Join(t.TempDir(), "r.jsonl")
 	got := runSim(t.Context(), sim, "-devices", strings.Join(ids, ","), "-report", report, "-concurrency", "30", "-rate", "100")
-	if got.code != exitFailed {
+	if got.code != cli.ExitFailed {
 		t.Errorf("exit %d; stderr:\n%s", got.code, got.stderr)
 	}
 	lines := readReportFile(t, report)

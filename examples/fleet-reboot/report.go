@@ -6,42 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"sync"
 
 	"github.com/hubkit/iothub/service"
 )
-
-// parseDevices reads -devices: "id1,id2,…" or "@FILE" with one id per
-// line, blank lines and # comments skipped.
-func parseDevices(arg string) ([]string, error) {
-	var ids []string
-	if file, ok := strings.CutPrefix(arg, "@"); ok {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("-devices: %w", err)
-		}
-		for line := range strings.Lines(string(data)) {
-			line = strings.TrimSpace(line)
-			if line == "" || strings.HasPrefix(line, "#") {
-				continue
-			}
-			ids = append(ids, line)
-		}
-		if len(ids) == 0 {
-			return nil, fmt.Errorf("-devices: %s lists no device", file)
-		}
-		return ids, nil
-	}
-	for id := range strings.SplitSeq(arg, ",") {
-		id = strings.TrimSpace(id)
-		if id == "" {
-			return nil, fmt.Errorf("-devices: empty device id in %q", arg)
-		}
-		ids = append(ids, id)
-	}
-	return ids, nil
-}
 
 // line is one line of the report: one target's result.
 type line struct {
@@ -152,7 +120,11 @@ func openReport(file string, resume bool) (*reportWriter, error) {
 	return w, nil
 }
 
+// write appends r's line; a nil *reportWriter (no -report) writes nothing.
 func (w *reportWriter) write(r service.Result) {
+	if w == nil {
+		return
+	}
 	b, err := marshalLine(lineOf(r))
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -165,8 +137,12 @@ func (w *reportWriter) write(r service.Result) {
 	w.err = err
 }
 
-// close syncs and closes the file and returns the first error.
+// close syncs and closes the file and returns the first error; a nil
+// *reportWriter has nothing to close.
 func (w *reportWriter) close() error {
+	if w == nil {
+		return nil
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err := w.f.Sync(); w.err == nil {
@@ -187,4 +163,17 @@ func marshalLine(l line) ([]byte, error) {
 		return nil, err
 	}
 	return b.Bytes(), nil
+}
+
+// openReport opens -report FILE, for appending with -resume; without
+// -report it returns a nil *reportWriter, which writes nothing.
+func (r *fleetRun) openReport() (*reportWriter, error) {
+	if r.cfg.report == "" {
+		return nil, nil
+	}
+	rw, err := openReport(r.cfg.report, r.cfg.resume)
+	if err != nil {
+		return nil, fmt.Errorf("-report: %w", err)
+	}
+	return rw, nil
 }

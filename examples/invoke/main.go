@@ -23,39 +23,19 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/hubkit/iothub"
 	"github.com/hubkit/iothub/examples/internal/cli"
-	"github.com/hubkit/iothub/examples/internal/simhub"
 	"github.com/hubkit/iothub/service"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
-
-// Exit codes, shared by the example programs.
-const (
-	exitOK       = cli.ExitOK
-	exitHubError = cli.ExitFailed
-	exitUsage    = cli.ExitUsage
-)
-
-// errFlagsReported stands for a flag error the flag package has already
-// printed.
-var errFlagsReported = errors.New("bad flags")
+func main() { cli.Main(run) }
 
 type config struct {
-	device, module, method, payload string
-	timeout, connectTimeout         int
-	connectionString, hub           string
+	device, module, method string
+	call                   cli.MethodFlags
+	creds                  cli.Credentials
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -65,18 +45,14 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.device, "device", "", "device ID (required)")
 	fs.StringVar(&c.module, "module", "", "module ID, to invoke a module method")
 	fs.StringVar(&c.method, "method", "", "method name (required)")
-	fs.StringVar(&c.payload, "payload", "null", "JSON payload")
-	fs.IntVar(&c.timeout, "timeout", 0, "response timeout in seconds: 0 for the hub default (30), or 5 to 300")
-	fs.IntVar(&c.connectTimeout, "connect-timeout", 0, "seconds the hub waits for an offline device to connect, 0 to 300")
-	fs.StringVar(&c.connectionString, "connection-string", "", "service connection string (default $IOTHUB_CONNECTION_STRING)")
-	fs.StringVar(&c.hub, "hub", "", "hub host name, to sign in with Microsoft Entra ID instead of a connection string")
+	c.call.Register(fs)
+	c.creds.Register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: invoke -device ID [-module MID] -method NAME [-payload JSON] [-timeout S] [-connect-timeout S]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		// The flag package has printed the problem and the usage.
-		return c, errFlagsReported
+		return c, cli.ErrFlagsReported
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -87,67 +63,38 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	if c.method == "" {
 		return c, errors.New("-method is required")
 	}
-	if t := c.timeout; t != 0 && (t < service.MinTimeoutInSeconds || t > service.MaxTimeoutInSeconds) {
-		return c, fmt.Errorf("-timeout must be 0 (the hub default, %d s) or within [%d, %d]; got %d",
-			service.DefaultTimeoutInSeconds, service.MinTimeoutInSeconds, service.MaxTimeoutInSeconds, t)
+	if err := c.call.Check(); err != nil {
+		return c, err
 	}
-	if t := c.connectTimeout; t < 0 || t > service.MaxConnectTimeoutInSeconds {
-		return c, fmt.Errorf("-connect-timeout must be within [0, %d]; got %d", service.MaxConnectTimeoutInSeconds, t)
-	}
-	if !json.Valid([]byte(c.payload)) {
-		return c, fmt.Errorf("-payload is not valid JSON: %s", c.payload)
-	}
-	if c.connectionString == "" && c.hub == "" {
-		c.connectionString = getenv("IOTHUB_CONNECTION_STRING")
-	}
-	if c.connectionString != "" && c.hub != "" {
-		return c, errors.New("give either -connection-string or -hub, not both")
-	}
-	return c, nil
+	return c, c.creds.Resolve(getenv)
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	msg := cli.Stderr{Prog: "invoke", W: stderr}
 	cfg, err := parseFlags(args, getenv, stderr)
 	if err != nil {
-		if !errors.Is(err, errFlagsReported) {
-			fmt.Fprintln(stderr, "invoke:", err)
-		}
-		return exitUsage
+		return msg.Usage(err)
 	}
-
-	var client *service.Client
-	switch {
-	case cfg.connectionString != "":
-		client, err = service.NewClientFromConnectionString(cfg.connectionString, nil)
-	case cfg.hub != "":
-		cred, cerr := azidentity.NewDefaultAzureCredential(nil)
-		if cerr != nil {
-			fmt.Fprintln(stderr, "invoke: Microsoft Entra credential:", cerr)
-			return exitUsage
-		}
-		client, err = service.NewClient(cfg.hub, cred, nil)
-	default:
-		sim, serr := simhub.Start(nil)
-		if serr != nil {
-			fmt.Fprintln(stderr, "invoke: start the embedded simulated hub:", serr)
-			return exitHubError
-		}
-		defer sim.Close()
-		fmt.Fprintf(stderr, "invoke: no credentials given; using the embedded simulated hub %s with devices %s\n",
-			sim.HostName(), strings.Join(sim.DeviceIDs(), ", "))
-		client, err = sim.Client()
-	}
+	params, err := cfg.call.Params(cfg.method)
 	if err != nil {
-		fmt.Fprintln(stderr, "invoke:", err)
-		return exitUsage
+		return msg.Usage(err)
 	}
 
-	params := service.MethodParams[any]{
-		Name:                    cfg.method,
-		Payload:                 json.RawMessage(cfg.payload),
-		TimeoutInSeconds:        cfg.timeout,
-		ConnectTimeoutInSeconds: cfg.connectTimeout,
+	conn, err := cfg.creds.Open(nil, nil)
+	if err != nil {
+		msg.Println(err)
+		return cli.OpenExit(err)
 	}
+	defer conn.Close()
+	if conn.Sim != nil {
+		msg.Printf("no credentials given; using the embedded simulated hub %s with devices %s\n",
+			conn.Sim.HostName(), strings.Join(conn.Sim.DeviceIDs(), ", "))
+	}
+	client, err := conn.ServiceClient()
+	if err != nil {
+		return msg.Usage(err)
+	}
+
 	var res service.MethodResult[json.RawMessage]
 	if cfg.module != "" {
 		res, err = client.InvokeModuleMethod(ctx, cfg.device, cfg.module, params, nil)
@@ -155,10 +102,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		res, err = client.InvokeDeviceMethod(ctx, cfg.device, params, nil)
 	}
 	if err != nil {
-		return report(stderr, err)
+		return report(msg, err)
 	}
-	// Print the device's payload as it sent it (compacted), without
-	// json.Marshal's HTML escaping of <, > and &.
+	return printResult(msg, stdout, res)
+}
+
+// printResult prints the device's answer on stdout: its status and its
+// payload as it sent it (compacted), without json.Marshal's HTML escaping
+// of <, > and &.
+func printResult(msg cli.Stderr, stdout io.Writer, res service.MethodResult[json.RawMessage]) int {
 	var out bytes.Buffer
 	enc := json.NewEncoder(&out)
 	enc.SetEscapeHTML(false)
@@ -166,27 +118,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Status  int             `json:"status"`
 		Payload json.RawMessage `json:"payload"`
 	}{res.Status, res.Payload}); err != nil {
-		fmt.Fprintln(stderr, "invoke:", err)
-		return exitHubError
+		msg.Println(err)
+		return cli.ExitFailed
 	}
 	if _, err := out.WriteTo(stdout); err != nil {
-		fmt.Fprintf(stderr, "invoke: the method ran (status %d), but its answer could not be printed: %v\n", res.Status, err)
-		return exitHubError
+		msg.Printf("the method ran (status %d), but its answer could not be printed: %v\n", res.Status, err)
+		return cli.ExitFailed
 	}
-	return exitOK
+	return cli.ExitOK
 }
 
 // report prints a failed invocation, says whether the method may have
 // run, and returns the exit code.
-func report(stderr io.Writer, err error) int {
-	code := cli.PrintError(stderr, "invoke", err)
+func report(msg cli.Stderr, err error) int {
+	code := msg.Fail("", err)
 	if code == cli.ExitUsage {
 		return code
 	}
 	if iothub.MayHaveRun(err) {
-		fmt.Fprintln(stderr, "invoke: the method may have run on the device; check before you repeat it")
+		msg.Println("the method may have run on the device; check before you repeat it")
 	} else {
-		fmt.Fprintln(stderr, "invoke: the method did not run")
+		msg.Println("the method did not run")
 	}
 	return code
 }

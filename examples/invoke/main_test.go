@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hubkit/iothub/examples/internal/cli"
 	"github.com/hubkit/iothub/internal/testkit/httpmock"
 )
 
@@ -112,19 +113,19 @@ func TestRun(t *testing.T) {
 		{
 			name:       "device not online",
 			args:       []string{"-device", "sim-device-offline", "-method", "reboot"},
-			wantCode:   exitHubError,
+			wantCode:   cli.ExitFailed,
 			wantStderr: []string{"404103", "DeviceNotOnline", "tracking ID ", "the method did not run"},
 		},
 		{
 			name:       "device not found",
 			args:       []string{"-device", "no-such-device", "-method", "reboot"},
-			wantCode:   exitHubError,
+			wantCode:   cli.ExitFailed,
 			wantStderr: []string{"404001", "DeviceNotFound", "tracking ID ", "the method did not run"},
 		},
 		{
 			name:       "module not found",
 			args:       []string{"-device", "sim-edge-1", "-module", "$edgeHub", "-method", "ping"},
-			wantCode:   exitHubError,
+			wantCode:   cli.ExitFailed,
 			wantStderr: []string{"404010", "ModuleNotFound", "tracking ID "},
 		},
 
@@ -132,55 +133,55 @@ func TestRun(t *testing.T) {
 		{
 			name:       "missing -device",
 			args:       []string{"-method", "reboot"},
-			wantCode:   exitUsage,
+			wantCode:   cli.ExitUsage,
 			wantStderr: []string{"invoke: -device is required"},
 		},
 		{
 			name:       "missing -method",
 			args:       []string{"-device", "sim-device-1"},
-			wantCode:   exitUsage,
+			wantCode:   cli.ExitUsage,
 			wantStderr: []string{"invoke: -method is required"},
 		},
 		{
 			name:       "invalid JSON payload",
 			args:       []string{"-device", "sim-device-1", "-method", "reboot", "-payload", `{"delay":`},
-			wantCode:   exitUsage,
+			wantCode:   cli.ExitUsage,
 			wantStderr: []string{`invoke: -payload is not valid JSON: {"delay":`},
 		},
 		{
 			name:       "empty payload",
 			args:       []string{"-device", "sim-device-1", "-method", "reboot", "-payload", ""},
-			wantCode:   exitUsage,
+			wantCode:   cli.ExitUsage,
 			wantStderr: []string{"invoke: -payload is not valid JSON"},
 		},
 		{
 			name:       "unexpected argument",
 			args:       []string{"-device", "sim-device-1", "-method", "reboot", "now"},
-			wantCode:   exitUsage,
+			wantCode:   cli.ExitUsage,
 			wantStderr: []string{`invoke: unexpected argument "now"`},
 		},
 		{
 			name:       "unknown flag",
 			args:       []string{"-device", "sim-device-1", "-method", "reboot", "-retries", "3"},
-			wantCode:   exitUsage,
+			wantCode:   cli.ExitUsage,
 			wantStderr: []string{"flag provided but not defined: -retries", "usage: invoke"},
 		},
 		{
 			name:       "timeout not a number",
 			args:       []string{"-device", "sim-device-1", "-method", "reboot", "-timeout", "5s"},
-			wantCode:   exitUsage,
+			wantCode:   cli.ExitUsage,
 			wantStderr: []string{`invalid value "5s" for flag -timeout`},
 		},
 		{
 			name:       "help",
 			args:       []string{"-h"},
-			wantCode:   exitUsage,
+			wantCode:   cli.ExitUsage,
 			wantStderr: []string{"usage: invoke -device ID", "-connect-timeout"},
 		},
 		{
 			name:       "both -connection-string and -hub",
 			args:       []string{"-connection-string", "HostName=h.azure-devices.net;SharedAccessKeyName=service;SharedAccessKey=" + httpmock.NewKey(), "-hub", "h.azure-devices.net", "-device", "d1", "-method", "reboot"},
-			wantCode:   exitUsage,
+			wantCode:   cli.ExitUsage,
 			wantStderr: []string{"not both"},
 		},
 		{
@@ -189,7 +190,7 @@ func TestRun(t *testing.T) {
 			name:       "connection string from getenv",
 			args:       []string{"-device", "sim-device-1", "-method", "reboot"},
 			env:        map[string]string{"IOTHUB_CONNECTION_STRING": "HostName=localhost:1;SharedAccessKeyName=service"},
-			wantCode:   exitUsage,
+			wantCode:   cli.ExitUsage,
 			wantStderr: []string{"invalid connection string: neither SharedAccessKey nor SharedAccessSignature is present"},
 		},
 	}
@@ -198,7 +199,7 @@ func TestRun(t *testing.T) {
 			t.Parallel()
 			got := runInProcess(t, tt.args, tt.env)
 			check(t, got, tt.wantCode, tt.wantStdout, tt.wantStderr)
-			if tt.wantCode == exitUsage && strings.Contains(got.stderr, embedded) {
+			if tt.wantCode == cli.ExitUsage && strings.Contains(got.stderr, embedded) {
 				t.Errorf("started the embedded hub for bad input:\n%s", got.stderr)
 			}
 		})
@@ -320,7 +321,7 @@ func TestSystemTrustStore(t *testing.T) {
 			"SSL_CERT_FILE":            hub.certFile,
 			"IOTHUB_CONNECTION_STRING": hub.ConnectionString("service"),
 		})
-		check(t, got, exitOK, `{"status":200,"payload":{"rebooting":true}}`+"\n", nil)
+		check(t, got, cli.ExitOK, `{"status":200,"payload":{"rebooting":true}}`+"\n", nil)
 		if got.stderr != "" {
 			t.Errorf("stderr:\n%s", got.stderr)
 		}
@@ -337,7 +338,7 @@ func TestSystemTrustStore(t *testing.T) {
 			"SSL_CERT_FILE":            other.certFile,
 			"IOTHUB_CONNECTION_STRING": hub.ConnectionString("service"),
 		})
-		check(t, got, exitHubError, "", []string{"certificate signed by unknown authority", "the method did not run"})
+		check(t, got, cli.ExitFailed, "", []string{"certificate signed by unknown authority", "the method did not run"})
 		if n := hub.Deliveries("d1", ""); n != 0 {
 			t.Errorf("d1 got %d deliveries, want 0", n)
 		}
@@ -375,35 +376,35 @@ func TestRunSendsNothing(t *testing.T) {
 			name:             "timeout below 5",
 			connectionString: "HostName={host};SharedAccessKeyName=service;SharedAccessKey={key}",
 			args:             []string{"-device", "d1", "-method", "reboot", "-timeout", "3"},
-			wantCode:         exitUsage,
+			wantCode:         cli.ExitUsage,
 			wantStderr:       []string{"-timeout must be 0", "within [5, 300]; got 3"},
 		},
 		{
 			name:             "connect timeout above 300",
 			connectionString: "HostName={host};SharedAccessKeyName=service;SharedAccessKey={key}",
 			args:             []string{"-device", "d1", "-method", "reboot", "-connect-timeout", "301"},
-			wantCode:         exitUsage,
+			wantCode:         cli.ExitUsage,
 			wantStderr:       []string{"-connect-timeout must be within [0, 300]; got 301"},
 		},
 		{
 			name:             "invalid method name",
 			connectionString: "HostName={host};SharedAccessKeyName=service;SharedAccessKey={key}",
 			args:             []string{"-device", "d1", "-method", "re boot"},
-			wantCode:         exitUsage,
+			wantCode:         cli.ExitUsage,
 			wantStderr:       []string{"invalid MethodParams.Name"},
 		},
 		{
 			name:             "malformed connection string",
 			connectionString: "HostName={host};SharedAccessKeyName=service;SharedAccessKey",
 			args:             []string{"-device", "d1", "-method", "reboot"},
-			wantCode:         exitUsage,
+			wantCode:         cli.ExitUsage,
 			wantStderr:       []string{"invoke: auth: invalid connection string"},
 		},
 		{
 			name:             "device connection string",
 			connectionString: "HostName={host};DeviceId=d1;SharedAccessKey={key}",
 			args:             []string{"-device", "d1", "-method", "reboot"},
-			wantCode:         exitUsage,
+			wantCode:         cli.ExitUsage,
 			wantStderr:       []string{"this is a device connection string (it has DeviceId)"},
 		},
 	}

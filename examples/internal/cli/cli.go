@@ -1,13 +1,14 @@
-// Package cli holds what the example programs share: their exit codes and
-// the way they print a failed call.
+// Package cli holds what the example programs share, one small piece each:
+// their exit codes and main (this file), the messages they print on stderr
+// (stderr.go), the flags of a direct method (method.go), and the choice of
+// hub and sign-in (hub.go).
 package cli
 
 import (
-	"errors"
-	"fmt"
+	"context"
 	"io"
-
-	"github.com/hubkit/iothub"
+	"os"
+	"os/signal"
 )
 
 // Exit codes of the example programs.
@@ -17,22 +18,17 @@ const (
 	ExitUsage  = 2 // bad flags or input; nothing was sent
 )
 
-// PrintError prints a failed call on stderr, prefixed with the program's
-// name: an IoT Hub error with its code, name, HTTP status and tracking ID,
-// anything else as it is. It returns ExitUsage for an argument the SDK
-// refused before sending, ExitFailed otherwise.
-func PrintError(stderr io.Writer, prog string, err error) int {
-	if errors.Is(err, iothub.ErrInvalidArgument) {
-		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
-		return ExitUsage
-	}
-	if he, ok := errors.AsType[*iothub.Error](err); ok {
-		fmt.Fprintf(stderr, "%s: IoT Hub error %d %s (HTTP %d): %s\n", prog, he.Code, he.CodeName, he.StatusCode, he.Message)
-		if he.TrackingID != "" {
-			fmt.Fprintf(stderr, "%s: tracking ID %s\n", prog, he.TrackingID)
-		}
-	} else {
-		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
-	}
-	return ExitFailed
+// Run is a program's body: it parses args, reads its environment through
+// getenv, writes to stdout and stderr, and returns the exit code. It stops
+// when ctx is cancelled. Tests call it directly.
+type Run func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int
+
+// Main runs run with the process's arguments, environment and standard
+// streams, cancels its ctx on the first interrupt (Ctrl-C), and exits with
+// the code run returns.
+func Main(run Run) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }

@@ -1,0 +1,67 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/hubkit/iothub"
+)
+
+// ErrFlagsReported stands for a flag error that the flag package has
+// already printed, with the usage.
+var ErrFlagsReported = errors.New("bad flags")
+
+// Stderr prints a program's messages, each prefixed with the program's
+// name ("invoke: …").
+type Stderr struct {
+	// Prog is the program's name.
+	Prog string
+	// W is where the messages go, the program's standard error.
+	W io.Writer
+}
+
+// Println prints its operands as fmt.Println does, after the prefix.
+func (s Stderr) Println(a ...any) {
+	fmt.Fprintln(s.W, append([]any{s.Prog + ":"}, a...)...)
+}
+
+// Printf prints as fmt.Printf does, after the prefix; format ends with its
+// own newline.
+func (s Stderr) Printf(format string, a ...any) {
+	fmt.Fprintf(s.W, s.Prog+": "+format, a...)
+}
+
+// Usage prints a flag or input error, unless it is ErrFlagsReported, and
+// returns ExitUsage.
+func (s Stderr) Usage(err error) int {
+	if !errors.Is(err, ErrFlagsReported) {
+		s.Println(err)
+	}
+	return ExitUsage
+}
+
+// Fail prints a failed call, after what the program was doing when what
+// is not empty ("fleet-reboot: schedule the job: …"): an IoT Hub error
+// with its code, name, HTTP status and tracking ID, anything else as it
+// is. It returns ExitUsage for an argument the SDK refused before sending,
+// ExitFailed otherwise.
+func (s Stderr) Fail(what string, err error) int {
+	prefix := s.Prog
+	if what != "" {
+		prefix += ": " + what
+	}
+	if errors.Is(err, iothub.ErrInvalidArgument) {
+		fmt.Fprintf(s.W, "%s: %v\n", prefix, err)
+		return ExitUsage
+	}
+	if he, ok := errors.AsType[*iothub.Error](err); ok {
+		fmt.Fprintf(s.W, "%s: IoT Hub error %d %s (HTTP %d): %s\n", prefix, he.Code, he.CodeName, he.StatusCode, he.Message)
+		if he.TrackingID != "" {
+			s.Printf("tracking ID %s\n", he.TrackingID)
+		}
+		return ExitFailed
+	}
+	fmt.Fprintf(s.W, "%s: %v\n", prefix, err)
+	return ExitFailed
+}
