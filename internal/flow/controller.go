@@ -305,6 +305,7 @@ type Controller struct {
 	baseline       time.Duration // lowest median within BaselineWindow; 0 unknown
 	baselinePrev   time.Duration
 	baselineRotate time.Time
+	lastMedian     time.Duration
 }
 
 // NewController returns a Controller with policy p (zero fields take
@@ -498,13 +499,16 @@ func (c *Controller) maybeGrow(now time.Time) {
 	}
 	from := c.growFrom
 	c.nextGrow, c.growFrom = now.Add(iv), c.cur
-	queueing := c.queueing()
+	queueing, rising := c.queueing()
 	c.resetHist()
 	if now.Before(c.pause) {
 		return
 	}
 	if queueing {
-		if !c.inEpisode {
+		// The hub queues calls. A queue that grows means more is sent
+		// than the hub serves; one that holds or drains only means no
+		// more should be.
+		if rising && !c.inEpisode {
 			c.congested(now, c.p.Backoff)
 		}
 		return
@@ -612,10 +616,11 @@ func (c *Controller) resetHist() {
 const minMedianSamples = 8
 
 // queueing reports whether the interval's median latency shows the hub
-// queueing calls, and updates the baseline.
-func (c *Controller) queueing() bool {
+// queueing calls, and whether it rose since the last interval; it updates
+// the baseline.
+func (c *Controller) queueing() (queueing, rising bool) {
 	if c.histN < minMedianSamples {
-		return false
+		return false, false
 	}
 	half, n := (c.histN+1)/2, int32(0)
 	var med time.Duration
@@ -638,7 +643,9 @@ func (c *Controller) queueing() bool {
 	if c.baselinePrev != 0 && c.baselinePrev < base {
 		base = c.baselinePrev
 	}
-	return float64(med) > c.p.QueueFactor*float64(base)+float64(c.p.QueueMargin)
+	last := c.lastMedian
+	c.lastMedian = med
+	return float64(med) > c.p.QueueFactor*float64(base)+float64(c.p.QueueMargin), med > last
 }
 
 // Rate returns the pacing rate in calls per second; +Inf when calls are
