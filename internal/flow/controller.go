@@ -242,8 +242,11 @@ func (p Policy) withDefaults() Policy {
 	if !(p.QueueFactor >= 1) {
 		p.QueueFactor = d.QueueFactor
 	}
-	if p.QueueMargin < 0 {
+	switch {
+	case p.QueueMargin == 0:
 		p.QueueMargin = d.QueueMargin
+	case p.QueueMargin < 0:
+		p.QueueMargin = 0
 	}
 	posD(&p.BaselineWindow, d.BaselineWindow)
 	frac(&p.PauseShare, d.PauseShare)
@@ -291,6 +294,8 @@ type Controller struct {
 	episodeFrom time.Time // first 429 of the current run of 429s
 	episodeAcc  int64     // accepted calls since episodeFrom
 	inEpisode   bool
+	episodeSlow bool // the episode began in slow start
+	episodeCuts int  // cuts in the episode so far
 
 	// Measurements over Window.
 	epoch    time.Time
@@ -410,7 +415,7 @@ func (c *Controller) Done(now time.Time, r Result) {
 			c.maybePause(now, r.RetryAfter)
 		}
 		if !c.inEpisode {
-			c.inEpisode, c.episodeFrom, c.episodeAcc = true, now, 0
+			c.inEpisode, c.episodeFrom, c.episodeAcc, c.episodeSlow, c.episodeCuts = true, now, 0, c.slowStart, 0
 		}
 		if !started.Before(c.lastCut) {
 			c.congested(now, c.p.Backoff)
@@ -434,7 +439,13 @@ func (c *Controller) congested(now time.Time, factor float64) {
 	// burst let through, an error the next 429 corrects within a round
 	// trip, where a low estimate would cost throughput until probing
 	// makes it up.
-	est, sure := c.acceptedRate(now, c.p.ProbeInterval), false
+	win := c.p.ProbeInterval
+	if c.slowStart || c.episodeSlow {
+		// Slow start's rate doubled within the last interval: only the
+		// last two tell what the hub took.
+		win = 2 * c.p.SlowStartInterval
+	}
+	est, sure := c.acceptedRate(now, win), false
 	if c.inEpisode {
 		// While the 429s go on the hub's bucket is empty, so the calls
 		// it accepted since the first of them are exactly its rate.
@@ -446,18 +457,37 @@ func (c *Controller) congested(now time.Time, factor float64) {
 	if !math.IsInf(c.rate, 1) {
 		est = min(est, c.rate)
 	}
-	c.cut(now, factor*est)
+	if c.inEpisode {
+		// Each further cut of one run of 429s is a sign that the
+		// estimates are high (the hub's burst inflates them): cut
+		// deeper each time.
+		for range c.episodeCuts {
+			factor *= c.p.Backoff
+		}
+		c.episodeCuts++
+	}
+	// Slow start overshoots by up to its growth factor per round: go to
+	// the estimate at once.
+	c.cutTo(now, factor*est, c.episodeSlow)
 	c.limit = max(est, c.rate)
 	if wasSlowStart && !sure {
 		// The first estimate of slow start mixes in the ramp: probe
-		// again at once rather than hold at it.
+		// again at once, in large steps, rather than hold at it.
 		c.holdUntil = now
+		c.step = c.p.MaxProbeStep
+		c.limit = c.rate
 	}
 }
 
 // cut lowers the rate to r, by at most MaxCut, and starts a new event.
-func (c *Controller) cut(now time.Time, r float64) {
-	if !math.IsInf(c.rate, 1) {
+func (c *Controller) cut(now time.Time, r float64) { c.cutTo(now, r, false) }
+
+// cutTo lowers the rate to r, by at most MaxCut unless unbounded, and
+// starts a new event.
+func (c *Controller) cutTo(now time.Time, r float64, unbounded bool) {
+	if unbounded {
+		r = min(r, c.rate)
+	} else if !math.IsInf(c.rate, 1) {
 		r = min(max(r, c.rate*c.p.MaxCut), c.rate)
 	}
 	c.setRate(r)
@@ -514,7 +544,7 @@ func (c *Controller) maybeGrow(now time.Time) {
 		return
 	}
 	if c.inEpisode && now.Sub(c.lastCut) > c.p.ProbeInterval {
-		c.inEpisode = false
+		c.inEpisode, c.episodeSlow = false, false
 	}
 	// Grow only when the pacing held calls back: a caller limited by its
 	// concurrency or its targets gives no evidence that more would pass.

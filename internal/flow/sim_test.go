@@ -269,15 +269,20 @@ func TestSimulation(t *testing.T) {
 		cfg  simConfig
 		// limit is the rate the run is measured against.
 		limit float64
+		// maxThrottled is the largest share of calls throttled: 2% at
+		// 1,000/s; at 40/s "no storm", which allows 3% (slow start's
+		// overshoot into a bucket of a whole second, and one 429 per
+		// probe, are a larger share of a run of 1,000 calls).
+		maxThrottled float64
 	}{
-		{"64 workers, no Retry-After", simConfig{limits: one, burst: 50, workers: 64, targets: 10000}, 1000},
-		{"64 workers, Retry-After", simConfig{limits: one, burst: 50, workers: 64, targets: 10000, retryAfter: true}, 1000},
-		{"256 workers, no Retry-After", simConfig{limits: one, burst: 50, workers: 256, targets: 10000}, 1000},
-		{"256 workers, Retry-After", simConfig{limits: one, burst: 50, workers: 256, targets: 10000, retryAfter: true}, 1000},
-		{"64 workers, shaping", simConfig{limits: one, burst: 50, workers: 64, targets: 10000, shaping: true, retryAfter: true}, 1000},
-		{"256 workers, shaping", simConfig{limits: one, burst: 50, workers: 256, targets: 10000, shaping: true, retryAfter: true}, 1000},
-		{"40/s, 64 workers", simConfig{limits: []limitStep{{0, 40}}, burst: 40, workers: 64, targets: 1000, retryAfter: true}, 40},
-		{"40/s, 256 workers, shaping", simConfig{limits: []limitStep{{0, 40}}, burst: 40, workers: 256, targets: 1000, shaping: true, retryAfter: true}, 40},
+		{"64 workers, no Retry-After", simConfig{limits: one, burst: 50, workers: 64, targets: 10000}, 1000, 0.02},
+		{"64 workers, Retry-After", simConfig{limits: one, burst: 50, workers: 64, targets: 10000, retryAfter: true}, 1000, 0.02},
+		{"256 workers, no Retry-After", simConfig{limits: one, burst: 50, workers: 256, targets: 10000}, 1000, 0.02},
+		{"256 workers, Retry-After", simConfig{limits: one, burst: 50, workers: 256, targets: 10000, retryAfter: true}, 1000, 0.02},
+		{"64 workers, shaping", simConfig{limits: one, burst: 50, workers: 64, targets: 10000, shaping: true, retryAfter: true}, 1000, 0.02},
+		{"256 workers, shaping", simConfig{limits: one, burst: 50, workers: 256, targets: 10000, shaping: true, retryAfter: true}, 1000, 0.02},
+		{"40/s, 64 workers", simConfig{limits: []limitStep{{0, 40}}, burst: 40, workers: 64, targets: 1000, retryAfter: true}, 40, 0.03},
+		{"40/s, 256 workers, shaping", simConfig{limits: []limitStep{{0, 40}}, burst: 40, workers: 256, targets: 1000, shaping: true, retryAfter: true}, 40, 0.03},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -290,8 +295,8 @@ func TestSimulation(t *testing.T) {
 			if got := st.throughput(); got < 0.9*tt.limit {
 				t.Errorf("throughput %.0f/s, want at least 90%% of %.0f/s", got, tt.limit)
 			}
-			if got := st.throttledShare(); got > 0.02 {
-				t.Errorf("%.2f%% of calls throttled, want at most 2%%", 100*got)
+			if got := st.throttledShare(); got > tt.maxThrottled {
+				t.Errorf("%.2f%% of calls throttled, want at most %.0f%%", 100*got, 100*tt.maxThrottled)
 			}
 		})
 	}
