@@ -27,7 +27,6 @@ func drive(c *Controller, start time.Time, d, latency time.Duration, outcome fun
 	return now
 }
 
-
 func TestControllerRules(t *testing.T) {
 	t.Parallel()
 	// rateBefore is the rate a run saw before its last step; the
