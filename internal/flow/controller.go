@@ -3,7 +3,6 @@ package flow
 import (
 	"fmt"
 	"math"
-	"math/bits"
 	"sync"
 	"time"
 )
@@ -162,10 +161,12 @@ type Policy struct {
 	// measured.
 	Window time.Duration
 
-	// QueueFactor and QueueMargin define queueing: the median latency of
-	// a ProbeInterval above QueueFactor times its baseline plus
-	// QueueMargin. The baseline is the lowest median of the last
-	// BaselineWindow.
+	// QueueFactor and QueueMargin define queueing: the lowest latency of
+	// a ProbeInterval's accepted calls above QueueFactor times the
+	// baseline plus QueueMargin (a negative QueueMargin means none). The
+	// baseline is the lowest latency of the last BaselineWindow. The
+	// queue counts as growing when the lowest latency is more than half
+	// of QueueMargin above the last interval's.
 	QueueFactor    float64
 	QueueMargin    time.Duration
 	BaselineWindow time.Duration
@@ -265,10 +266,6 @@ type slot struct {
 	reserved, paced                            int32
 }
 
-// histogram buckets: four per octave of microseconds, from 1 µs to about
-// 2^26 µs (67 s); longer latencies land in the last bucket.
-const histBuckets = 4 * 27
-
 // Controller paces the starts of a fan-out's calls at the rate the hub
 // accepts. It is safe for concurrent use; it has no goroutines and reads
 // no clock: every method takes the current time.
@@ -304,13 +301,13 @@ type Controller struct {
 	ring     [slots]slot
 	growFrom int64 // slot at the last growth decision
 
-	// Latency medians per ProbeInterval.
-	hist           [histBuckets]int32
-	histN          int32
-	baseline       time.Duration // lowest median within BaselineWindow; 0 unknown
+	// Lowest latencies per ProbeInterval.
+	intervalMin    time.Duration
+	intervalN      int32
+	baseline       time.Duration // lowest latency within BaselineWindow; 0 unknown
 	baselinePrev   time.Duration
 	baselineRotate time.Time
-	lastMedian     time.Duration
+	lastLow        time.Duration // the last interval's lowest latency
 }
 
 // NewController returns a Controller with policy p (zero fields take
@@ -454,6 +451,18 @@ func (c *Controller) congested(now time.Time, factor float64) {
 		}
 	}
 	wasSlowStart := c.slowStart
+	if wasSlowStart && !math.IsInf(c.rate, 1) {
+		// Accepted calls are counted when they end, a latency after
+		// they started, so while the rate doubles they trail it; the
+		// previous round's rate passed (as TCP's slow start halves its
+		// window on its first loss). A rate still too high is cut again
+		// within a round trip.
+		est = max(est, c.rate/c.p.SlowStartGrowth)
+	} else if c.episodeSlow && !sure && !math.IsInf(c.rate, 1) {
+		// Still slow start's overshoot: the accepted rate still trails,
+		// so cut from the rate, deeper with each further cut.
+		est = max(est, c.rate)
+	}
 	if !math.IsInf(c.rate, 1) {
 		est = min(est, c.rate)
 	}
@@ -500,7 +509,7 @@ func (c *Controller) cutTo(now time.Time, r float64, unbounded bool) {
 	c.holdUntil = now.Add(max(c.p.Hold, time.Duration(c.p.HoldCalls/c.rate*float64(time.Second))))
 	c.nextGrow = now.Add(c.p.ProbeInterval)
 	c.growFrom = c.cur
-	c.resetHist()
+	c.resetInterval()
 }
 
 // maybePause pauses every call when most recent calls were throttled
@@ -530,7 +539,7 @@ func (c *Controller) maybeGrow(now time.Time) {
 	from := c.growFrom
 	c.nextGrow, c.growFrom = now.Add(iv), c.cur
 	queueing, rising := c.queueing()
-	c.resetHist()
+	c.resetInterval()
 	if now.Before(c.pause) {
 		return
 	}
@@ -609,73 +618,49 @@ func (c *Controller) acceptedRate(now time.Time, d time.Duration) float64 {
 }
 
 // observeLatency adds an accepted call's latency to the interval's
-// histogram.
+// minimum.
 func (c *Controller) observeLatency(d time.Duration) {
-	c.hist[bucketOf(d)]++
-	c.histN++
-}
-
-func bucketOf(d time.Duration) int {
-	us := uint64(max(d/time.Microsecond, 1))
-	l := bits.Len64(us) - 1 // octave
-	var frac uint64
-	if l >= 2 {
-		frac = (us >> (l - 2)) & 3
-	} else {
-		frac = (us << (2 - l)) & 3
+	if c.intervalN == 0 || d < c.intervalMin {
+		c.intervalMin = d
 	}
-	return min(4*l+int(frac), histBuckets-1)
+	c.intervalN++
 }
 
-// bucketValue is the lowest latency of bucket b.
-func bucketValue(b int) time.Duration {
-	l, frac := b/4, b%4
-	us := (uint64(4+frac) << l) >> 2
-	return time.Duration(us) * time.Microsecond
-}
+func (c *Controller) resetInterval() { c.intervalN, c.intervalMin = 0, 0 }
 
-func (c *Controller) resetHist() {
-	if c.histN != 0 {
-		c.hist = [histBuckets]int32{}
-		c.histN = 0
-	}
-}
+// minSamples is how many latencies an interval needs for its minimum to
+// count.
+const minSamples = 8
 
-// minMedianSamples is how many latencies an interval needs for its
-// median to count.
-const minMedianSamples = 8
-
-// queueing reports whether the interval's median latency shows the hub
+// queueing reports whether the interval's lowest latency shows the hub
 // queueing calls, and whether it rose since the last interval; it updates
 // the baseline.
+//
+// The lowest latency, not the median: a queue at the hub delays every
+// call, the fastest device's too, while the median moves with the mix of
+// devices that happen to answer (fast ones first, at the start of a
+// run), which would read as a queue that is not there.
 func (c *Controller) queueing() (queueing, rising bool) {
-	if c.histN < minMedianSamples {
+	if c.intervalN < minSamples {
 		return false, false
 	}
-	half, n := (c.histN+1)/2, int32(0)
-	var med time.Duration
-	for b, k := range c.hist {
-		n += k
-		if n >= half {
-			med = bucketValue(b)
-			break
-		}
-	}
+	low := c.intervalMin
 	now := c.epoch.Add(time.Duration(c.cur) * c.slotDur)
 	if !now.Before(c.baselineRotate) {
 		c.baselinePrev, c.baseline = c.baseline, 0
 		c.baselineRotate = now.Add(c.p.BaselineWindow / 2)
 	}
-	if c.baseline == 0 || med < c.baseline {
-		c.baseline = med
+	if c.baseline == 0 || low < c.baseline {
+		c.baseline = low
 	}
 	base := c.baseline
 	if c.baselinePrev != 0 && c.baselinePrev < base {
 		base = c.baselinePrev
 	}
-	last := c.lastMedian
-	c.lastMedian = med
-	return float64(med) > c.p.QueueFactor*float64(base)+float64(c.p.QueueMargin), med > last
+	last := c.lastLow
+	c.lastLow = low
+	queueing = float64(low) > c.p.QueueFactor*float64(base)+float64(c.p.QueueMargin)
+	return queueing, last != 0 && low > last+c.p.QueueMargin/2
 }
 
 // Rate returns the pacing rate in calls per second; +Inf when calls are

@@ -20,11 +20,14 @@ type limitStep struct {
 }
 
 type simConfig struct {
-	limits      []limitStep // limits[0].at must be 0
-	burst       float64     // the bucket's capacity, in calls
-	backlog     time.Duration
-	shaping     bool          // queue over-limit calls up to backlog
-	latency     time.Duration // the device's
+	limits  []limitStep // limits[0].at must be 0
+	burst   float64     // the bucket's capacity, in calls
+	backlog time.Duration
+	shaping bool          // queue over-limit calls up to backlog
+	latency time.Duration // the device's
+	// spread, when set, gives target i a latency of latency times
+	// 1 + (i*7919)%spread: a fleet of fast and slow devices.
+	spread      int
 	network     time.Duration // one way, client to hub
 	retryAfter  bool          // Retry-After: 1 on every second 429
 	workers     int
@@ -170,6 +173,13 @@ func simulate(cfg simConfig) simStats {
 	}
 	next := 0                          // next target to hand out
 	retry := make([]bool, cfg.workers) // the worker holds a target to retry
+	holds := make([]int, cfg.workers)  // the target a worker holds
+	latencyOf := func(target int) time.Duration {
+		if cfg.spread == 0 {
+			return cfg.latency
+		}
+		return cfg.latency * time.Duration(1+(target*7919)%cfg.spread)
+	}
 	for w := range cfg.workers {
 		push(event{kind: evReady, worker: w})
 	}
@@ -189,6 +199,7 @@ func simulate(cfg simConfig) simStats {
 				if next == cfg.targets {
 					continue
 				}
+				holds[e.worker] = next
 				next++
 			}
 			ready = append(ready, e.worker)
@@ -219,7 +230,7 @@ func simulate(cfg simConfig) simStats {
 					st.timeline = append(st.timeline, 0)
 				}
 				st.timeline[admitted/st.sample]++
-				d.at, d.res = admitted+cfg.latency+cfg.network, Accepted
+				d.at, d.res = admitted+latencyOf(holds[e.worker])+cfg.network, Accepted
 			} else {
 				h.n429++
 				d.at, d.res = arrive+cfg.network, Throttled
@@ -281,6 +292,13 @@ func TestSimulation(t *testing.T) {
 		{"256 workers, Retry-After", simConfig{limits: one, burst: 50, workers: 256, targets: 10000, retryAfter: true}, 1000, 0.02},
 		{"64 workers, shaping", simConfig{limits: one, burst: 50, workers: 64, targets: 10000, shaping: true, retryAfter: true}, 1000, 0.02},
 		{"256 workers, shaping", simConfig{limits: one, burst: 50, workers: 256, targets: 10000, shaping: true, retryAfter: true}, 1000, 0.02},
+		{"seeded at the limit", simConfig{limits: one, burst: 50, workers: 64, targets: 10000, retryAfter: true, config: Config{Seed: 1000}}, 1000, 0.02},
+		{"seeded at half the limit", simConfig{limits: one, burst: 50, workers: 64, targets: 10000, retryAfter: true, config: Config{Seed: 500}}, 1000, 0.02},
+		{"capped", simConfig{limits: one, burst: 50, workers: 64, targets: 5000, retryAfter: true, config: Config{Cap: 500}}, 500, 0},
+		// Devices from 10 ms to 200 ms: the median is stable, so the
+		// spread is not mistaken for a queue.
+		{"slow and fast devices, 256 workers", simConfig{limits: one, burst: 50, workers: 256, targets: 10000, retryAfter: true, spread: 20}, 1000, 0.02},
+		{"slow and fast devices, 256 workers, shaping", simConfig{limits: one, burst: 50, workers: 256, targets: 10000, retryAfter: true, spread: 20, shaping: true}, 1000, 0.02},
 		{"40/s, 64 workers", simConfig{limits: []limitStep{{0, 40}}, burst: 40, workers: 64, targets: 1000, retryAfter: true}, 40, 0.03},
 		{"40/s, 256 workers, shaping", simConfig{limits: []limitStep{{0, 40}}, burst: 40, workers: 256, targets: 1000, shaping: true, retryAfter: true}, 40, 0.03},
 	}
