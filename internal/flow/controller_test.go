@@ -2,6 +2,7 @@ package flow
 
 import (
 	"math"
+	"sync"
 	"testing"
 	"time"
 
@@ -325,5 +326,37 @@ func BenchmarkBreaker(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		br.Observe(t0, nil)
+	}
+}
+
+// TestConcurrentUse drives a controller and a breaker from many
+// goroutines at once, for the race detector.
+func TestConcurrentUse(t *testing.T) {
+	t.Parallel()
+	c := NewController(DefaultPolicy(), Config{})
+	b := NewBreaker(BreakerPolicy{})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			now := t0.Add(time.Duration(g) * time.Microsecond)
+			for i := range 500 {
+				now = now.Add(c.Reserve(now))
+				r := Result{Outcome: Accepted, Latency: 10 * time.Millisecond}
+				if i%50 == 0 {
+					r.Outcome, r.RetryAfter = Throttled, time.Second
+				}
+				c.Done(now.Add(r.Latency), r)
+				b.Observe(now, nil)
+				_ = c.State(now).String()
+				_ = b.Tripped()
+			}
+		})
+	}
+	wg.Wait()
+	if b.Cause() != nil {
+		t.Errorf("breaker tripped on successes: %v", b.Cause())
+	}
+	if r := c.Rate(); !(r >= DefaultPolicy().MinRate) {
+		t.Errorf("rate %v", r)
 	}
 }
