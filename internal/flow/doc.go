@@ -19,11 +19,13 @@
 //
 // Signals, per call (Done):
 //   - Accepted, with its latency: the hub took the call. Accepted calls
-//     per second over a short window are the measured rate; their median
-//     latency per ProbeInterval, against the lowest median of the last
+//     per second over a short window are the measured rate. The lowest
+//     latency of each ProbeInterval, against the lowest of the last
 //     BaselineWindow, shows traffic shaping's queue: the hub queues
 //     over-limit calls and serves them at its limit before it answers
-//     any 429, so latency rises first.
+//     any 429, so latency rises first. The lowest, not the median: a
+//     queue delays every call, the fastest device's too, while the
+//     median moves with the mix of devices that happen to answer.
 //   - Throttled (429), with any Retry-After.
 //   - Busy (503).
 //   - Failed: anything else; it changes nothing.
@@ -34,8 +36,11 @@
 //     held the calls back, until the first congestion signal. A
 //     Config.Seed starts at the seed instead.
 //   - On a 429 the rate drops to Backoff (0.95) times the rate the hub
-//     accepted over the last ProbeInterval (the last two slow-start
-//     intervals during slow start), never above the current rate. That
+//     accepted over the last ProbeInterval, never above the current
+//     rate. Slow start's first 429 drops it to the previous round's rate
+//     or the accepted rate of the last two rounds, whichever is higher:
+//     accepted calls are counted when they end, so while the rate
+//     doubles they trail it by a latency. That
 //     estimate is biased high by what the hub's burst let through; a
 //     high estimate corrects itself at the next 429, a low one would
 //     cost throughput, so the bias is the right way round. Once 429s
@@ -47,7 +52,7 @@
 //     deeper (Backoff squared, cubed, …), so an estimate inflated by a
 //     large burst converges in a few round trips. Outside slow start one
 //     cut never goes below MaxCut (half) of the rate.
-//   - A growing queue (median latency above QueueFactor × baseline +
+//   - A growing queue (lowest latency above QueueFactor × baseline +
 //     QueueMargin, and above the last interval's) is a 429 that has not
 //     happened yet: the same cut, before any call is refused. A queue
 //     that holds or drains only stops growth.
@@ -77,13 +82,16 @@
 // concurrency bounds the calls in flight.
 //
 // Measured in the simulation (virtual time, 10 ms device latency, 0.5 ms
-// network each way, every second 429 carrying Retry-After: 1): against a
-// 1,000/s token bucket of burst 50 and 10,000 targets, 975 to 986 calls/s
-// over the whole run, 0.2% of calls throttled, with 64 and 256 workers,
-// with and without traffic shaping; the limit halving and doubling back
-// is followed within 5 s to within 15%; at 40/s (burst 40) 41 to 42
-// calls/s, at most 2.1% throttled, nearly all of it slow start's
-// overshoot into a bucket a second deep.
+// network each way, every second 429 carrying Retry-After: 1, 10,000
+// targets, no rate given) against a 1,000/s token bucket of burst 50:
+// 967 to 986 calls/s over the whole run with 0 to 0.19% of calls
+// throttled, with 64 and 256 workers, with and without traffic shaping
+// and with devices spread from 10 ms to 200 ms; a limit that halves and
+// doubles back is followed within about 1 s and 2 s, to within 15%; at
+// 40/s (burst 40) 38 to 42 calls/s with at most 2.1% of calls throttled,
+// nearly all of it slow start's overshoot into a bucket a second deep.
+// One call costs the controller about 70 ns (a Reserve and a Done), with
+// no allocation.
 //
 // # The breaker
 //
