@@ -132,8 +132,10 @@ type Policy struct {
 	InitialRate float64
 	// SlowStartGrowth multiplies the rate every SlowStartInterval of
 	// slow start in which the pacing, not the caller, limited the calls.
+	// A round lasts at least SlowStartCalls calls (or Window).
 	SlowStartGrowth   float64
 	SlowStartInterval time.Duration
+	SlowStartCalls    float64
 
 	// ProbeInterval is how often, after slow start, the rate may grow.
 	ProbeInterval time.Duration
@@ -188,6 +190,7 @@ func DefaultPolicy() Policy {
 		InitialRate:       50,
 		SlowStartGrowth:   2,
 		SlowStartInterval: 50 * time.Millisecond,
+		SlowStartCalls:    8,
 		ProbeInterval:     250 * time.Millisecond,
 		ProbeStep:         0.02,
 		MaxProbeStep:      0.25,
@@ -226,6 +229,7 @@ func (p Policy) withDefaults() Policy {
 		p.SlowStartGrowth = d.SlowStartGrowth
 	}
 	posD(&p.SlowStartInterval, d.SlowStartInterval)
+	pos(&p.SlowStartCalls, d.SlowStartCalls)
 	posD(&p.ProbeInterval, d.ProbeInterval)
 	pos(&p.ProbeStep, d.ProbeStep)
 	pos(&p.MaxProbeStep, d.MaxProbeStep)
@@ -537,6 +541,18 @@ func (c *Controller) maybeGrow(now time.Time) {
 		iv = c.p.SlowStartInterval
 	}
 	from := c.growFrom
+	if c.slowStart && !math.IsInf(c.rate, 1) {
+		// A round of slow start lasts at least SlowStartCalls calls,
+		// so that a low rate does not double on no evidence.
+		var n int32
+		for i := max(from, c.cur-slots+1); i <= c.cur; i++ {
+			n += c.ring[i%slots].reserved
+		}
+		if float64(n) < c.p.SlowStartCalls && now.Sub(c.epoch.Add(time.Duration(from)*c.slotDur)) < c.p.Window {
+			c.nextGrow = now.Add(iv)
+			return
+		}
+	}
 	c.nextGrow, c.growFrom = now.Add(iv), c.cur
 	queueing, rising := c.queueing()
 	c.resetInterval()
