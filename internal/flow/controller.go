@@ -341,12 +341,13 @@ func NewController(p Policy, c Config) *Controller {
 	return ctl
 }
 
-// setRate sets the pacing rate, within MinRate and the cap.
+// setRate sets the pacing rate: at least MinRate, at most the cap (which
+// wins when it is lower).
 func (c *Controller) setRate(r float64) {
+	r = max(r, c.p.MinRate)
 	if c.cap > 0 && r > c.cap {
 		r = c.cap
 	}
-	r = max(r, c.p.MinRate)
 	c.rate = r
 	if math.IsInf(r, 1) {
 		c.interval = 0
@@ -358,6 +359,11 @@ func (c *Controller) setRate(r float64) {
 // Reserve books the start of one call and returns how long the caller
 // must wait before starting it; 0 means start now. Every reservation is
 // a start: call Done when the call ends, or Release if it never starts.
+//
+// A reservation is made at the rate of its moment. Call it from one
+// dispatcher that asks for the next start only once the last one's wait
+// is over: reservations booked far ahead would hold to a rate the
+// controller has since changed.
 func (c *Controller) Reserve(now time.Time) (wait time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -225,6 +225,16 @@ func TestControllerRules(t *testing.T) {
 			},
 		},
 		{
+			name: "a cap below MinRate wins",
+			cfg:  Config{Cap: 0.5},
+			run:  func(c *Controller) time.Time { return t0 },
+			want: func(t *testing.T, c *Controller, now time.Time) {
+				if got := c.Rate(); got != 0.5 {
+					t.Errorf("rate %v, want 0.5", got)
+				}
+			},
+		},
+		{
 			name: "a seed above the cap starts at the cap",
 			cfg:  Config{Cap: 10, Seed: 1000},
 			run:  func(c *Controller) time.Time { return t0 },

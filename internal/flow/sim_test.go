@@ -258,8 +258,8 @@ func simulate(cfg simConfig) simStats {
 
 func (s simStats) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d accepted in %v (%.0f/s), %d throttled (%.2f%%)\n", s.accepted, s.makespan.Round(time.Millisecond),
-		s.throughput(), s.throttled, 100*s.throttledShare())
+	fmt.Fprintf(&b, "%d accepted in %v (%.0f/s), %d throttled (%.2f%%), paused %v\n", s.accepted, s.makespan.Round(time.Millisecond),
+		s.throughput(), s.throttled, 100*s.throttledShare(), s.paused)
 	for i, n := range s.timeline {
 		st := ""
 		if i < len(s.states) {
@@ -309,6 +309,9 @@ func TestSimulation(t *testing.T) {
 			}
 			if got := st.throughput(); got < 0.9*tt.limit {
 				t.Errorf("throughput %.0f/s, want at least 90%% of %.0f/s", got, tt.limit)
+			}
+			if st.paused != 0 {
+				t.Errorf("calls paused for %v in all, want no pause of every call", st.paused)
 			}
 			if got := st.throttledShare(); got > tt.maxThrottled {
 				t.Errorf("%.2f%% of calls throttled, want at most %.0f%%", 100*got, 100*tt.maxThrottled)
