@@ -108,16 +108,6 @@ var importRules = []importRule{
 // futurePackages are packages the rules name before they exist.
 var futurePackages = []string{"iothubtest/..."}
 
-// knownViolations are imports that break a rule today and are being
-// removed on other branches. The test fails when one of them no longer
-// happens, so that the entry is deleted with the import.
-//
-// DELETE THESE ENTRIES AT MERGE, together with the imports they excuse.
-var knownViolations = []struct {
-	rule, from, imports, why string
-}{
-}
-
 // listedPackage is what the test reads of `go list -json`.
 type listedPackage struct {
 	ImportPath string
@@ -162,18 +152,10 @@ func TestArchitecture(t *testing.T) {
 				}
 			}
 		}
-		for _, v := range knownViolations {
-			if !slices.ContainsFunc(importRules, func(r importRule) bool { return r.rule == v.rule }) {
-				t.Errorf("knownViolations names the rule %q, which is not in importRules", v.rule)
-			}
-			check("knownViolations", v.from)
-			check("knownViolations", v.imports)
-		}
 	})
 
 	t.Run("imports follow the rules", func(t *testing.T) {
 		t.Parallel()
-		excused := make([]bool, len(knownViolations))
 		for _, r := range importRules {
 			for _, from := range g.pkgs {
 				if !matchesAny(r.from, from) || matchesAny(r.except, from) {
@@ -183,21 +165,9 @@ func TestArchitecture(t *testing.T) {
 					if !matchesAny(r.forbid, to) || matchesAny(r.allow, to) {
 						continue
 					}
-					if i := slices.IndexFunc(knownViolations, func(v struct{ rule, from, imports, why string }) bool {
-						return v.rule == r.rule && v.from == from && v.imports == to
-					}); i >= 0 {
-						excused[i] = true
-						t.Logf("known violation, to be removed at merge: %s imports %s (%s)", from, to, knownViolations[i].why)
-						continue
-					}
 					t.Errorf("%s imports %s, which breaks the rule %q (docs/architecture.md): %s",
 						g.full(from), g.full(to), r.rule, g.path(from, to))
 				}
-			}
-		}
-		for i, v := range knownViolations {
-			if !excused[i] {
-				t.Errorf("knownViolations excuses %s importing %s, which no longer happens: delete the entry", v.from, v.imports)
 			}
 		}
 	})
