@@ -62,7 +62,9 @@
 //     whose role allows the operation. Failures
 //     are 401 / 401002 IotHubUnauthorizedAccess; a valid Entra principal
 //     without the permission gets 401 / 401003. Messages never quote the
-//     token.
+//     token. Hub.RevokePolicy and Hub.RotateKey make a policy's tokens
+//     fail here. Then a suspended hub (Hub.Suspend) answers every
+//     operation 403 / 403001 IotHubSuspended.
 //  4. The body: at most MaxRequestBody bytes (else 413 / 413000);
 //     Content-Type application/json, parameters allowed (else 415 /
 //     415000); a JSON object (else 400 / 400006 IotHubFormatError);
@@ -74,7 +76,9 @@
 //     or null (else 400004); payload absent, null, "" or any JSON value of
 //     at most MaxPayloadSize bytes as compact JSON (else 400004). Field
 //     names match case-insensitively and unknown fields are ignored, as
-//     the hub's JSON binder does.
+//     the hub's JSON binder does. Then, when the daily message quota is
+//     used up (Options.DailyMessages, Hub.ExhaustQuota), 403 / 403002
+//     IotHubQuotaExceeded. (See Hub.Suspend for these hub-wide states.)
 //  5. Faults (see Fault).
 //  6. The target: a device that is not registered or is disabled gives
 //     404 / 404001 DeviceNotFound, a module that is not registered 404 /

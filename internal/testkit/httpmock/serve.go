@@ -293,6 +293,11 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if e := h.authorize(r, v, now.Add(h.clockOffset)); e != nil {
+		h.countUnauthorized()
+		e.write(w, now)
+		return
+	}
+	if e := h.suspendedError(); e != nil {
 		e.write(w, now)
 		return
 	}
@@ -303,6 +308,10 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rq := &routed{params: params, body: body, now: now}
 	if v.op == OperationMethod {
 		v.serve(w, r, rq) // faults are the method's own business
+		return
+	}
+	if v.op == OperationTwin {
+		h.serveBilled(w, r, v, rq) // the quota bills twin operations
 		return
 	}
 	h.serveWithFaults(w, r, v, rq)
@@ -397,7 +406,7 @@ func (h *Hub) authorize(r *http.Request, v *verb, now time.Time) *hubError {
 	if !strings.HasPrefix(auth, sasPrefix) {
 		return unauthorized("unsupported authorization scheme.")
 	}
-	name, err := VerifySAS(auth, h.hostName, h.policies, now, h.skew)
+	name, err := VerifySAS(auth, h.hostName, h.currentPolicies(), now, h.skew)
 	if err != nil {
 		reason := "the SharedAccessSignature is not valid."
 		switch {
