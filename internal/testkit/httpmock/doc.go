@@ -86,7 +86,8 @@
 //     connect timeout (0: not at all), then 404 / 404103 DeviceNotOnline
 //     "Timed out waiting for device to connect." with
 //     "info":{"timeout":"hh:mm:ss"}.
-//  7. Delivery: the call is counted (Hub.Deliveries, Hub.Calls), the
+//  7. Delivery: the call is counted (Hub.Deliveries, Hub.TotalDeliveries,
+//     Hub.Calls) and billed against the daily quota, the
 //     target's handler runs after its latency, and the hub waits for the
 //     answer up to the response timeout, else 504 / 504101 GatewayTimeout
 //     "Timed out waiting for the response from device." A target with no

@@ -333,3 +333,33 @@ func TestSetMethodRatePanics(t *testing.T) {
 		}()
 	}
 }
+
+func TestQuotaFailsJobDeviceOperations(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		h, c, owner := jobsHub(t, nil)
+		h.AddDevice("d1", &DeviceOptions{Handler: echo})
+		h.AddDevice("d2", &DeviceOptions{Handler: echo})
+		h.ExhaustQuota()
+		// Jobs requests are not billed: the job is created and runs.
+		jobWireOf(t, send(t.Context(), t, h, c, call{method: http.MethodPut, path: "/jobs/v2/j1", auth: owner,
+			body: methodJobBody("j1", "deviceId IN ['d1','d2']", "")}))
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		rows := deviceRows(t, h, c, owner, "j1")
+		got := map[string]string{}
+		for id, row := range rows {
+			got[id] = row.Status
+			if row.Error != nil {
+				got[id] += " " + row.Error.Code
+			}
+		}
+		want := map[string]string{"d1": "failed IotHubQuotaExceeded", "d2": "failed IotHubQuotaExceeded"}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("device rows (-want +got):\n%s", diff)
+		}
+		if n := h.TotalDeliveries(); n != 0 {
+			t.Errorf("TotalDeliveries = %d, want 0", n)
+		}
+	})
+}

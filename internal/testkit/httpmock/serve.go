@@ -231,8 +231,8 @@ func splitPath(escaped string) ([]string, error) {
 
 // ServeHTTP serves the IoT Hub REST API. Each request goes through, in
 // order: routing (404 and 405 in ASP.NET's shape), the api-version check
-// (400001), authentication and authorization (401002, 401003), the body
-// size limit (413000), then the operation's own validation, faults and
+// (400001), authentication and authorization (401002, 401003), a
+// suspended hub (403001), the body size limit (413000), then the operation's own validation, faults and
 // processing; see the package documentation.
 //
 // When the caller goes away before the answer is ready (its request
