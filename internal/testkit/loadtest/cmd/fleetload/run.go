@@ -261,7 +261,7 @@ func reportSeries(w io.Writer, p plan, o *outcome) {
 	for i, n := range o.samples {
 		rates[i] = float64(n - prev)
 		prev = n
-		lim := p.limitAt(o, time.Duration(i)*time.Second)
+		lim := p.limitAt(o, time.Duration(i)*time.Second+time.Second/2) // the limit for most of the second
 		if i == len(o.samples)-1 {
 			break // the last sample is a partial second
 		}
