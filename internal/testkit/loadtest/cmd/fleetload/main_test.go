@@ -16,7 +16,7 @@ import (
 func TestRunSmall(t *testing.T) {
 	var out bytes.Buffer
 	cfg := config{scenarios: []string{"limit"}, targets: 300, concurrency: []int{8}, retryAfter: []string{"half"},
-		limit: 20000, latency: time.Millisecond, faultAt: time.Second, changeAt: []time.Duration{time.Second, 2 * time.Second}}
+		limit: 20000, latency: time.Millisecond, faultAt: time.Second, changeAt: []time.Duration{time.Second, 2 * time.Second}, giveUp: time.Minute}
 	if !run(cfg, &out) {
 		t.Fatalf("run reported a broken guarantee:\n%s", out.String())
 	}
@@ -41,7 +41,7 @@ func TestRunSmall(t *testing.T) {
 func TestCheckFails(t *testing.T) {
 	t.Parallel()
 	fl := &fleet{ids: []string{"dev-000000", "dev-000001", "dev-000002"}}
-	o := &outcome{results: map[string]int{"dev-000000": 1, "dev-000001": 2}, strangers: 1, maxPerDev: 2}
+	o := &outcome{results: map[string]int{"dev-000000": 1, "dev-000001": 2}, strangers: 1, maxPerDev: 2, gaveUp: -1}
 	var out bytes.Buffer
 	if check(&out, plan{scenario: "limit", variant: "c=1"}, fl, o) {
 		t.Error("check passed an outcome with a missing, a duplicate and a stranger result")
@@ -60,7 +60,7 @@ func TestParseFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config{scenarios: allScenarios, concurrency: []int{64, 256}, retryAfter: []string{"half", "none"}, limit: 1000,
-		latency: 10 * time.Millisecond, faultAt: 1500 * time.Millisecond, changeAt: []time.Duration{10 * time.Second, 20 * time.Second}}
+		latency: 10 * time.Millisecond, faultAt: 1500 * time.Millisecond, changeAt: []time.Duration{10 * time.Second, 20 * time.Second}, giveUp: 15 * time.Minute}
 	if diff := cmp.Diff(want, cfg, cmp.AllowUnexported(config{})); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
 	}
@@ -73,6 +73,7 @@ func TestParseFlags(t *testing.T) {
 		{"-change-at", "10s"},
 		{"-targets", "-1"},
 		{"-limit", "0"},
+		{"-give-up", "0s"},
 	} {
 		if _, err := parseFlags(args, &bytes.Buffer{}); err == nil {
 			t.Errorf("parseFlags(%q): nil error", args)

@@ -69,6 +69,7 @@ type outcome struct {
 	eventTimes []time.Duration // when each event happened
 	atEvent    []eventState
 	refusals   httpmock.Refusals
+	gaveUp     int // results when the run was aborted for taking too long; -1: it was not
 }
 
 // eventState is the hub's counters when an event happened.
@@ -113,6 +114,14 @@ func drive(p plan, fl *fleet) (*outcome, error) {
 	if err != nil {
 		return nil, err
 	}
+	o.gaveUp = -1
+	giveUp := time.AfterFunc(p.giveUp, func() {
+		counted.Lock()
+		o.gaveUp = o.total
+		counted.Unlock()
+		run.Abort()
+	})
+	defer giveUp.Stop()
 	stop := make(chan struct{})
 	var bg sync.WaitGroup
 	bg.Go(func() { o.samples = sample(fl.hub, stop) })
@@ -222,6 +231,9 @@ func report(w io.Writer, p plan, o *outcome) {
 	fmt.Fprintf(w, "  %-44s targets %6d  wall %8s  calls/s %6.0f  share of limit %5.1f%%  throttled %6d (%5.2f%% of calls)  %s\n",
 		p.variant, p.targets, o.wall.Round(10*time.Millisecond), float64(o.delivered)/o.wall.Seconds(),
 		100*float64(o.delivered)/p.limitCalls(o), o.throttle.Throttled, pct(o.throttle.Throttled, calls), outcomesLine(o))
+	if o.gaveUp >= 0 {
+		fmt.Fprintf(w, "    gave up after %v with %d of %d results: the fan-out was aborted (FanOut.Abort)\n", p.giveUp, o.gaveUp, p.targets)
+	}
 	if p.series {
 		reportSeries(w, p, o)
 	}
@@ -336,6 +348,12 @@ func check(w io.Writer, p plan, fl *fleet, o *outcome) bool {
 		}
 	}
 	var fails []string
+	if o.gaveUp >= 0 {
+		// Abort stops taking targets from the sequence, so those never
+		// taken have no result by design; the run failed by not ending.
+		fails = append(fails, fmt.Sprintf("did not end within -give-up %v; %d targets were never taken from the sequence", p.giveUp, missing))
+		missing = 0
+	}
 	if missing > 0 || dup > 0 || o.strangers > 0 {
 		fails = append(fails, fmt.Sprintf("%d targets without a result, %d with more than one, %d results for targets not asked for", missing, dup, o.strangers))
 	}

@@ -21,6 +21,7 @@ type plan struct {
 	events   []event
 	series   bool // print the rate second by second
 	fault    string
+	giveUp   time.Duration
 }
 
 // event is something done to the hub at a moment of the run.
@@ -109,6 +110,7 @@ func base(cfg config, name string, n, c int, ra string) plan {
 		conc:     c,
 		latency:  cfg.latency,
 		limit:    cfg.limit,
+		giveUp:   cfg.giveUp,
 	}
 }
 
