@@ -62,7 +62,9 @@
 //     whose role allows the operation. Failures
 //     are 401 / 401002 IotHubUnauthorizedAccess; a valid Entra principal
 //     without the permission gets 401 / 401003. Messages never quote the
-//     token.
+//     token. Hub.RevokePolicy and Hub.RotateKey make a policy's tokens
+//     fail here. Then a suspended hub (Hub.Suspend) answers every
+//     operation 403 / 403001 IotHubSuspended.
 //  4. The body: at most MaxRequestBody bytes (else 413 / 413000);
 //     Content-Type application/json, parameters allowed (else 415 /
 //     415000); a JSON object (else 400 / 400006 IotHubFormatError);
@@ -74,7 +76,9 @@
 //     or null (else 400004); payload absent, null, "" or any JSON value of
 //     at most MaxPayloadSize bytes as compact JSON (else 400004). Field
 //     names match case-insensitively and unknown fields are ignored, as
-//     the hub's JSON binder does.
+//     the hub's JSON binder does. Then, when the daily message quota is
+//     used up (Options.DailyMessages, Hub.ExhaustQuota), 403 / 403002
+//     IotHubQuotaExceeded. (See Hub.Suspend for these hub-wide states.)
 //  5. Faults (see Fault).
 //  6. The target: a device that is not registered or is disabled gives
 //     404 / 404001 DeviceNotFound, a module that is not registered 404 /
@@ -82,7 +86,8 @@
 //     connect timeout (0: not at all), then 404 / 404103 DeviceNotOnline
 //     "Timed out waiting for device to connect." with
 //     "info":{"timeout":"hh:mm:ss"}.
-//  7. Delivery: the call is counted (Hub.Deliveries, Hub.Calls), the
+//  7. Delivery: the call is counted (Hub.Deliveries, Hub.TotalDeliveries,
+//     Hub.Calls) and billed against the daily quota, the
 //     target's handler runs after its latency, and the hub waits for the
 //     answer up to the response timeout, else 504 / 504101 GatewayTimeout
 //     "Timed out waiting for the response from device." A target with no

@@ -111,6 +111,12 @@ type Options struct {
 	// hub's) without Throttle.
 	JobDeviceOpsPerSecond float64
 
+	// DailyMessages, when positive, is the hub's daily message quota: the
+	// number of 4 KB messages its billable operations may use before the
+	// hub refuses them with 403 / 403002 IotHubQuotaExceeded; see
+	// Hub.ExhaustQuota. Zero means no quota.
+	DailyMessages int64
+
 	// Throttle, when non-nil, enforces IoT Hub's per-tier throttles on
 	// direct methods, queries and jobs; see ThrottleOptions. Nil means no
 	// throttling.
@@ -138,7 +144,6 @@ const DefaultClockSkew = 5 * time.Minute
 type Hub struct {
 	// Immutable after New.
 	hostName    string
-	policies    []Policy
 	apiVersions map[string]bool
 	skew        time.Duration
 	clockOffset time.Duration
@@ -146,12 +151,21 @@ type Hub struct {
 	routes      []route
 	maxRecorded int // 0: no bound
 
+	// policyMu guards policies, which RevokePolicy and RotateKey replace
+	// (never modify) so that a slice read under the lock stays valid.
+	policyMu sync.Mutex
+	policies []Policy
+
+	// fleet holds the hub-wide states: suspension and the daily quota.
+	fleet fleetState
+
 	mu         sync.Mutex
 	devices    map[string]*Device
 	faults     []*faultState
 	requests   []Request
 	calls      []MethodCall
 	deliveries map[target]int
+	delivered  int // every delivery, the sum of deliveries
 	tokens     map[string]bearerToken
 	sortedIDs  []string // device ids in order; nil when stale
 	etagSeq    int64    // last device or module etag counter
@@ -186,6 +200,7 @@ func New(opts *Options) *Hub {
 		tokens:      make(map[string]bearerToken),
 		etagSeq:     randomETagBase(),
 	}
+	h.fleet.quota = max(o.DailyMessages, 0)
 	if h.hostName == "" {
 		h.hostName = DefaultHostName
 	}
@@ -258,12 +273,20 @@ func (h *Hub) HostName() string { return h.hostName }
 // Policies returns a copy of the hub's shared access policies, keys
 // included.
 func (h *Hub) Policies() []Policy {
-	return append([]Policy(nil), h.policies...)
+	return append([]Policy(nil), h.currentPolicies()...)
+}
+
+// currentPolicies returns the policies as they are now. The slice is
+// never modified: RevokePolicy and RotateKey replace it.
+func (h *Hub) currentPolicies() []Policy {
+	h.policyMu.Lock()
+	defer h.policyMu.Unlock()
+	return h.policies
 }
 
 // Policy returns the shared access policy with the given name.
 func (h *Hub) Policy(name string) (Policy, bool) {
-	for _, p := range h.policies {
+	for _, p := range h.currentPolicies() {
 		if p.Name == name {
 			return p, true
 		}

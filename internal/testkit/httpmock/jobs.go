@@ -668,6 +668,10 @@ func (h *Hub) runDeviceOp(j *job, rec *deviceJob) {
 		})
 	}
 	t := target{deviceID: rec.deviceID}
+	if e := h.fleetRefusal(); e != nil {
+		failWith(e.code, e.message) // suspended, or out of quota
+		return
+	}
 
 	if j.typ == jobTypeTwin {
 		var e *hubError
@@ -686,6 +690,7 @@ func (h *Hub) runDeviceOp(j *job, rec *deviceJob) {
 			failWith(e.code, e.message)
 			return
 		}
+		h.bill(1) // a job's twin update: small, one message
 		finish(func() { rec.status = devCompleted })
 		return
 	}
@@ -702,6 +707,7 @@ func (h *Hub) runDeviceOp(j *job, rec *deviceJob) {
 		f = nil // a Delay-only fault: run the call normally
 	}
 	d, ok := h.deliver(ctx, t, j.method)
+	h.billMethod(j.method, d)
 	if !ok {
 		return // the hub closed
 	}

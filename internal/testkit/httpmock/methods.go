@@ -63,6 +63,10 @@ func (h *Hub) invokeMethod(w http.ResponseWriter, r *http.Request, rq *routed) {
 		e.write(w, rq.now)
 		return
 	}
+	if e := h.quotaError(); e != nil {
+		e.write(w, rq.now)
+		return
+	}
 
 	f := h.takeFault(OperationMethod, t, mr.name, false)
 	if f != nil && !f.afterDelivery() {
@@ -84,6 +88,7 @@ func (h *Hub) invokeMethod(w http.ResponseWriter, r *http.Request, rq *routed) {
 	}
 
 	d, ok := h.deliver(ctx, t, mr)
+	h.billMethod(mr, d)
 	if !ok {
 		abort()
 	}
@@ -277,6 +282,7 @@ func (h *Hub) deliver(ctx context.Context, t target, mr *methodRequest) (deliver
 				ConnectTimeout:  mr.connectTimeout,
 			}
 			h.deliveries[t]++
+			h.delivered++
 			h.calls = record(h.calls, call, h.maxRecorded)
 			fn, latency := ep.handler(mr.name), ep.latency
 			h.mu.Unlock()

@@ -231,8 +231,8 @@ func splitPath(escaped string) ([]string, error) {
 
 // ServeHTTP serves the IoT Hub REST API. Each request goes through, in
 // order: routing (404 and 405 in ASP.NET's shape), the api-version check
-// (400001), authentication and authorization (401002, 401003), the body
-// size limit (413000), then the operation's own validation, faults and
+// (400001), authentication and authorization (401002, 401003), a
+// suspended hub (403001), the body size limit (413000), then the operation's own validation, faults and
 // processing; see the package documentation.
 //
 // When the caller goes away before the answer is ready (its request
@@ -293,6 +293,11 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if e := h.authorize(r, v, now.Add(h.clockOffset)); e != nil {
+		h.countUnauthorized()
+		e.write(w, now)
+		return
+	}
+	if e := h.suspendedError(); e != nil {
 		e.write(w, now)
 		return
 	}
@@ -303,6 +308,10 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rq := &routed{params: params, body: body, now: now}
 	if v.op == OperationMethod {
 		v.serve(w, r, rq) // faults are the method's own business
+		return
+	}
+	if v.op == OperationTwin {
+		h.serveBilled(w, r, v, rq) // the quota bills twin operations
 		return
 	}
 	h.serveWithFaults(w, r, v, rq)
@@ -397,7 +406,7 @@ func (h *Hub) authorize(r *http.Request, v *verb, now time.Time) *hubError {
 	if !strings.HasPrefix(auth, sasPrefix) {
 		return unauthorized("unsupported authorization scheme.")
 	}
-	name, err := VerifySAS(auth, h.hostName, h.policies, now, h.skew)
+	name, err := VerifySAS(auth, h.hostName, h.currentPolicies(), now, h.skew)
 	if err != nil {
 		reason := "the SharedAccessSignature is not valid."
 		switch {

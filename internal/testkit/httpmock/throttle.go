@@ -235,23 +235,23 @@ func (h *Hub) ThrottleStats() ThrottleStats {
 // throttler is a hub's throttle state. A nil *throttler throttles nothing.
 type throttler struct {
 	// Immutable after newThrottler.
-	tier        Tier
-	noMethods   bool  // a Basic tier
-	methodRate  int64 // bytes per second
-	queryRate   int64 // queries per minute
-	retryEvery  int   // 0: never
-	methodLimit string
-	queryLimit  string
-	jobRate     int64 // jobs operations per minute; 0: no jobs
-	jobLimit    string
-	maxJobs     int     // active jobs
-	jobDevRate  float64 // job device operations per second
+	tier       Tier
+	noMethods  bool  // a Basic tier
+	queryRate  int64 // queries per minute
+	retryEvery int   // 0: never
+	queryLimit string
+	jobRate    int64 // jobs operations per minute; 0: no jobs
+	jobLimit   string
+	maxJobs    int     // active jobs
+	jobDevRate float64 // job device operations per second
 
-	mu      sync.Mutex
-	methods bucket
-	queries bucket
-	jobs    bucket
-	stats   ThrottleStats
+	mu          sync.Mutex
+	methodRate  int64 // bytes per second; SetMethodRate changes it
+	methodLimit string
+	methods     bucket
+	queries     bucket
+	jobs        bucket
+	stats       ThrottleStats
 }
 
 // newThrottler checks opts and returns the throttle state, nil when opts is
@@ -313,13 +313,13 @@ func newThrottler(opts *ThrottleOptions) *throttler {
 	t.queries.burst = QueryBurst
 	t.jobs.burst = JobOpsBurst
 	t.jobLimit = fmt.Sprintf("%d jobs operations per minute", t.jobRate)
-	t.methodLimit = fmt.Sprintf("%d bytes of payload per second", t.methodRate)
+	t.methodLimit = methodLimit(t.methodRate)
 	t.queryLimit = fmt.Sprintf("%d queries per minute", t.queryRate)
 	return t
 }
 
 // methodCost is how long the bucket takes to earn a call's metered payload
-// of size bytes; see costOf.
+// of size bytes; see costOf. The caller holds t.mu.
 func (t *throttler) methodCost(size int) time.Duration {
 	units := max(1, (int64(size)+MethodMeterSize-1)/MethodMeterSize)
 	return costOf(units*MethodMeterSize, t.methodRate, time.Second)
@@ -352,8 +352,8 @@ func (t *throttler) method(ctx context.Context, size int) *hubError {
 	if t == nil {
 		return nil
 	}
-	cost := t.methodCost(size)
 	t.mu.Lock()
+	cost := t.methodCost(size)
 	delay, retry, ok := t.methods.take(time.Now(), cost)
 	if !ok {
 		t.stats.Throttled++
@@ -451,4 +451,61 @@ func (b *bucket) take(now time.Time, cost time.Duration) (delay, retry time.Dura
 	}
 	b.zero = z.Add(cost)
 	return max(0, wait), 0, true
+}
+
+// methodLimit is how a 429's message names the direct-method limit.
+func methodLimit(rate int64) string { return fmt.Sprintf("%d bytes of payload per second", rate) }
+
+// SetMethodRate changes the hub's direct-method rate to bytesPerSecond of
+// metered payload (MethodMeterSize × calls a second for small payloads), as
+// when units are added or removed or other traffic starts sharing the
+// hub's limit. It takes effect for the next call. MethodBurst and
+// MethodBacklog stay the same time at the new rate.
+//
+// The bucket keeps its state in bytes: budget saved up at the old rate is
+// worth the same bytes at the new one (up to MethodBurst at the new rate),
+// and calls already queued keep their turn, so the queue drains as it was
+// scheduled and the next call waits behind it and pays at the new rate.
+//
+// It panics when bytesPerSecond is not positive or the hub has no
+// throttle (Options.Throttle is nil).
+func (h *Hub) SetMethodRate(bytesPerSecond int64) {
+	t := h.throttle
+	switch {
+	case t == nil:
+		panic("httpmock: SetMethodRate: the hub has no throttle (Options.Throttle is nil)")
+	case bytesPerSecond <= 0:
+		panic(fmt.Sprintf("httpmock: SetMethodRate: %d bytes per second", bytesPerSecond))
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.methods.rescale(time.Now(), t.methodRate, bytesPerSecond)
+	t.methodRate = bytesPerSecond
+	t.methodLimit = methodLimit(bytesPerSecond)
+}
+
+// MethodRate returns the hub's direct-method rate in bytes of metered
+// payload per second (see SetMethodRate), or 0 when the hub has no
+// throttle.
+func (h *Hub) MethodRate() int64 {
+	t := h.throttle
+	if t == nil {
+		return 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.methodRate
+}
+
+// rescale converts the bucket's saved-up budget, as time at rate from, to
+// the same bytes as time at rate to, capped at burst. Debt (the queue) is
+// left as it is: the calls in it were admitted and keep their turn.
+func (b *bucket) rescale(now time.Time, from, to int64) {
+	credit := now.Sub(b.zero)
+	if credit <= 0 {
+		return
+	}
+	credit = min(credit, b.burst)
+	scaled := time.Duration(float64(credit) * float64(from) / float64(to))
+	b.zero = now.Add(-min(scaled, b.burst))
 }
