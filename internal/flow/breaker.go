@@ -212,7 +212,7 @@ func classify(err error) (Fault, bool) {
 	if he, ok := errors.AsType[*iothub.Error](err); ok {
 		return hubFault(he), true
 	}
-	if _, ok := errors.AsType[*iothub.ResponseError](err); ok {
+	if _, ok := errors.AsType[*iothub.BodyError](err); ok {
 		return FaultNone, true // the hub answered, unreadably
 	}
 	if te, ok := errors.AsType[*iothub.TransportError](err); ok && !te.Sent && connectFailure(te.Err) {
@@ -224,13 +224,13 @@ func classify(err error) (Fault, bool) {
 // hubFault returns the fleet-wide fault of a hub's answer.
 func hubFault(he *iothub.Error) Fault {
 	switch he.Code {
-	case iothub.CodeIotHubNotFound:
+	case iothub.ErrorCodeIotHubNotFound:
 		return FaultHubNotFound
-	case iothub.CodeIotHubSuspended:
+	case iothub.ErrorCodeIotHubSuspended:
 		return FaultSuspended
-	case iothub.CodeIotHubQuotaExceeded:
+	case iothub.ErrorCodeIotHubQuotaExceeded:
 		return FaultQuotaExceeded
-	case iothub.CodeOperationNotAvailableInCurrentTier:
+	case iothub.ErrorCodeOperationNotAvailableInCurrentTier:
 		return FaultNotAvailableInTier
 	}
 	if errors.Is(he, iothub.ErrUnauthorized) {

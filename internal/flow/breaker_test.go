@@ -60,15 +60,15 @@ func TestClassify(t *testing.T) {
 		want Fault
 	}{
 		{"success", nil, FaultNone},
-		{"401000 GenericUnauthorized", hubErr(401, iothub.CodeGenericUnauthorized), FaultUnauthorized},
-		{"401002 IotHubUnauthorizedAccess", hubErr(401, iothub.CodeIotHubUnauthorizedAccess), FaultUnauthorized},
-		{"401003 IotHubUnauthorized", hubErr(401, iothub.CodeIotHubUnauthorized), FaultUnauthorized},
+		{"401000 GenericUnauthorized", hubErr(401, iothub.ErrorCodeGenericUnauthorized), FaultUnauthorized},
+		{"401002 IotHubUnauthorizedAccess", hubErr(401, iothub.ErrorCodeIotHubUnauthorizedAccess), FaultUnauthorized},
+		{"401003 IotHubUnauthorized", hubErr(401, iothub.ErrorCodeIotHubUnauthorized), FaultUnauthorized},
 		{"401 without a code", hubErr(401, 0), FaultUnauthorized},
-		{"401001 IotHubNotFound", hubErr(401, iothub.CodeIotHubNotFound), FaultHubNotFound},
-		{"403001 IotHubSuspended", hubErr(403, iothub.CodeIotHubSuspended), FaultSuspended},
-		{"403002 IotHubQuotaExceeded", hubErr(403, iothub.CodeIotHubQuotaExceeded), FaultQuotaExceeded},
-		{"403010 OperationNotAvailableInCurrentTier", hubErr(403, iothub.CodeOperationNotAvailableInCurrentTier), FaultNotAvailableInTier},
-		{"wrapped 401", fmt.Errorf("fan-out: %w", hubErr(401, iothub.CodeIotHubUnauthorizedAccess)), FaultUnauthorized},
+		{"401001 IotHubNotFound", hubErr(401, iothub.ErrorCodeIotHubNotFound), FaultHubNotFound},
+		{"403001 IotHubSuspended", hubErr(403, iothub.ErrorCodeIotHubSuspended), FaultSuspended},
+		{"403002 IotHubQuotaExceeded", hubErr(403, iothub.ErrorCodeIotHubQuotaExceeded), FaultQuotaExceeded},
+		{"403010 OperationNotAvailableInCurrentTier", hubErr(403, iothub.ErrorCodeOperationNotAvailableInCurrentTier), FaultNotAvailableInTier},
+		{"wrapped 401", fmt.Errorf("fan-out: %w", hubErr(401, iothub.ErrorCodeIotHubUnauthorizedAccess)), FaultUnauthorized},
 		{"refused", errRefused, FaultUnreachable},
 		{"DNS", errDNS, FaultUnreachable},
 		{"TLS unknown authority", errTLS, FaultUnreachable},
@@ -76,19 +76,19 @@ func TestClassify(t *testing.T) {
 		{"host unreachable", errUnreachable, FaultUnreachable},
 
 		// Not fleet-wide.
-		{"404001 DeviceNotFound", hubErr(404, iothub.CodeDeviceNotFound), FaultNone},
-		{"404010 ModuleNotFound", hubErr(404, iothub.CodeModuleNotFound), FaultNone},
-		{"404103 DeviceNotOnline", hubErr(404, iothub.CodeDeviceNotOnline), FaultNone},
-		{"404104 DeviceConnectionClosedRemotely", hubErr(404, iothub.CodeDeviceConnectionClosedRemotely), FaultNone},
-		{"504101 GatewayTimeout", hubErr(504, iothub.CodeGatewayTimeout), FaultNone},
-		{"429001 ThrottlingException", hubErr(429, iothub.CodeThrottlingException), FaultNone},
-		{"503005 ServerBusy", hubErr(503, iothub.CodeServerBusy), FaultNone},
-		{"500001 ServerError", hubErr(500, iothub.CodeServerError), FaultNone},
-		{"400004 ArgumentInvalid", hubErr(400, iothub.CodeArgumentInvalid), FaultNone},
-		{"403000 GenericForbidden", hubErr(403, iothub.CodeGenericForbidden), FaultNone},
-		{"403003 JobQuotaExceeded", hubErr(403, iothub.CodeJobQuotaExceeded), FaultNone},
-		{"403004 DeviceMaximumQueueDepthExceeded", hubErr(403, iothub.CodeDeviceMaximumQueueDepthExceeded), FaultNone},
-		{"403800 DeviceMaximumInflightMethodExceeded", hubErr(403, iothub.CodeDeviceMaximumInflightMethodExceeded), FaultNone},
+		{"404001 DeviceNotFound", hubErr(404, iothub.ErrorCodeDeviceNotFound), FaultNone},
+		{"404010 ModuleNotFound", hubErr(404, iothub.ErrorCodeModuleNotFound), FaultNone},
+		{"404103 DeviceNotOnline", hubErr(404, iothub.ErrorCodeDeviceNotOnline), FaultNone},
+		{"404104 DeviceConnectionClosedRemotely", hubErr(404, iothub.ErrorCodeDeviceConnectionClosedRemotely), FaultNone},
+		{"504101 GatewayTimeout", hubErr(504, iothub.ErrorCodeGatewayTimeout), FaultNone},
+		{"429001 ThrottlingException", hubErr(429, iothub.ErrorCodeThrottlingException), FaultNone},
+		{"503005 ServerBusy", hubErr(503, iothub.ErrorCodeServerBusy), FaultNone},
+		{"500001 ServerError", hubErr(500, iothub.ErrorCodeServerError), FaultNone},
+		{"400004 ArgumentInvalid", hubErr(400, iothub.ErrorCodeArgumentInvalid), FaultNone},
+		{"403000 GenericForbidden", hubErr(403, iothub.ErrorCodeGenericForbidden), FaultNone},
+		{"403003 JobQuotaExceeded", hubErr(403, iothub.ErrorCodeJobQuotaExceeded), FaultNone},
+		{"403004 DeviceMaximumQueueDepthExceeded", hubErr(403, iothub.ErrorCodeDeviceMaximumQueueDepthExceeded), FaultNone},
+		{"403800 DeviceMaximumInflightMethodExceeded", hubErr(403, iothub.ErrorCodeDeviceMaximumInflightMethodExceeded), FaultNone},
 		{"403 without a code", hubErr(403, 0), FaultNone},
 		{"reset after sending", errReset, FaultNone},
 		{"reset before sending", errResetUnsent, FaultNone},
@@ -97,7 +97,7 @@ func TestClassify(t *testing.T) {
 		{"dial timeout", errDialTimeout, FaultNone},
 		{"cancelled", errCanceled, FaultNone},
 		{"refused but sent", transportErr(true, sysErr("dial", "connect", syscall.ECONNREFUSED)), FaultNone},
-		{"unreadable answer", &iothub.ResponseError{Operation: "InvokeDeviceMethod", StatusCode: 200, Err: io.ErrUnexpectedEOF}, FaultNone},
+		{"unreadable answer", &iothub.BodyError{Operation: "InvokeDeviceMethod", StatusCode: 200, Err: io.ErrUnexpectedEOF}, FaultNone},
 		{"argument", &iothub.ArgumentError{Operation: "FanOut", Field: "Target.DeviceID", Rule: "must not be empty"}, FaultNone},
 		{"bare refused, not from the pipeline", sysErr("dial", "connect", syscall.ECONNREFUSED), FaultNone},
 	}
@@ -114,7 +114,7 @@ func TestClassify(t *testing.T) {
 func TestBreaker(t *testing.T) {
 	t.Parallel()
 	ok := error(nil)
-	deviceOffline := hubErr(404, iothub.CodeDeviceNotOnline)
+	deviceOffline := hubErr(404, iothub.ErrorCodeDeviceNotOnline)
 	tests := []struct {
 		name   string
 		policy BreakerPolicy
@@ -125,27 +125,27 @@ func TestBreaker(t *testing.T) {
 		wantFault Fault
 		wantCalls int
 	}{
-		{"401 trips on the first", BreakerPolicy{}, []error{ok, hubErr(401, iothub.CodeIotHubUnauthorizedAccess), ok}, 1, FaultUnauthorized, 1},
-		{"401001 hub not found", BreakerPolicy{}, []error{hubErr(401, iothub.CodeIotHubNotFound)}, 0, FaultHubNotFound, 1},
-		{"403002 trips on the first", BreakerPolicy{}, []error{deviceOffline, hubErr(403, iothub.CodeIotHubQuotaExceeded)}, 1, FaultQuotaExceeded, 1},
-		{"403001 trips on the first", BreakerPolicy{}, []error{hubErr(403, iothub.CodeIotHubSuspended)}, 0, FaultSuspended, 1},
-		{"403010 trips on the first", BreakerPolicy{}, []error{hubErr(403, iothub.CodeOperationNotAvailableInCurrentTier)}, 0, FaultNotAvailableInTier, 1},
+		{"401 trips on the first", BreakerPolicy{}, []error{ok, hubErr(401, iothub.ErrorCodeIotHubUnauthorizedAccess), ok}, 1, FaultUnauthorized, 1},
+		{"401001 hub not found", BreakerPolicy{}, []error{hubErr(401, iothub.ErrorCodeIotHubNotFound)}, 0, FaultHubNotFound, 1},
+		{"403002 trips on the first", BreakerPolicy{}, []error{deviceOffline, hubErr(403, iothub.ErrorCodeIotHubQuotaExceeded)}, 1, FaultQuotaExceeded, 1},
+		{"403001 trips on the first", BreakerPolicy{}, []error{hubErr(403, iothub.ErrorCodeIotHubSuspended)}, 0, FaultSuspended, 1},
+		{"403010 trips on the first", BreakerPolicy{}, []error{hubErr(403, iothub.ErrorCodeOperationNotAvailableInCurrentTier)}, 0, FaultNotAvailableInTier, 1},
 		{"three refused in a row", BreakerPolicy{}, []error{ok, errRefused, errRefused, errRefused, errRefused}, 3, FaultUnreachable, 3},
 		{"DNS, TLS and refused mixed", BreakerPolicy{}, []error{errDNS, errTLS, errRefused}, 2, FaultUnreachable, 3},
 		{"neutral errors do not break the run of failures", BreakerPolicy{}, []error{errRefused, errReset, errRefused, errCanceled, errRefused}, 4, FaultUnreachable, 3},
 		{"five with UnreachableAfter 5", BreakerPolicy{UnreachableAfter: 5}, []error{errRefused, errRefused, errRefused, errRefused, errRefused}, 4, FaultUnreachable, 5},
 		{"one with UnreachableAfter 1", BreakerPolicy{UnreachableAfter: 1}, []error{ok, errDNS}, 1, FaultUnreachable, 1},
-		{"first cause wins", BreakerPolicy{}, []error{hubErr(403, iothub.CodeIotHubSuspended), hubErr(401, 0)}, 0, FaultSuspended, 1},
+		{"first cause wins", BreakerPolicy{}, []error{hubErr(403, iothub.ErrorCodeIotHubSuspended), hubErr(401, 0)}, 0, FaultSuspended, 1},
 
 		{"a success resets the count", BreakerPolicy{}, []error{errRefused, errRefused, ok, errRefused, errRefused, ok}, -1, FaultNone, 0},
 		{"a device answer resets the count", BreakerPolicy{}, []error{errRefused, errRefused, deviceOffline, errRefused, errRefused}, -1, FaultNone, 0},
-		{"a 503 resets the count", BreakerPolicy{}, []error{errRefused, errRefused, hubErr(503, iothub.CodeServerBusy), errRefused, errRefused}, -1, FaultNone, 0},
-		{"one blip", BreakerPolicy{}, []error{ok, errReset, ok, hubErr(503, iothub.CodeServerBusy), ok, errRefused, ok}, -1, FaultNone, 0},
+		{"a 503 resets the count", BreakerPolicy{}, []error{errRefused, errRefused, hubErr(503, iothub.ErrorCodeServerBusy), errRefused, errRefused}, -1, FaultNone, 0},
+		{"one blip", BreakerPolicy{}, []error{ok, errReset, ok, hubErr(503, iothub.ErrorCodeServerBusy), ok, errRefused, ok}, -1, FaultNone, 0},
 		{"many resets", BreakerPolicy{}, []error{errReset, errReset, errReset, errReset, errEOF, errResetUnsent}, -1, FaultNone, 0},
 		{"device-level errors only", BreakerPolicy{}, []error{
-			hubErr(404, iothub.CodeDeviceNotFound), deviceOffline, hubErr(404, iothub.CodeModuleNotFound),
-			hubErr(504, iothub.CodeGatewayTimeout), hubErr(429, iothub.CodeThrottlingException),
-			hubErr(403, iothub.CodeDeviceMaximumInflightMethodExceeded), hubErr(400, iothub.CodeArgumentInvalid),
+			hubErr(404, iothub.ErrorCodeDeviceNotFound), deviceOffline, hubErr(404, iothub.ErrorCodeModuleNotFound),
+			hubErr(504, iothub.ErrorCodeGatewayTimeout), hubErr(429, iothub.ErrorCodeThrottlingException),
+			hubErr(403, iothub.ErrorCodeDeviceMaximumInflightMethodExceeded), hubErr(400, iothub.ErrorCodeArgumentInvalid),
 		}, -1, FaultNone, 0},
 		{"timeouts never", BreakerPolicy{}, []error{errAttemptTimeout, errAttemptTimeout, errDialTimeout, errAttemptTimeout}, -1, FaultNone, 0},
 	}
@@ -204,9 +204,9 @@ func TestFleetFaultWraps(t *testing.T) {
 		sentinel error
 		text     string
 	}{
-		{"unauthorized", []error{hubErr(401, iothub.CodeIotHubUnauthorizedAccess)}, iothub.ErrUnauthorized,
+		{"unauthorized", []error{hubErr(401, iothub.ErrorCodeIotHubUnauthorizedAccess)}, iothub.ErrUnauthorized,
 			`fleet-wide fault: unauthorized: iothub: InvokeDeviceMethod device "d1": 401 401002 IotHubUnauthorizedAccess [not delivered]`},
-		{"quota", []error{hubErr(403, iothub.CodeIotHubQuotaExceeded)}, iothub.ErrForbidden,
+		{"quota", []error{hubErr(403, iothub.ErrorCodeIotHubQuotaExceeded)}, iothub.ErrForbidden,
 			`fleet-wide fault: daily message quota exceeded: iothub: InvokeDeviceMethod device "d1": 403 403002 IotHubQuotaExceeded [not delivered]`},
 		{"unreachable", []error{errRefused, errRefused, errRefused}, iothub.ErrNotDelivered,
 			`fleet-wide fault: hub unreachable (3 calls in a row): iothub: InvokeDeviceMethod device "d1": request not sent (4 attempts): dial tcp: connect: connection refused [not delivered]`},

@@ -184,7 +184,7 @@ func (h *Hub) suspendedError() *hubError {
 		return nil
 	}
 	h.fleet.refusals.Suspended++
-	return newError(iothub.CodeIotHubSuspended, fmt.Sprintf(
+	return newError(iothub.ErrorCodeIotHubSuspended, fmt.Sprintf(
 		"IotHub '%s' is suspended. This is likely due to exceeding the Azure spending limit; check the Azure bill.", h.hubName()))
 }
 
@@ -197,7 +197,7 @@ func (h *Hub) quotaError() *hubError {
 		return nil
 	}
 	h.fleet.refusals.QuotaExceeded++
-	return newError(iothub.CodeIotHubQuotaExceeded, fmt.Sprintf(
+	return newError(iothub.ErrorCodeIotHubQuotaExceeded, fmt.Sprintf(
 		"Total number of messages on IotHub '%s' exceeded the allocated quota. Max allowed message count : '%d', current message count : '%d'. "+
 			"Send and Receive operations are blocked for this hub until the next UTC day. Consider increasing the units for this hub to increase the quota.",
 		h.hubName(), h.fleet.quota, h.fleet.used))
@@ -236,7 +236,7 @@ func (h *Hub) billMethod(mr *methodRequest, d delivery) {
 	switch {
 	case d.delivered && d.err == nil:
 		h.bill(messages(mr.size) + messages(len(d.resp.Payload)))
-	case d.delivered, d.err != nil && d.err.code == int(iothub.CodeDeviceNotOnline):
+	case d.delivered, d.err != nil && d.err.code == int(iothub.ErrorCodeDeviceNotOnline):
 		h.bill(messages(mr.size))
 	}
 }
