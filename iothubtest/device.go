@@ -48,7 +48,7 @@ type MethodResponse struct {
 
 // NotImplementedStatus is the status a device answers with when it has no
 // handler for a method, as the device SDKs usually do; the payload is null.
-const NotImplementedStatus = httpmock.NotImplementedStatus
+const NotImplementedStatus = 501
 
 // Answer returns a handler that answers every call with status and payload.
 func Answer(status int, payload any) MethodHandler {

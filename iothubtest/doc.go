@@ -63,7 +63,8 @@
 //
 // A hub has the policies of a new IoT Hub (PolicyIoTHubOwner,
 // PolicyService, PolicyRegistryRead, PolicyRegistryReadWrite,
-// PolicyDevice), each with a random key. Hub.ConnectionString is the
+// PolicyDevice), each with a random key; Hub.TokenCredential stands for a
+// Microsoft Entra principal holding one of the hub's roles. Hub.ConnectionString is the
 // service policy's; Hub.ConnectionStringFor gives the others, and
 // Hub.SASToken a ready Authorization header for raw requests:
 //
@@ -120,9 +121,10 @@
 // # What it does not simulate
 //
 // The device side (MQTT, AMQP, device-to-cloud messages), cloud-to-device
-// messages, file uploads, configurations and deployments of IoT Edge, and
-// the digital-twin (Plug and Play) API. The throttles of the registry and
-// twin operations are not modelled.
+// messages, file uploads, import and export jobs (bulk registry requests,
+// POST /devices, are simulated), configurations and deployments of IoT
+// Edge, and the digital-twin (Plug and Play) API. The throttles of the
+// registry and twin operations are not modelled.
 //
 // The package keeps no global state, and every method of its types is safe
 // for concurrent use. Production code must not import it; this module's

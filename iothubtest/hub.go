@@ -14,7 +14,7 @@ import (
 // DefaultHostName is the host name of a Hub whose Options leave HostName
 // empty. It is the audience of the hub's SAS tokens; requests may be sent
 // to any address that reaches the hub.
-const DefaultHostName = httpmock.DefaultHostName
+const DefaultHostName = "test-hub.azure-devices.net"
 
 // Options configures a Hub. The zero value, and a nil *Options, give a hub
 // named DefaultHostName, with the default policies, no throttling, no

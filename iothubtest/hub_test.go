@@ -756,3 +756,31 @@ func TestClientOptionsAreFresh(t *testing.T) {
 	}
 	hub.Close() // Close twice is fine.
 }
+
+func TestTokenCredential(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		role iothubtest.Role
+		want outcome
+	}{
+		{iothubtest.RoleDataContributor, outcome{Status: 200, Payload: "null"}},
+		{iothubtest.RoleTwinContributor, outcome{Code: 401003}},
+		{iothubtest.RoleDataReader, outcome{Code: 401003}},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.role), func(t *testing.T) {
+			t.Parallel()
+			hub := iothubtest.New(nil)
+			defer hub.Close()
+			hub.AddDevice("dev", &iothubtest.DeviceOptions{Handler: iothubtest.Answer(200, nil)})
+			c, err := service.NewClient(hub.HostName(), hub.TokenCredential(tt.role), hub.ClientOptions())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := outcomeOf(c.InvokeDeviceMethod(t.Context(), "dev", service.MethodParams[any]{Name: "reboot"}, nil))
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
