@@ -173,7 +173,8 @@ func (h *Hub) AddDevice(id string, opts *DeviceOptions) *Device {
 }
 
 // Device returns the registered device with the given id, or nil. Devices
-// created through the registry API are found too.
+// created through the registry API are found too. Each call returns a new
+// *Device for the same device: compare IDs, not pointers.
 func (h *Hub) Device(id string) *Device {
 	d := h.engine.Device(id)
 	if d == nil {
@@ -264,7 +265,8 @@ func (d *Device) AddModule(id string, opts *ModuleOptions) *Module {
 	return &Module{m: m}
 }
 
-// Module returns the device's module with the given id, or nil.
+// Module returns the device's module with the given id, or nil (a new
+// *Module on each call, as for Hub.Device).
 func (d *Device) Module(id string) *Module {
 	m := d.d.Module(id)
 	if m == nil {

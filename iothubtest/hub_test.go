@@ -760,15 +760,16 @@ func TestClientOptionsAreFresh(t *testing.T) {
 func TestTokenCredential(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
+		name string
 		role iothubtest.Role
 		want outcome
 	}{
-		{iothubtest.RoleDataContributor, outcome{Status: 200, Payload: "null"}},
-		{iothubtest.RoleTwinContributor, outcome{Code: 401003}},
-		{iothubtest.RoleDataReader, outcome{Code: 401003}},
+		{"data contributor", iothubtest.RoleDataContributor, outcome{Status: 200, Payload: "null"}},
+		{"twin contributor", iothubtest.RoleTwinContributor, outcome{Code: 401003}},
+		{"data reader", iothubtest.RoleDataReader, outcome{Code: 401003}},
 	}
 	for _, tt := range tests {
-		t.Run(fmt.Sprint(tt.role), func(t *testing.T) {
+		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			hub := iothubtest.New(nil)
 			defer hub.Close()
