@@ -2,6 +2,7 @@ package httpmock
 
 import (
 	"fmt"
+	"maps"
 	"time"
 )
 
@@ -26,16 +27,12 @@ func (h *Hub) countDelivery(t target, method string) {
 // MethodDeliveries returns how many calls of each method reached each
 // device or module since New, as Deliveries counts them: calls the hub
 // handed to the target, whether or not it answered in time, direct calls
-// and the calls of jobs alike. Targets that received nothing are absent.
-// The map is a copy.
+// and the calls of jobs alike. Targets that received nothing are absent
+// (nil before the first delivery). The map is a copy.
 func (h *Hub) MethodDeliveries() map[MethodTarget]int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := make(map[MethodTarget]int, len(h.methodDeliveries))
-	for k, v := range h.methodDeliveries {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(h.methodDeliveries)
 }
 
 // PatchTwin applies patch, a JSON object such as
