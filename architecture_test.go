@@ -32,10 +32,12 @@ type importRule struct {
 }
 
 // production is every package that is neither test tooling nor an example:
-// a production package added later is covered without a new rule.
+// a production package added later is covered without a new rule. Test
+// tooling is internal (internal/testkit/...) or public: the fake hub users
+// test against (iothubtest) and the standalone simulator (cmd/iothubsim).
 var (
 	productionFrom   = []string{"..."}
-	productionExcept = []string{"internal/testkit/...", "examples/...", "iothubtest/..."}
+	productionExcept = []string{"internal/testkit/...", "examples/...", "iothubtest/...", "cmd/iothubsim/..."}
 )
 
 var importRules = []importRule{
@@ -47,10 +49,17 @@ var importRules = []importRule{
 		transitive: true,
 	},
 	{
-		rule:       "production code never imports the public fake hub",
+		rule:       "production code never imports the public test tooling",
 		from:       productionFrom,
 		except:     productionExcept,
-		forbid:     []string{"iothubtest/..."},
+		forbid:     []string{"iothubtest/...", "cmd/iothubsim/..."},
+		transitive: true,
+	},
+	{
+		rule:       "iothubtest imports no test tooling but the fake hub engine, internal/testkit/httpmock",
+		from:       []string{"iothubtest/..."},
+		forbid:     []string{"internal/testkit/...", "cmd/iothubsim/..."},
+		allow:      []string{"internal/testkit/httpmock"},
 		transitive: true,
 	},
 	{
@@ -113,7 +122,7 @@ var importRules = []importRule{
 }
 
 // futurePackages are packages the rules name before they exist.
-var futurePackages = []string{"iothubtest/..."}
+var futurePackages = []string{"cmd/iothubsim/..."}
 
 // listedPackage is what the test reads of `go list -json`.
 type listedPackage struct {

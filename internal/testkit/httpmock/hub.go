@@ -173,6 +173,10 @@ type Hub struct {
 	genSeq     int64    // makes generationIds unique
 	jobs       *jobEngine
 	throttle   *throttler // nil: no throttling
+
+	// methodDeliveries counts deliveries per method (see MethodDeliveries);
+	// nil until the first. Guarded by mu.
+	methodDeliveries map[MethodTarget]int
 }
 
 // target names a device (ModuleID empty) or a module.

@@ -283,6 +283,7 @@ func (h *Hub) deliver(ctx context.Context, t target, mr *methodRequest) (deliver
 			}
 			h.deliveries[t]++
 			h.delivered++
+			h.countDelivery(t, mr.name)
 			h.calls = record(h.calls, call, h.maxRecorded)
 			fn, latency := ep.handler(mr.name), ep.latency
 			h.mu.Unlock()
