@@ -344,9 +344,12 @@ func hostWithoutPort(hostport string) string {
 	return strings.Trim(hostport, "[]")
 }
 
-// broadcast wakes everyone waiting on *ch and arms a new channel. The
-// caller holds h.mu.
+// broadcast wakes everyone waiting on *ch. A nil *ch has no waiters; the
+// next waiter makes a new channel (endpoint.waitChan). The caller holds
+// h.mu.
 func broadcast(ch *chan struct{}) {
-	close(*ch)
-	*ch = make(chan struct{})
+	if *ch != nil {
+		close(*ch)
+		*ch = nil
+	}
 }

@@ -532,11 +532,10 @@ func (d *Device) apply(s *deviceSpec, now time.Time) {
 // caller holds h.mu.
 func (h *Hub) createDevice(id string, s *deviceSpec, now time.Time) *Device {
 	d := &Device{
-		hub:     h,
-		id:      id,
-		ep:      newEndpoint(false, 0, nil),
-		modules: make(map[string]*Module),
-		reg:     h.newEntry(now),
+		hub: h,
+		id:  id,
+		ep:  newEndpoint(false, 0, nil, nil),
+		reg: h.newEntry(now),
 	}
 	d.apply(s, now)
 	d.statusUpdated = time.Time{}
@@ -550,9 +549,9 @@ func (h *Hub) createDevice(id string, s *deviceSpec, now time.Time) *Device {
 // createModule registers a new, disconnected module. The caller holds
 // h.mu.
 func (h *Hub) createModule(d *Device, id string, managedBy *string, auth authState, now time.Time) *Module {
-	m := &Module{hub: h, device: d, id: id, ep: newEndpoint(false, 0, nil), reg: h.newEntry(now)}
+	m := &Module{hub: h, device: d, id: id, ep: newEndpoint(false, 0, nil, nil), reg: h.newEntry(now)}
 	m.managedBy, m.reg.auth = managedBy, auth
-	d.modules[id] = m
+	d.addModuleLocked(m)
 	return m
 }
 
