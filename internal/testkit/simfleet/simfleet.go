@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -30,6 +31,10 @@ type Options struct {
 	Troubled bool
 	// SlowLatency is the latency of Troubled's slow devices; 0 means 3 s.
 	SlowLatency time.Duration
+	// Edge is how many IoT Edge devices to add besides sim-edge-1:
+	// sim-edge-00001 and on (EdgeID), each with an "$edgeAgent" module as
+	// sim-edge-1 has.
+	Edge int
 }
 
 // Trouble is how a Troubled fleet device misbehaves.
@@ -86,6 +91,9 @@ func TroubleOf(i int) Trouble {
 // FleetID returns the id of fleet device number i.
 func FleetID(i int) string { return fmt.Sprintf("sim-fleet-%05d", i) }
 
+// EdgeID returns the id of the Edge device number i that Options.Edge adds.
+func EdgeID(i int) string { return fmt.Sprintf("sim-edge-%05d", i) }
+
 // Named devices.
 const (
 	// EdgeDevice is the IoT Edge device whose "$edgeAgent" module answers
@@ -102,13 +110,16 @@ func NamedIDs() []string {
 }
 
 // DeviceIDs returns the ids of the devices Add adds with opts: the named
-// ones, then the fleet in order.
+// ones, then the fleet in order, then the Edge devices of Options.Edge.
 func DeviceIDs(opts *Options) []string {
 	ids := NamedIDs()
 	if opts != nil {
-		ids = append(ids, make([]string, 0, max(opts.Fleet, 0))...)
+		ids = slices.Grow(ids, max(opts.Fleet, 0)+max(opts.Edge, 0))
 		for i := 1; i <= opts.Fleet; i++ {
 			ids = append(ids, FleetID(i))
+		}
+		for i := 1; i <= opts.Edge; i++ {
+			ids = append(ids, EdgeID(i))
 		}
 	}
 	return ids
@@ -128,7 +139,8 @@ func DeviceIDs(opts *Options) []string {
 // not know is answered with status 501.
 //
 // Options.Fleet adds that many more online devices, sim-fleet-00001 and
-// on, and Options.Troubled makes some of them misbehave (TroubleOf). opts
+// on, and Options.Troubled makes some of them misbehave (TroubleOf);
+// Options.Edge adds more Edge devices like sim-edge-1. opts
 // may be nil. Add panics, as httpmock.Hub.AddDevice does, when one of the
 // ids is already registered.
 func Add(h *httpmock.Hub, opts *Options) {
@@ -176,7 +188,15 @@ func Add(h *httpmock.Hub, opts *Options) {
 			h.AddDevice(id, &fine)
 		}
 	}
-	agent := edge.AddModule(EdgeAgent)
+	addAgent(edge)
+	for i := 1; i <= o.Edge; i++ {
+		addAgent(h.AddDevice(EdgeID(i), &fine))
+	}
+}
+
+// addAgent gives an Edge device its "$edgeAgent" module.
+func addAgent(d *httpmock.Device) {
+	agent := d.AddModule(EdgeAgent)
 	agent.HandleMethod("RestartModule", null)
 	agent.HandleMethod("ping", null)
 }
