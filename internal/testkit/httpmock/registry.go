@@ -2,7 +2,9 @@ package httpmock
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -47,7 +49,7 @@ const ticksEpoch = 621355968000000000
 // entry is the registry and twin state shared by devices and modules. It
 // is guarded by Hub.mu.
 type entry struct {
-	generationID string
+	generation   int64 // the generationId's digits
 	etag         int64
 	auth         authState
 	connUpdated  time.Time
@@ -61,7 +63,44 @@ type authState struct {
 	typ                       string
 	primaryKey, secondaryKey  string
 	primaryThumb, secondThumb string
+	// derived means the keys are the entry's generated ones, not stored
+	// but made from the hub's key seed and the generationId on every read
+	// (Hub.keys), so that an idle device holds no key strings.
+	derived bool
 }
+
+// keys returns the entry's symmetric keys, making generated ones. The
+// caller holds h.mu.
+func (h *Hub) keys(e *entry) (primary, secondary string) {
+	a := &e.auth
+	if !a.derived {
+		return a.primaryKey, a.secondaryKey
+	}
+	return h.derivedKey(e.generation, 'p'), h.derivedKey(e.generation, 's')
+}
+
+// derivedKey returns the generated key of an entry: standard base64 of 32
+// bytes, HMAC-SHA256 of the generation and which key under the hub's
+// random key seed, so that it is as unpredictable as NewKey's and the same
+// on every read.
+func (h *Hub) derivedKey(generation int64, which byte) string {
+	mac := hmac.New(sha256.New, h.keySeed[:])
+	var b [9]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(generation))
+	b[8] = which
+	mac.Write(b[:])
+	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// authWire returns the entry's authentication JSON. The caller holds h.mu.
+func (h *Hub) authWire(e *entry) authJSON {
+	a := e.auth
+	a.primaryKey, a.secondaryKey = h.keys(e)
+	return a.wire()
+}
+
+// generationID returns the entry's generationId.
+func (e *entry) generationID() string { return strconv.FormatInt(e.generation, 10) }
 
 // randomETagBase returns where a hub's etag counter starts: a random nine
 // digit number, so that etags look like the hub's ("MzE4NzUxOTU1") and
@@ -99,10 +138,10 @@ func twinETagString(n uint64) string {
 func (h *Hub) newEntry(now time.Time) entry {
 	h.genSeq++
 	return entry{
-		generationID: strconv.FormatInt(now.UnixNano()/100+ticksEpoch+h.genSeq, 10),
-		etag:         h.nextETag(),
-		auth:         authState{typ: AuthSAS, primaryKey: NewKey(), secondaryKey: NewKey()},
-		twin:         h.newTwin(now),
+		generation: now.UnixNano()/100 + ticksEpoch + h.genSeq,
+		etag:       h.nextETag(),
+		auth:       authState{typ: AuthSAS, derived: true},
+		twin:       h.newTwin(now),
 	}
 }
 
@@ -179,7 +218,7 @@ func (d *Device) ETag() string {
 func (d *Device) Keys() (primary, secondary string) {
 	d.hub.mu.Lock()
 	defer d.hub.mu.Unlock()
-	return d.reg.auth.primaryKey, d.reg.auth.secondaryKey
+	return d.hub.keys(&d.reg)
 }
 
 // ETag returns the module's registry etag, unquoted.
@@ -276,7 +315,7 @@ func statusString(disabled bool) string {
 // The caller holds Hub.mu.
 func (d *Device) scope() *string {
 	if d.iotEdge {
-		s := "ms-azure-iot-edge://" + d.id + "-" + d.reg.generationID
+		s := "ms-azure-iot-edge://" + d.id + "-" + d.reg.generationID()
 		return &s
 	}
 	return d.deviceScope
@@ -286,7 +325,7 @@ func (d *Device) scope() *string {
 func (d *Device) wire() deviceJSON {
 	return deviceJSON{
 		DeviceID:                   d.id,
-		GenerationID:               d.reg.generationID,
+		GenerationID:               d.reg.generationID(),
 		Etag:                       etagString(d.reg.etag),
 		ConnectionState:            connectionState(d.ep.online),
 		Status:                     statusString(d.disabled),
@@ -295,7 +334,7 @@ func (d *Device) wire() deviceJSON {
 		StatusUpdatedTime:          formatTime(d.statusUpdated),
 		LastActivityTime:           formatTime(d.reg.lastActivity),
 		CloudToDeviceMessageCount:  d.reg.c2dCount,
-		Authentication:             d.reg.auth.wire(),
+		Authentication:             d.hub.authWire(&d.reg),
 		Capabilities:               capabilitiesJSON{d.iotEdge},
 		DeviceScope:                d.scope(),
 		ParentScopes:               append([]string{}, d.parentScopes...),
@@ -308,13 +347,13 @@ func (m *Module) wire() moduleJSON {
 		ModuleID:                   m.id,
 		ManagedBy:                  m.managedBy,
 		DeviceID:                   m.device.id,
-		GenerationID:               m.reg.generationID,
+		GenerationID:               m.reg.generationID(),
 		Etag:                       etagString(m.reg.etag),
 		ConnectionState:            connectionState(m.ep.online),
 		ConnectionStateUpdatedTime: formatTime(m.reg.connUpdated),
 		LastActivityTime:           formatTime(m.reg.lastActivity),
 		CloudToDeviceMessageCount:  m.reg.c2dCount,
-		Authentication:             m.reg.auth.wire(),
+		Authentication:             m.hub.authWire(&m.reg),
 	}
 }
 
