@@ -51,7 +51,7 @@ const ticksEpoch = 621355968000000000
 type entry struct {
 	generation   int64 // the generationId's digits
 	etag         int64
-	auth         authState
+	auth         storedAuth
 	connUpdated  time.Time
 	lastActivity time.Time
 	c2dCount     int
@@ -63,17 +63,35 @@ type authState struct {
 	typ                       string
 	primaryKey, secondaryKey  string
 	primaryThumb, secondThumb string
-	// derived means the keys are the entry's generated ones, not stored
-	// but made from the hub's key seed and the generationId on every read
-	// (Hub.keys), so that an idle device holds no key strings.
-	derived bool
+}
+
+// storedAuth is an entry's authentication as the hub keeps it: compact
+// while the entry has the keys it was created with, so that an idle
+// device holds no key strings.
+type storedAuth struct {
+	typ string
+	// set is the authentication a registry write gave the entry; nil
+	// means SAS with the entry's generated keys, which are not stored but
+	// made from the hub's key seed and the generationId on every read
+	// (Hub.keys).
+	set *authState
+}
+
+// storeAuth returns a as an entry keeps it.
+func storeAuth(a authState) storedAuth { return storedAuth{typ: a.typ, set: &a} }
+
+// thumbprints returns the entry's X.509 thumbprints.
+func (s storedAuth) thumbprints() (primary, secondary string) {
+	if s.set == nil {
+		return "", ""
+	}
+	return s.set.primaryThumb, s.set.secondThumb
 }
 
 // keys returns the entry's symmetric keys, making generated ones. The
 // caller holds h.mu.
 func (h *Hub) keys(e *entry) (primary, secondary string) {
-	a := &e.auth
-	if !a.derived {
+	if a := e.auth.set; a != nil {
 		return a.primaryKey, a.secondaryKey
 	}
 	return h.derivedKey(e.generation, 'p'), h.derivedKey(e.generation, 's')
@@ -94,7 +112,10 @@ func (h *Hub) derivedKey(generation int64, which byte) string {
 
 // authWire returns the entry's authentication JSON. The caller holds h.mu.
 func (h *Hub) authWire(e *entry) authJSON {
-	a := e.auth
+	if e.auth.set != nil {
+		return e.auth.set.wire()
+	}
+	a := authState{typ: e.auth.typ}
 	a.primaryKey, a.secondaryKey = h.keys(e)
 	return a.wire()
 }
@@ -140,7 +161,7 @@ func (h *Hub) newEntry(now time.Time) entry {
 	return entry{
 		generation: now.UnixNano()/100 + ticksEpoch + h.genSeq,
 		etag:       h.nextETag(),
-		auth:       authState{typ: AuthSAS, derived: true},
+		auth:       storedAuth{typ: AuthSAS},
 		twin:       h.newTwin(now),
 	}
 }
@@ -559,7 +580,7 @@ func (d *Device) apply(s *deviceSpec, now time.Time) {
 	}
 	d.disabled = s.disabled
 	d.statusReason = s.statusReason
-	d.reg.auth = s.auth
+	d.reg.auth = storeAuth(s.auth)
 	d.iotEdge = s.iotEdge
 	d.deviceScope = s.deviceScope
 	d.parentScopes = s.parentScopes
@@ -589,7 +610,7 @@ func (h *Hub) createDevice(id string, s *deviceSpec, now time.Time) *Device {
 // h.mu.
 func (h *Hub) createModule(d *Device, id string, managedBy *string, auth authState, now time.Time) *Module {
 	m := &Module{hub: h, device: d, id: id, ep: newEndpoint(false, 0, nil, nil), reg: h.newEntry(now)}
-	m.managedBy, m.reg.auth = managedBy, auth
+	m.managedBy, m.reg.auth = managedBy, storeAuth(auth)
 	d.addModuleLocked(m)
 	return m
 }
@@ -857,7 +878,7 @@ func (h *Hub) putModule(w http.ResponseWriter, r *http.Request, rq *routed) {
 	case m == nil:
 		m = h.createModule(d, mid, in.ManagedBy, auth, rq.now)
 	default:
-		m.managedBy, m.reg.auth = in.ManagedBy, auth
+		m.managedBy, m.reg.auth = in.ManagedBy, storeAuth(auth)
 		m.reg.etag = h.nextETag()
 	}
 	if e == nil {

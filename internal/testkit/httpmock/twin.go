@@ -205,6 +205,7 @@ func twinWire(d *Device, m *Module) map[string]any {
 		e = &m.reg
 	}
 	t := &e.twin
+	thumb1, thumb2 := e.auth.thumbprints()
 	out := map[string]any{
 		"deviceId":                  d.id,
 		"etag":                      twinETagString(t.etag),
@@ -217,8 +218,8 @@ func twinWire(d *Device, m *Module) map[string]any {
 		"cloudToDeviceMessageCount": e.c2dCount,
 		"authenticationType":        e.auth.typ,
 		"x509Thumbprint": map[string]any{
-			"primaryThumbprint":   optString(e.auth.primaryThumb),
-			"secondaryThumbprint": optString(e.auth.secondThumb),
+			"primaryThumbprint":   optString(thumb1),
+			"secondaryThumbprint": optString(thumb2),
 		},
 		"modelId": t.modelID,
 		"version": t.version,
