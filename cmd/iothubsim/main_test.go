@@ -210,4 +210,3 @@ func TestHostName(t *testing.T) {
 		}
 	}
 }
-
