@@ -57,7 +57,8 @@
 // (iothubowner, with every right, by default); the second is the path of
 // the certificate in PEM form (-cert-out, or a file in a new temporary
 // directory that is removed when the simulator stops). Scripts read the
-// two lines and then use the hub. SIGINT or SIGTERM stops it: it stops
+// two lines and then use the hub. A line for people ("iothubsim: serving
+// …") goes to standard error. SIGINT or SIGTERM stops it: it stops
 // listening, cancels the calls in flight and exits with status 0. Errors
 // go to standard error: status 2 for bad flags, 1 when it cannot start.
 //

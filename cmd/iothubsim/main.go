@@ -46,6 +46,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "iothubsim:", err)
 		return exitStart
 	}
+	fmt.Fprintf(stderr, "iothubsim: serving %s with %d devices on %s; SIGINT or SIGTERM stops it\n",
+		sim.hub.HostName(), sim.hub.DeviceCount(), sim.srv.URL)
 	<-ctx.Done()
+	fmt.Fprintln(stderr, "iothubsim: stopping")
 	return exitOK
 }

@@ -23,43 +23,72 @@ import (
 	"github.com/hubkit/iothub/service"
 )
 
+// build builds the command into a temporary directory.
+func build(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "iothubsim")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// simProcess is a running simulator.
+type simProcess struct {
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+	ready  []string // the ready lines; fewer than two when it exited first
+	exited bool
+}
+
+// startProcess starts bin with args and reads its ready lines. The process
+// is killed at the end of the test unless stop ended it.
+func startProcess(t *testing.T, bin string, args ...string) *simProcess {
+	t.Helper()
+	p := &simProcess{cmd: exec.Command(bin, args...), stderr: new(bytes.Buffer)}
+	p.cmd.Stderr = p.stderr
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if !p.exited {
+			_ = p.cmd.Process.Kill()
+			_ = p.cmd.Wait()
+		}
+	})
+	lines := bufio.NewScanner(stdout)
+	for len(p.ready) < 2 && lines.Scan() {
+		p.ready = append(p.ready, lines.Text())
+	}
+	return p
+}
+
+// stop sends SIGINT and waits for the process to exit.
+func (p *simProcess) stop(t *testing.T) error {
+	t.Helper()
+	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err := p.cmd.Wait()
+	p.exited = true
+	return err
+}
+
 // TestProcess builds the command, starts it as its users do, calls it
 // through service.Client and through raw net/http trusting the certificate
 // it wrote, and stops it with SIGINT.
 func TestProcess(t *testing.T) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "iothubsim")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	bin := build(t)
+	certFile := filepath.Join(t.TempDir(), "ca.pem")
+	p := startProcess(t, bin, "-addr", "127.0.0.1:0", "-devices", "30", "-troubled", "-edge", "2", "-cert-out", certFile)
+	if len(p.ready) < 2 {
+		t.Fatalf("ready lines: got %q; stderr:\n%s", p.ready, p.stderr.String())
 	}
-	certFile := filepath.Join(dir, "ca.pem")
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-devices", "30", "-troubled", "-edge", "2", "-cert-out", certFile)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := false
-	t.Cleanup(func() {
-		if !exited {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-
-	lines := bufio.NewScanner(stdout)
-	var ready []string
-	for len(ready) < 2 && lines.Scan() {
-		ready = append(ready, lines.Text())
-	}
-	if len(ready) < 2 {
-		t.Fatalf("ready lines: got %q; stderr:\n%s", ready, stderr.String())
-	}
-	connStr, certPath := ready[0], ready[1]
+	connStr, certPath := p.ready[0], p.ready[1]
 	cs, err := auth.ParseConnectionString(connStr)
 	if err != nil {
 		t.Fatalf("first ready line %q is not a connection string: %v", connStr, err)
@@ -136,16 +165,43 @@ func TestProcess(t *testing.T) {
 		}
 	})
 
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	err = cmd.Wait()
-	exited = true
-	if err != nil {
-		t.Errorf("after SIGINT: %v, want exit status 0; stderr:\n%s", err, stderr.String())
+	if err := p.stop(t); err != nil {
+		t.Errorf("after SIGINT: %v, want exit status 0; stderr:\n%s", err, p.stderr.String())
 	}
 	if _, err := os.Stat(certFile); err != nil {
 		t.Errorf("the -cert-out file is gone after exit: %v", err)
+	}
+}
+
+// TestPort443 checks that a client dialling HostName:443, as most SDKs
+// always do, reaches a simulator on 127.0.0.1:443 with -host localhost
+// from the connection string alone, and that the temporary certificate is
+// removed on exit. It is skipped where port 443 cannot be had.
+func TestPort443(t *testing.T) {
+	p := startProcess(t, build(t), "-addr", "127.0.0.1:443", "-host", "localhost")
+	if len(p.ready) < 2 {
+		_ = p.cmd.Wait()
+		p.exited = true
+		t.Skipf("cannot serve on 127.0.0.1:443 here: %s", p.stderr.String())
+	}
+	connStr, certPath := p.ready[0], p.ready[1]
+	if !strings.HasPrefix(connStr, "HostName=localhost;") {
+		t.Errorf("connection string %q: want HostName=localhost without port", connStr)
+	}
+	client, err := service.NewClientFromConnectionString(connStr, &iothub.ClientOptions{Transport: trusting(t, certPath).Transport})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.CloseIdleConnections()
+	res, err := client.InvokeDeviceMethod(t.Context(), "sim-device-1", service.MethodParams[any]{Name: "echo", Payload: map[string]int{"n": 1}}, nil)
+	if err != nil || res.Status != 200 || string(res.Payload) != `{"n":1}` {
+		t.Errorf("echo through localhost:443: %d %s, %v", res.Status, res.Payload, err)
+	}
+	if err := p.stop(t); err != nil {
+		t.Errorf("after SIGINT: %v, want exit status 0; stderr:\n%s", err, p.stderr.String())
+	}
+	if _, err := os.Stat(certPath); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("temporary certificate %s after exit: %v, want it removed", certPath, err)
 	}
 }
 
