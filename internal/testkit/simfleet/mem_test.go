@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/hubkit/iothub/internal/testkit/heapprobe"
 	"github.com/hubkit/iothub/internal/testkit/httpmock"
 	"github.com/hubkit/iothub/internal/testkit/simfleet"
 )
@@ -12,7 +13,8 @@ import (
 // BenchmarkIdleDevice records the live heap an idle simulated device costs
 // (registered, online, with the fleet's method handlers, no calls yet), as
 // the standalone simulator and the examples' embedded hub build their
-// fleets. Run the 1M case with
+// fleets: the rise of the live heap after a collection (heapprobe), over
+// the devices. Run it, the 1M case included, with
 //
 //	go test -run '^$' -bench IdleDevice -benchtime 1x ./internal/testkit/simfleet
 //
@@ -22,22 +24,14 @@ func BenchmarkIdleDevice(b *testing.B) {
 		b.Run(fmt.Sprintf("devices=%d", n), func(b *testing.B) {
 			var perDevice float64
 			for b.Loop() {
-				base := liveHeap()
+				probe := heapprobe.Start()
 				h := httpmock.New(&httpmock.Options{MaxRecorded: 10_000})
 				simfleet.Add(h, &simfleet.Options{Fleet: n})
-				after := liveHeap()
-				perDevice = float64(after-base) / float64(h.DeviceCount())
+				probe.Sample()
+				perDevice = probe.PeakMiB() * (1 << 20) / float64(h.DeviceCount())
 				runtime.KeepAlive(h)
 			}
 			b.ReportMetric(perDevice, "B/device")
 		})
 	}
-}
-
-// liveHeap is the heap in use after a collection, as heapprobe measures it.
-func liveHeap() uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
 }
