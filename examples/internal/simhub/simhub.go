@@ -4,13 +4,11 @@
 package simhub
 
 import (
-	"context"
-	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/hubkit/iothub"
 	"github.com/hubkit/iothub/internal/testkit/httpmock"
+	"github.com/hubkit/iothub/internal/testkit/simfleet"
 	"github.com/hubkit/iothub/registry"
 	"github.com/hubkit/iothub/service"
 )
@@ -23,8 +21,8 @@ type Options struct {
 	// i so that every run is the same: i%10 == 3 is offline (404103),
 	// i%10 == 7 answers every method with status 500, i%20 == 5 is slow
 	// (SlowLatency), and i%25 == 11 loses its responses (the method runs,
-	// the hub answers 504101). The others behave. False: every fleet
-	// device behaves.
+	// the hub answers 504101); see simfleet.TroubleOf. The others behave.
+	// False: every fleet device behaves.
 	Troubled bool
 	// SlowLatency is the latency of Troubled's slow devices; 0 means 3 s.
 	SlowLatency time.Duration
@@ -34,41 +32,29 @@ type Options struct {
 }
 
 // Trouble is how a Troubled fleet device misbehaves.
-type Trouble int
+type Trouble = simfleet.Trouble
 
 // The troubles of Options.Troubled.
 const (
-	Fine Trouble = iota
-	Offline
-	Failing
-	Slow
-	LosesResponse
+	Fine          = simfleet.Fine
+	Offline       = simfleet.Offline
+	Failing       = simfleet.Failing
+	Slow          = simfleet.Slow
+	LosesResponse = simfleet.LosesResponse
 )
 
 // TroubleOf returns how fleet device number i (1 for sim-fleet-00001)
 // misbehaves under Options.Troubled.
-func TroubleOf(i int) Trouble {
-	switch {
-	case i%10 == 3:
-		return Offline
-	case i%10 == 7:
-		return Failing
-	case i%20 == 5:
-		return Slow
-	case i%25 == 11:
-		return LosesResponse
-	}
-	return Fine
-}
+func TroubleOf(i int) Trouble { return simfleet.TroubleOf(i) }
 
 // FleetID returns the id of fleet device number i.
-func FleetID(i int) string { return fmt.Sprintf("sim-fleet-%05d", i) }
+func FleetID(i int) string { return simfleet.FleetID(i) }
 
 // Hub is a running simulated hub.
 type Hub struct {
-	hub     *httpmock.Hub
-	srv     *httpmock.Server
-	devices []string
+	hub   *httpmock.Hub
+	srv   *httpmock.Server
+	fleet simfleet.Options
 }
 
 // Start starts a simulated hub with these devices:
@@ -87,107 +73,32 @@ type Hub struct {
 // Options.Fleet adds that many more online devices, sim-fleet-00001 and
 // on, for programs that work on a whole fleet, and Options.Troubled makes
 // some of them offline, failing, slow or losing their responses. A nil
-// *Options adds none.
+// *Options adds none. The devices are simfleet's, which the standalone
+// simulator (cmd/iothubsim) serves too.
 func Start(opts *Options) (*Hub, error) {
 	// A long run against a large simulated fleet must not keep every
 	// request; tests of the programs look at a few recent ones at most.
 	hopts := httpmock.Options{MaxRecorded: 10_000}
+	var fleet simfleet.Options
 	if opts != nil {
 		hopts.JobDeviceOpsPerSecond = opts.JobDeviceOpsPerSecond
+		fleet = simfleet.Options{Fleet: opts.Fleet, Troubled: opts.Troubled, SlowLatency: opts.SlowLatency}
 	}
 	h := httpmock.New(&hopts)
-	var ids []string
-	add := func(id string, opts *httpmock.DeviceOptions) *httpmock.Device {
-		ids = append(ids, id)
-		d := h.AddDevice(id, opts)
-		d.HandleMethod("reboot", reboot)
-		d.HandleMethod("getStatus", status(id))
-		d.HandleMethod("echo", echo)
-		d.HandleMethod("fail", fail)
-		return d
-	}
-	for _, id := range []string{"sim-device-1", "sim-device-2", "sim-device-3"} {
-		add(id, nil)
-	}
-	add("sim-device-slow", &httpmock.DeviceOptions{Latency: 2 * time.Second})
-	add("sim-device-offline", &httpmock.DeviceOptions{Offline: true})
-	edge := add("sim-edge-1", nil)
-	if opts != nil {
-		slow := opts.SlowLatency
-		if slow <= 0 {
-			slow = 3 * time.Second
-		}
-		for i := 1; i <= opts.Fleet; i++ {
-			id := FleetID(i)
-			trouble := Fine
-			if opts.Troubled {
-				trouble = TroubleOf(i)
-			}
-			switch trouble {
-			case Offline:
-				add(id, &httpmock.DeviceOptions{Offline: true})
-			case Failing:
-				d := add(id, nil)
-				for _, m := range []string{"reboot", "getStatus", "echo"} {
-					d.HandleMethod(m, fail)
-				}
-				d.SetDefaultHandler(fail)
-			case Slow:
-				add(id, &httpmock.DeviceOptions{Latency: slow})
-			case LosesResponse:
-				add(id, nil)
-				h.AddFault(httpmock.Fault{Operation: httpmock.OperationMethod, DeviceID: id, AfterDelivery: true, Times: -1})
-			default:
-				add(id, nil)
-			}
-		}
-	}
-	agent := edge.AddModule("$edgeAgent")
-	agent.HandleMethod("RestartModule", func(_ context.Context, call httpmock.MethodCall) httpmock.MethodResponse {
-		return httpmock.MethodResponse{Status: 200, Payload: json.RawMessage(`null`)}
-	})
-	agent.HandleMethod("ping", func(context.Context, httpmock.MethodCall) httpmock.MethodResponse {
-		return httpmock.MethodResponse{Status: 200, Payload: json.RawMessage(`null`)}
-	})
-
+	simfleet.Add(h, &fleet)
 	srv, err := h.StartTLS()
 	if err != nil {
 		return nil, err
 	}
-	return &Hub{hub: h, srv: srv, devices: ids}, nil
-}
-
-func reboot(_ context.Context, call httpmock.MethodCall) httpmock.MethodResponse {
-	var req struct {
-		Delay int `json:"delay"`
-	}
-	if len(call.Payload) > 0 && json.Unmarshal(call.Payload, &req) != nil {
-		return httpmock.MethodResponse{Status: 400, Payload: json.RawMessage(`{"error":"payload must be an object such as {\"delay\":5}"}`)}
-	}
-	out, _ := json.Marshal(map[string]any{"rebooting": true, "delay": req.Delay})
-	return httpmock.MethodResponse{Status: 200, Payload: out}
-}
-
-func status(id string) httpmock.MethodHandler {
-	return func(context.Context, httpmock.MethodCall) httpmock.MethodResponse {
-		out, _ := json.Marshal(map[string]any{"deviceId": id, "state": "running", "firmware": "1.4.2"})
-		return httpmock.MethodResponse{Status: 200, Payload: out}
-	}
-}
-
-func fail(context.Context, httpmock.MethodCall) httpmock.MethodResponse {
-	return httpmock.MethodResponse{Status: 500, Payload: json.RawMessage(`{"error":"simulated device failure"}`)}
-}
-
-func echo(_ context.Context, call httpmock.MethodCall) httpmock.MethodResponse {
-	return httpmock.MethodResponse{Status: 200, Payload: call.Payload}
+	return &Hub{hub: h, srv: srv, fleet: fleet}, nil
 }
 
 // HostName returns the simulated hub's host name.
 func (h *Hub) HostName() string { return h.hub.HostName() }
 
-// DeviceIDs returns the ids of the simulated devices.
-func (h *Hub) DeviceIDs() []string { return h.devices }
+// DeviceIDs returns the ids of the simulated devices: the named ones, then
+// the fleet in order. Each call builds a new slice.
+func (h *Hub) DeviceIDs() []string { return simfleet.DeviceIDs(&h.fleet) }
 
 // Client returns a service client for the simulated hub, signed with the
 // "service" policy, sending to its TLS listener.

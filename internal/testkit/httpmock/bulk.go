@@ -264,7 +264,7 @@ func (h *Hub) applyBulkModule(it *bulkItem, mode string, now time.Time) *hubErro
 	case m == nil:
 		h.createModule(d, mid, it.ManagedBy, auth, now)
 	default:
-		m.managedBy, m.reg.auth = it.ManagedBy, auth
+		m.managedBy, m.reg.auth = it.ManagedBy, storeAuth(auth)
 		m.reg.etag = h.nextETag()
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"time"
 )
 
@@ -60,26 +61,46 @@ type DeviceOptions struct {
 	Latency time.Duration
 	// Handler answers the methods that have no handler of their own.
 	Handler MethodHandler
+	// Methods are the device's method handlers by name, as HandleMethod
+	// sets them. The hub never modifies the map, so many devices can share
+	// one (a fleet's devices then cost no handler state each): the first
+	// HandleMethod on a device copies it. Do not modify the map once a
+	// device has it.
+	Methods map[string]MethodHandler
 }
 
 // endpoint is the connection state shared by devices and modules. It is
 // guarded by Hub.mu.
+//
+// An idle endpoint holds no allocations of its own: handlers may be a map
+// shared with other endpoints (shared true; setHandler copies it first),
+// and changed is made only when someone waits for a change.
 type endpoint struct {
 	online   bool
+	shared   bool // handlers belongs to DeviceOptions.Methods
 	latency  time.Duration
-	handlers map[string]MethodHandler
+	handlers map[string]MethodHandler // nil: none
 	fallback MethodHandler
-	changed  chan struct{} // closed and replaced on every change
+	changed  chan struct{} // nil until waited on; closed and replaced on every change
 }
 
-func newEndpoint(online bool, latency time.Duration, fallback MethodHandler) endpoint {
+func newEndpoint(online bool, latency time.Duration, fallback MethodHandler, methods map[string]MethodHandler) endpoint {
 	return endpoint{
 		online:   online,
+		shared:   methods != nil,
 		latency:  latency,
-		handlers: make(map[string]MethodHandler),
+		handlers: methods,
 		fallback: fallback,
-		changed:  make(chan struct{}),
 	}
+}
+
+// waitChan returns the channel the next change closes. The caller holds
+// Hub.mu.
+func (e *endpoint) waitChan() <-chan struct{} {
+	if e.changed == nil {
+		e.changed = make(chan struct{})
+	}
+	return e.changed
 }
 
 func (e *endpoint) handler(method string) MethodHandler {
@@ -99,8 +120,8 @@ type Device struct {
 	ep       endpoint
 	disabled bool
 	removed  bool
-	modules  map[string]*Module
-	reg      entry // registry and twin state
+	modules  map[string]*Module // nil until the first module
+	reg      entry              // registry and twin state
 	// Registry fields of devices only.
 	statusReason  *string
 	statusUpdated time.Time
@@ -145,9 +166,8 @@ func (h *Hub) AddDevice(id string, opts *DeviceOptions) *Device {
 	d := &Device{
 		hub:      h,
 		id:       id,
-		ep:       newEndpoint(!o.Offline, o.Latency, o.Handler),
+		ep:       newEndpoint(!o.Offline, o.Latency, o.Handler, o.Methods),
 		disabled: o.Disabled,
-		modules:  make(map[string]*Module),
 		reg:      h.newEntry(now),
 	}
 	if !o.Offline {
@@ -214,10 +234,19 @@ func (d *Device) AddModule(id string) *Module {
 		panic(fmt.Sprintf("httpmock: AddModule: module %q already registered on device %q", id, d.id))
 	}
 	now := time.Now()
-	m := &Module{hub: d.hub, device: d, id: id, ep: newEndpoint(true, 0, nil), reg: d.hub.newEntry(now)}
+	m := &Module{hub: d.hub, device: d, id: id, ep: newEndpoint(true, 0, nil, nil), reg: d.hub.newEntry(now)}
 	m.reg.connUpdated, m.reg.lastActivity = now, now
-	d.modules[id] = m
+	d.addModuleLocked(m)
 	return m
+}
+
+// addModuleLocked registers m on d, making d's module map on first use (an
+// idle device has none). The caller holds hub.mu.
+func (d *Device) addModuleLocked(m *Module) {
+	if d.modules == nil {
+		d.modules = make(map[string]*Module)
+	}
+	d.modules[m.id] = m
 }
 
 // Module returns the module with the given id, or nil.
@@ -329,6 +358,13 @@ func (m *Module) SetLatency(latency time.Duration) {
 }
 
 func setHandler(e *endpoint, name string, fn MethodHandler) {
+	if e.shared || e.handlers == nil {
+		e.handlers = maps.Clone(e.handlers)
+		if e.handlers == nil {
+			e.handlers = make(map[string]MethodHandler)
+		}
+		e.shared = false
+	}
 	if fn == nil {
 		delete(e.handlers, name)
 		return

@@ -167,10 +167,12 @@ type Hub struct {
 	deliveries map[target]int
 	delivered  int // every delivery, the sum of deliveries
 	tokens     map[string]bearerToken
-	sortedIDs  []string // device ids in order; nil when stale
-	etagSeq    int64    // last device or module etag counter
-	twinSeq    uint64   // last twin etag counter
-	genSeq     int64    // makes generationIds unique
+	sortedIDs  []string          // device ids in order; nil when stale
+	etagSeq    int64             // last device or module etag counter
+	twinSeq    uint64            // last twin etag counter
+	emptyKids  map[string]*pnode // always empty: the children of new twins' empty roots, never written
+	genSeq     int64             // makes generationIds unique
+	keySeed    [32]byte          // random; generated device and module keys derive from it
 	jobs       *jobEngine
 	throttle   *throttler // nil: no throttling
 
@@ -204,6 +206,7 @@ func New(opts *Options) *Hub {
 		tokens:      make(map[string]bearerToken),
 		etagSeq:     randomETagBase(),
 	}
+	_, _ = rand.Read(h.keySeed[:]) // crypto/rand.Read never fails.
 	h.fleet.quota = max(o.DailyMessages, 0)
 	if h.hostName == "" {
 		h.hostName = DefaultHostName
@@ -348,9 +351,12 @@ func hostWithoutPort(hostport string) string {
 	return strings.Trim(hostport, "[]")
 }
 
-// broadcast wakes everyone waiting on *ch and arms a new channel. The
-// caller holds h.mu.
+// broadcast wakes everyone waiting on *ch. A nil *ch has no waiters; the
+// next waiter makes a new channel (endpoint.waitChan). The caller holds
+// h.mu.
 func broadcast(ch *chan struct{}) {
-	close(*ch)
-	*ch = make(chan struct{})
+	if *ch != nil {
+		close(*ch)
+		*ch = nil
+	}
 }

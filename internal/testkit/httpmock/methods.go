@@ -289,7 +289,7 @@ func (h *Hub) deliver(ctx context.Context, t target, mr *methodRequest) (deliver
 			h.mu.Unlock()
 			return runDevice(ctx, fn, latency, call)
 		}
-		changed := ep.changed
+		changed := ep.waitChan()
 		h.mu.Unlock()
 		if expired == nil {
 			return delivery{err: notOnline(mr.connectTimeout)}, true

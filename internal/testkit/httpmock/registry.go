@@ -2,7 +2,9 @@ package httpmock
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -47,9 +49,9 @@ const ticksEpoch = 621355968000000000
 // entry is the registry and twin state shared by devices and modules. It
 // is guarded by Hub.mu.
 type entry struct {
-	generationID string
+	generation   int64 // the generationId's digits
 	etag         int64
-	auth         authState
+	auth         storedAuth
 	connUpdated  time.Time
 	lastActivity time.Time
 	c2dCount     int
@@ -62,6 +64,64 @@ type authState struct {
 	primaryKey, secondaryKey  string
 	primaryThumb, secondThumb string
 }
+
+// storedAuth is an entry's authentication as the hub keeps it: compact
+// while the entry has the keys it was created with, so that an idle
+// device holds no key strings.
+type storedAuth struct {
+	typ string
+	// set is the authentication a registry write gave the entry; nil
+	// means SAS with the entry's generated keys, which are not stored but
+	// made from the hub's key seed and the generationId on every read
+	// (Hub.keys).
+	set *authState
+}
+
+// storeAuth returns a as an entry keeps it.
+func storeAuth(a authState) storedAuth { return storedAuth{typ: a.typ, set: &a} }
+
+// thumbprints returns the entry's X.509 thumbprints.
+func (s storedAuth) thumbprints() (primary, secondary string) {
+	if s.set == nil {
+		return "", ""
+	}
+	return s.set.primaryThumb, s.set.secondThumb
+}
+
+// keys returns the entry's symmetric keys, making generated ones. The
+// caller holds h.mu.
+func (h *Hub) keys(e *entry) (primary, secondary string) {
+	if a := e.auth.set; a != nil {
+		return a.primaryKey, a.secondaryKey
+	}
+	return h.derivedKey(e.generation, 'p'), h.derivedKey(e.generation, 's')
+}
+
+// derivedKey returns the generated key of an entry: standard base64 of 32
+// bytes, HMAC-SHA256 of the generation and which key under the hub's
+// random key seed, so that it is as unpredictable as NewKey's and the same
+// on every read.
+func (h *Hub) derivedKey(generation int64, which byte) string {
+	mac := hmac.New(sha256.New, h.keySeed[:])
+	var b [9]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(generation))
+	b[8] = which
+	mac.Write(b[:])
+	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// authWire returns the entry's authentication JSON. The caller holds h.mu.
+func (h *Hub) authWire(e *entry) authJSON {
+	if e.auth.set != nil {
+		return e.auth.set.wire()
+	}
+	a := authState{typ: e.auth.typ}
+	a.primaryKey, a.secondaryKey = h.keys(e)
+	return a.wire()
+}
+
+// generationID returns the entry's generationId.
+func (e *entry) generationID() string { return strconv.FormatInt(e.generation, 10) }
 
 // randomETagBase returns where a hub's etag counter starts: a random nine
 // digit number, so that etags look like the hub's ("MzE4NzUxOTU1") and
@@ -99,10 +159,10 @@ func twinETagString(n uint64) string {
 func (h *Hub) newEntry(now time.Time) entry {
 	h.genSeq++
 	return entry{
-		generationID: strconv.FormatInt(now.UnixNano()/100+ticksEpoch+h.genSeq, 10),
-		etag:         h.nextETag(),
-		auth:         authState{typ: AuthSAS, primaryKey: NewKey(), secondaryKey: NewKey()},
-		twin:         h.newTwin(now),
+		generation: now.UnixNano()/100 + ticksEpoch + h.genSeq,
+		etag:       h.nextETag(),
+		auth:       storedAuth{typ: AuthSAS},
+		twin:       h.newTwin(now),
 	}
 }
 
@@ -179,7 +239,7 @@ func (d *Device) ETag() string {
 func (d *Device) Keys() (primary, secondary string) {
 	d.hub.mu.Lock()
 	defer d.hub.mu.Unlock()
-	return d.reg.auth.primaryKey, d.reg.auth.secondaryKey
+	return d.hub.keys(&d.reg)
 }
 
 // ETag returns the module's registry etag, unquoted.
@@ -276,7 +336,7 @@ func statusString(disabled bool) string {
 // The caller holds Hub.mu.
 func (d *Device) scope() *string {
 	if d.iotEdge {
-		s := "ms-azure-iot-edge://" + d.id + "-" + d.reg.generationID
+		s := "ms-azure-iot-edge://" + d.id + "-" + d.reg.generationID()
 		return &s
 	}
 	return d.deviceScope
@@ -286,7 +346,7 @@ func (d *Device) scope() *string {
 func (d *Device) wire() deviceJSON {
 	return deviceJSON{
 		DeviceID:                   d.id,
-		GenerationID:               d.reg.generationID,
+		GenerationID:               d.reg.generationID(),
 		Etag:                       etagString(d.reg.etag),
 		ConnectionState:            connectionState(d.ep.online),
 		Status:                     statusString(d.disabled),
@@ -295,7 +355,7 @@ func (d *Device) wire() deviceJSON {
 		StatusUpdatedTime:          formatTime(d.statusUpdated),
 		LastActivityTime:           formatTime(d.reg.lastActivity),
 		CloudToDeviceMessageCount:  d.reg.c2dCount,
-		Authentication:             d.reg.auth.wire(),
+		Authentication:             d.hub.authWire(&d.reg),
 		Capabilities:               capabilitiesJSON{d.iotEdge},
 		DeviceScope:                d.scope(),
 		ParentScopes:               append([]string{}, d.parentScopes...),
@@ -308,13 +368,13 @@ func (m *Module) wire() moduleJSON {
 		ModuleID:                   m.id,
 		ManagedBy:                  m.managedBy,
 		DeviceID:                   m.device.id,
-		GenerationID:               m.reg.generationID,
+		GenerationID:               m.reg.generationID(),
 		Etag:                       etagString(m.reg.etag),
 		ConnectionState:            connectionState(m.ep.online),
 		ConnectionStateUpdatedTime: formatTime(m.reg.connUpdated),
 		LastActivityTime:           formatTime(m.reg.lastActivity),
 		CloudToDeviceMessageCount:  m.reg.c2dCount,
-		Authentication:             m.reg.auth.wire(),
+		Authentication:             m.hub.authWire(&m.reg),
 	}
 }
 
@@ -520,7 +580,7 @@ func (d *Device) apply(s *deviceSpec, now time.Time) {
 	}
 	d.disabled = s.disabled
 	d.statusReason = s.statusReason
-	d.reg.auth = s.auth
+	d.reg.auth = storeAuth(s.auth)
 	d.iotEdge = s.iotEdge
 	d.deviceScope = s.deviceScope
 	d.parentScopes = s.parentScopes
@@ -532,11 +592,10 @@ func (d *Device) apply(s *deviceSpec, now time.Time) {
 // caller holds h.mu.
 func (h *Hub) createDevice(id string, s *deviceSpec, now time.Time) *Device {
 	d := &Device{
-		hub:     h,
-		id:      id,
-		ep:      newEndpoint(false, 0, nil),
-		modules: make(map[string]*Module),
-		reg:     h.newEntry(now),
+		hub: h,
+		id:  id,
+		ep:  newEndpoint(false, 0, nil, nil),
+		reg: h.newEntry(now),
 	}
 	d.apply(s, now)
 	d.statusUpdated = time.Time{}
@@ -550,9 +609,9 @@ func (h *Hub) createDevice(id string, s *deviceSpec, now time.Time) *Device {
 // createModule registers a new, disconnected module. The caller holds
 // h.mu.
 func (h *Hub) createModule(d *Device, id string, managedBy *string, auth authState, now time.Time) *Module {
-	m := &Module{hub: h, device: d, id: id, ep: newEndpoint(false, 0, nil), reg: h.newEntry(now)}
-	m.managedBy, m.reg.auth = managedBy, auth
-	d.modules[id] = m
+	m := &Module{hub: h, device: d, id: id, ep: newEndpoint(false, 0, nil, nil), reg: h.newEntry(now)}
+	m.managedBy, m.reg.auth = managedBy, storeAuth(auth)
+	d.addModuleLocked(m)
 	return m
 }
 
@@ -819,7 +878,7 @@ func (h *Hub) putModule(w http.ResponseWriter, r *http.Request, rq *routed) {
 	case m == nil:
 		m = h.createModule(d, mid, in.ManagedBy, auth, rq.now)
 	default:
-		m.managedBy, m.reg.auth = in.ManagedBy, auth
+		m.managedBy, m.reg.auth = in.ManagedBy, storeAuth(auth)
 		m.reg.etag = h.nextETag()
 	}
 	if e == nil {

@@ -177,14 +177,23 @@ type twinState struct {
 }
 
 // newTwin returns an empty twin. The caller holds h.mu.
+//
+// The twin's trees are never modified once stored (updates clone, merge
+// and replace them), so the three empty roots of a new twin are one node,
+// whose children are the hub's one empty map: an idle twin costs a single
+// small node.
 func (h *Hub) newTwin(now time.Time) twinState {
 	h.twinSeq++
+	if h.emptyKids == nil {
+		h.emptyKids = make(map[string]*pnode)
+	}
+	empty := &pnode{kids: h.emptyKids, updated: now}
 	return twinState{
 		etag:     h.twinSeq,
 		version:  1,
-		tags:     newObject(now),
-		desired:  propSet{root: newObject(now), version: 1},
-		reported: propSet{root: newObject(now), version: 1},
+		tags:     empty,
+		desired:  propSet{root: empty, version: 1},
+		reported: propSet{root: empty, version: 1},
 	}
 }
 
@@ -196,6 +205,7 @@ func twinWire(d *Device, m *Module) map[string]any {
 		e = &m.reg
 	}
 	t := &e.twin
+	thumb1, thumb2 := e.auth.thumbprints()
 	out := map[string]any{
 		"deviceId":                  d.id,
 		"etag":                      twinETagString(t.etag),
@@ -208,8 +218,8 @@ func twinWire(d *Device, m *Module) map[string]any {
 		"cloudToDeviceMessageCount": e.c2dCount,
 		"authenticationType":        e.auth.typ,
 		"x509Thumbprint": map[string]any{
-			"primaryThumbprint":   optString(e.auth.primaryThumb),
-			"secondaryThumbprint": optString(e.auth.secondThumb),
+			"primaryThumbprint":   optString(thumb1),
+			"secondaryThumbprint": optString(thumb2),
 		},
 		"modelId": t.modelID,
 		"version": t.version,

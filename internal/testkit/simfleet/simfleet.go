@@ -1,0 +1,230 @@
+// Package simfleet is the simulated fleet that the example programs'
+// embedded hub (examples/internal/simhub) and the standalone simulator
+// (cmd/iothubsim) both put on a fake hub: a few named devices, an IoT Edge
+// device, and any number of numbered fleet devices, some of which can be
+// made to misbehave.
+//
+// The method handlers are plain functions shared by every device (one
+// handler table per behaviour), so an idle fleet device costs the hub only
+// its registry entry.
+package simfleet
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/hubkit/iothub/internal/testkit/httpmock"
+)
+
+// Options configures the fleet. The zero value, and nil, give the named
+// devices only.
+type Options struct {
+	// Fleet is how many devices to add besides the named ones.
+	Fleet int
+	// Troubled makes some fleet devices misbehave, chosen by their number
+	// i so that every run is the same; see TroubleOf. False: every fleet
+	// device behaves.
+	Troubled bool
+	// SlowLatency is the latency of Troubled's slow devices; 0 means 3 s.
+	SlowLatency time.Duration
+	// Edge is how many IoT Edge devices to add besides sim-edge-1:
+	// sim-edge-00001 and on (EdgeID), each with an "$edgeAgent" module as
+	// sim-edge-1 has.
+	Edge int
+}
+
+// Trouble is how a Troubled fleet device misbehaves.
+type Trouble int
+
+// The troubles of Options.Troubled.
+const (
+	// Fine devices behave.
+	Fine Trouble = iota
+	// Offline devices are registered but not connected (404103).
+	Offline
+	// Failing devices answer every method with status 500.
+	Failing
+	// Slow devices answer after Options.SlowLatency.
+	Slow
+	// LosesResponse devices run the method, but the hub answers 504101.
+	LosesResponse
+)
+
+// String returns the trouble's name, as in "offline".
+func (t Trouble) String() string {
+	switch t {
+	case Fine:
+		return "fine"
+	case Offline:
+		return "offline"
+	case Failing:
+		return "failing"
+	case Slow:
+		return "slow"
+	case LosesResponse:
+		return "loses-response"
+	}
+	return "Trouble(" + strconv.Itoa(int(t)) + ")"
+}
+
+// TroubleOf returns how fleet device number i (1 for sim-fleet-00001)
+// misbehaves under Options.Troubled: i%10 == 3 is Offline, i%10 == 7
+// Failing, i%20 == 5 Slow and i%25 == 11 LosesResponse; the others are Fine.
+func TroubleOf(i int) Trouble {
+	switch {
+	case i%10 == 3:
+		return Offline
+	case i%10 == 7:
+		return Failing
+	case i%20 == 5:
+		return Slow
+	case i%25 == 11:
+		return LosesResponse
+	}
+	return Fine
+}
+
+// FleetID returns the id of fleet device number i.
+func FleetID(i int) string { return fmt.Sprintf("sim-fleet-%05d", i) }
+
+// EdgeID returns the id of the Edge device number i that Options.Edge adds.
+func EdgeID(i int) string { return fmt.Sprintf("sim-edge-%05d", i) }
+
+// Named devices.
+const (
+	// EdgeDevice is the IoT Edge device whose "$edgeAgent" module answers
+	// "RestartModule" and "ping".
+	EdgeDevice = "sim-edge-1"
+	// EdgeAgent is the Edge device's agent module.
+	EdgeAgent = "$edgeAgent"
+)
+
+// NamedIDs returns the ids of the named devices, in the order Add adds
+// them.
+func NamedIDs() []string {
+	return []string{"sim-device-1", "sim-device-2", "sim-device-3", "sim-device-slow", "sim-device-offline", EdgeDevice}
+}
+
+// DeviceIDs returns the ids of the devices Add adds with opts: the named
+// ones, then the fleet in order, then the Edge devices of Options.Edge.
+func DeviceIDs(opts *Options) []string {
+	ids := NamedIDs()
+	if opts != nil {
+		ids = slices.Grow(ids, max(opts.Fleet, 0)+max(opts.Edge, 0))
+		for i := 1; i <= opts.Fleet; i++ {
+			ids = append(ids, FleetID(i))
+		}
+		for i := 1; i <= opts.Edge; i++ {
+			ids = append(ids, EdgeID(i))
+		}
+	}
+	return ids
+}
+
+// Add adds the fleet's devices to h:
+//
+//   - sim-device-1 … sim-device-3: online;
+//   - sim-device-slow: online, answers after 2 s;
+//   - sim-device-offline: registered but not connected (404103);
+//   - sim-edge-1: an IoT Edge device whose "$edgeAgent" module answers
+//     "RestartModule" and "ping".
+//
+// Every device answers "reboot" (payload {"delay":N} or null), "getStatus",
+// "echo" (its payload back), and "fail" with status 500, a device-side
+// error: the invocation itself succeeds. A method a device or module does
+// not know is answered with status 501.
+//
+// Options.Fleet adds that many more online devices, sim-fleet-00001 and
+// on, and Options.Troubled makes some of them misbehave (TroubleOf);
+// Options.Edge adds more Edge devices like sim-edge-1. opts
+// may be nil. Add panics, as httpmock.Hub.AddDevice does, when one of the
+// ids is already registered.
+func Add(h *httpmock.Hub, opts *Options) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	// One handler table per behaviour, shared by every device that has
+	// it; the hub copies a table before changing it (HandleMethod).
+	deviceMethods := map[string]httpmock.MethodHandler{"reboot": reboot, "getStatus": status, "echo": echo, "fail": fail}
+	failingMethods := map[string]httpmock.MethodHandler{"reboot": fail, "getStatus": fail, "echo": fail, "fail": fail}
+	for _, id := range []string{"sim-device-1", "sim-device-2", "sim-device-3"} {
+		h.AddDevice(id, &httpmock.DeviceOptions{Methods: deviceMethods})
+	}
+	h.AddDevice("sim-device-slow", &httpmock.DeviceOptions{Latency: 2 * time.Second, Methods: deviceMethods})
+	h.AddDevice("sim-device-offline", &httpmock.DeviceOptions{Offline: true, Methods: deviceMethods})
+	edge := h.AddDevice(EdgeDevice, &httpmock.DeviceOptions{Methods: deviceMethods})
+	slow := o.SlowLatency
+	if slow <= 0 {
+		slow = 3 * time.Second
+	}
+	var (
+		fine     = httpmock.DeviceOptions{Methods: deviceMethods}
+		offline  = httpmock.DeviceOptions{Offline: true, Methods: deviceMethods}
+		failing  = httpmock.DeviceOptions{Methods: failingMethods, Handler: fail}
+		slowOpts = httpmock.DeviceOptions{Latency: slow, Methods: deviceMethods}
+	)
+	for i := 1; i <= o.Fleet; i++ {
+		id := FleetID(i)
+		trouble := Fine
+		if o.Troubled {
+			trouble = TroubleOf(i)
+		}
+		switch trouble {
+		case Offline:
+			h.AddDevice(id, &offline)
+		case Failing:
+			h.AddDevice(id, &failing)
+		case Slow:
+			h.AddDevice(id, &slowOpts)
+		case LosesResponse:
+			h.AddDevice(id, &fine)
+			h.AddFault(httpmock.Fault{Operation: httpmock.OperationMethod, DeviceID: id, AfterDelivery: true, Times: -1})
+		default:
+			h.AddDevice(id, &fine)
+		}
+	}
+	addAgent(edge)
+	for i := 1; i <= o.Edge; i++ {
+		addAgent(h.AddDevice(EdgeID(i), &fine))
+	}
+}
+
+// addAgent gives an Edge device its "$edgeAgent" module.
+func addAgent(d *httpmock.Device) {
+	agent := d.AddModule(EdgeAgent)
+	agent.HandleMethod("RestartModule", null)
+	agent.HandleMethod("ping", null)
+}
+
+func reboot(_ context.Context, call httpmock.MethodCall) httpmock.MethodResponse {
+	var req struct {
+		Delay int `json:"delay"`
+	}
+	if len(call.Payload) > 0 && json.Unmarshal(call.Payload, &req) != nil {
+		return httpmock.MethodResponse{Status: 400, Payload: json.RawMessage(`{"error":"payload must be an object such as {\"delay\":5}"}`)}
+	}
+	out, _ := json.Marshal(map[string]any{"rebooting": true, "delay": req.Delay})
+	return httpmock.MethodResponse{Status: 200, Payload: out}
+}
+
+func status(_ context.Context, call httpmock.MethodCall) httpmock.MethodResponse {
+	out, _ := json.Marshal(map[string]any{"deviceId": call.DeviceID, "state": "running", "firmware": "1.4.2"})
+	return httpmock.MethodResponse{Status: 200, Payload: out}
+}
+
+func fail(context.Context, httpmock.MethodCall) httpmock.MethodResponse {
+	return httpmock.MethodResponse{Status: 500, Payload: json.RawMessage(`{"error":"simulated device failure"}`)}
+}
+
+func echo(_ context.Context, call httpmock.MethodCall) httpmock.MethodResponse {
+	return httpmock.MethodResponse{Status: 200, Payload: call.Payload}
+}
+
+func null(context.Context, httpmock.MethodCall) httpmock.MethodResponse {
+	return httpmock.MethodResponse{Status: 200, Payload: json.RawMessage(`null`)}
+}
