@@ -3,7 +3,6 @@ package service_test
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -76,13 +75,13 @@ func TestFanOutFleetFaultStopsTheRun(t *testing.T) {
 					t.Fatal(err)
 				}
 				ts := addFleet(hub, n, &httpmock.DeviceOptions{Latency: 200 * time.Millisecond})
-				atFault := -1
+				faulted := make(chan int, 1) // the deliveries when the fault began
 				go func() {
 					for hub.TotalDeliveries() < before {
 						time.Sleep(time.Millisecond)
 					}
 					tt.fault(hub)
-					atFault = hub.TotalDeliveries()
+					faulted <- hub.TotalDeliveries()
 				}()
 				run, err := client.StartFanOut(t.Context(), targetList(ts),
 					service.MethodParams[any]{Name: "reboot", Payload: json.RawMessage(`{"delay":1}`), TimeoutInSeconds: 5},
@@ -98,6 +97,7 @@ func TestFanOutFleetFaultStopsTheRun(t *testing.T) {
 					got[r.Target] = r
 				}
 				counts := checkTruth(t, hub, ts, got, true)
+				atFault := <-faulted
 				if d := hub.TotalDeliveries(); d != atFault {
 					t.Errorf("%d deliveries, %d when the fault began: delivered after it", d, atFault)
 				}
@@ -318,13 +318,13 @@ func TestFanOutStats(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var mid service.FanOutStats
+		mids := make(chan service.FanOutStats, 1)
 		go func() {
 			time.Sleep(2500 * time.Millisecond)
-			mid = run.Stats()
+			mids <- run.Stats()
 		}()
 		collect(t, run)
-		time.Sleep(3 * time.Second) // the stats goroutine has run
+		mid := <-mids
 		want := service.FanOutStats{Started: 12, Finished: 8, InFlight: 4, OldestInFlight: 500 * time.Millisecond, RateLimit: 10, AcceptedRate: 4, State: "capped at 10/s"}
 		if diff := cmp.Diff(want, mid); diff != "" {
 			t.Errorf("stats at 2.5 s (-want +got):\n%s", diff)
@@ -333,6 +333,5 @@ func TestFanOutStats(t *testing.T) {
 		if end.Started != 40 || end.Finished != 40 || end.InFlight != 0 || end.OldestInFlight != 0 {
 			t.Errorf("stats at the end: %+v", end)
 		}
-		_ = fmt.Sprint(end)
 	})
 }
