@@ -177,8 +177,8 @@ func TestFanOutHubKilled(t *testing.T) {
 }
 
 // TestFanOutBlipDoesNotStopTheRun: one reset connection, one 503 that
-// outlasts the retries, or two calls in a row that cannot connect, fail
-// those calls only: the run goes on.
+// outlasts the retries, or one device not found, fail that call only: the
+// run goes on.
 func TestFanOutBlipDoesNotStopTheRun(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -190,7 +190,7 @@ func TestFanOutBlipDoesNotStopTheRun(t *testing.T) {
 			map[service.Outcome]int{service.OutcomeSucceeded: 29, service.OutcomeUnknown: 1}},
 		{"one 503 on every attempt of a call", []httpmock.Fault{{Operation: httpmock.OperationMethod, Code: 503005, Skip: 5, Times: 4}},
 			map[service.Outcome]int{service.OutcomeSucceeded: 29, service.OutcomeNotDelivered: 1}},
-		{"a 401 for one device", []httpmock.Fault{{Operation: httpmock.OperationMethod, Status: 404, Code: 404001, Skip: 5, Times: 1}},
+		{"one device not found (404001)", []httpmock.Fault{{Operation: httpmock.OperationMethod, Status: 404, Code: 404001, Skip: 5, Times: 1}},
 			map[service.Outcome]int{service.OutcomeSucceeded: 29, service.OutcomeNotDelivered: 1}},
 	}
 	for _, tt := range tests {
