@@ -6,16 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"math"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/hubkit/iothub"
-	"github.com/hubkit/iothub/internal/wire"
+	"github.com/hubkit/iothub/internal/flow"
 )
 
 // Target is one device, or one module of a device, a fleet operation acts on.
@@ -67,26 +63,52 @@ func TargetsOf[T Identity](items iter.Seq2[T, error]) iter.Seq2[Target, error] {
 }
 
 // FanOutOptions configures a fan-out. A nil *FanOutOptions gives the
-// defaults.
+// defaults. StartFanOut checks every field before any call.
+//
+// The fan-out paces the starts of its calls at the rate the hub accepts,
+// which it finds from what the hub signals (429s, Retry-After, latency
+// rising under traffic shaping, 503s); see docs/fleet.md. Nothing needs to
+// be set for it to converge: MaxRate caps it, and StartRate, or Tier with
+// Units, seeds it.
 type FanOutOptions struct {
 	// Concurrency is the most calls in flight at once; default 16. It must
 	// not be negative.
 	Concurrency int
-	// RatePerSecond caps how many calls start per second; 0 means no
-	// client limit. Either way the fan-out adapts to throttling: on a 429
-	// every worker pauses (for Retry-After when the hub sends one), the
-	// concurrency window and the rate are halved, and both ramp back up as
-	// calls succeed. MethodRateLimit derives a rate from the hub's tier.
-	RatePerSecond float64
-	// MaxThrottleRetries is how many times one target is tried again after
-	// 429 before it is reported not-delivered; default 8. A 429 whose
-	// Retry-After exceeds the client's RetryOptions.MaxRetryAfter is not
-	// waited for: that target is reported not-delivered at once, with the
-	// hub's error and its RetryAfter.
-	MaxThrottleRetries int
+	// MaxRate caps how many calls start per second; 0 means no cap of the
+	// caller's (the hub's limit still applies). It must not be negative,
+	// NaN or infinite.
+	MaxRate float64
+	// StartRate is the rate, in calls per second, to start at instead of
+	// a slow start from a low rate: the fan-out still probes above it and
+	// backs off below it. 0 means none; it must not be negative, NaN or
+	// infinite, nor set together with Tier.
+	StartRate float64
+	// Tier and Units seed the rate from the hub's documented limit,
+	// MethodRateLimit(Tier, Units, the encoded payload's size), as
+	// StartRate would. Tier must be one with direct methods (F1, S1, S2,
+	// S3); Units defaults to 1 with a Tier, must not be negative, and
+	// must be 0 without one.
+	Tier  Tier
+	Units int
+	// ThrottleGiveUp is the run's throttle budget: how long the fan-out
+	// goes on while the hub throttles (429) and accepts no call. Until
+	// then a throttled target is tried again (after its Retry-After, or
+	// when the pacing lets it) however many times. When no call has been
+	// accepted for ThrottleGiveUp and a 429 arrives, the run stops: every
+	// throttled target and every target not yet started is reported
+	// not-delivered with the hub's 429 error, and Err returns a
+	// *FleetFaultError of FaultThrottled. Default 2 minutes; it must not
+	// be negative. A 429 whose Retry-After exceeds the client's
+	// RetryOptions.MaxRetryAfter is not waited for: that target is
+	// reported not-delivered at once, with the hub's error and its
+	// RetryAfter.
+	ThrottleGiveUp time.Duration
 	// Invoke are the options of each invocation.
 	Invoke InvokeOptions
 }
+
+// DefaultThrottleGiveUp is FanOutOptions.ThrottleGiveUp's default.
+const DefaultThrottleGiveUp = 2 * time.Minute
 
 // Result is the outcome of one target of a fan-out.
 type Result struct {
@@ -97,7 +119,9 @@ type Result struct {
 	Status  int
 	Payload json.RawMessage
 	// Err is the failure, for not-delivered and unknown outcomes; the
-	// fields below summarise it.
+	// fields below summarise it. A target the fan-out never invoked (it
+	// stopped first) has an Err that matches iothub.ErrNotDelivered and,
+	// when a fleet-wide fault stopped it, ErrFleetFault.
 	Err        error
 	ErrorCode  iothub.ErrorCode
 	ErrorName  string
@@ -118,7 +142,6 @@ type FanOut struct {
 	targets iter.Seq2[Target, error]
 
 	stopCtx   context.Context // cancelled: start no new call
-	fed       context.Context // cancelled: every target has been handed out
 	stop      context.CancelFunc
 	callCtx   context.Context // cancelled: abandon calls in flight
 	abort     context.CancelFunc
@@ -127,11 +150,19 @@ type FanOut struct {
 
 	releaseConns func() // closes the fan-out's idle connections
 
-	win     *window
-	limiter *rate.Limiter // nil without a rate
-	maxRate float64
-	paused  atomic.Int64 // unix nanoseconds until which no call starts
-	started atomic.Bool
+	ctl     *flow.Controller
+	breaker *flow.Breaker
+	jobs    chan Target   // targets handed to the workers
+	permits chan struct{} // one per paced start, from the pacer
+	idle    chan struct{} // closed when every worker has returned
+
+	haltOnce sync.Once
+	halted   chan struct{} // closed when a fleet-wide fault stops the run
+	fault    atomic.Pointer[FleetFaultError]
+
+	lastAccepted atomic.Int64 // unix nanoseconds of the last accepted call
+	meter        meter        // the stats' counters
+	started      atomic.Bool  // Results has been ranged
 }
 
 // StartFanOut starts invoking params on every target, reading targets only
@@ -139,53 +170,52 @@ type FanOut struct {
 // sits in memory. When the client's transport is an *http.Transport (the
 // default one, or yours), the fan-out uses a clone of it with a pool of its
 // own, of at most Concurrency connections, and closes them when it ends: a
-// fan-out never holds more connections than calls in flight. A target the sequence yields twice is invoked twice: the
-// fan-out keeps no set of the targets seen; deduplicate a sequence that may
-// repeat one. It validates params and options first and returns an
-// *iothub.ArgumentError without sending anything.
+// fan-out never holds more connections than calls in flight. A target the
+// sequence yields twice is invoked twice: the fan-out keeps no set of the
+// targets seen; deduplicate a sequence that may repeat one. It validates
+// params and options first and returns an *iothub.ArgumentError without
+// sending anything.
+//
+// One dispatcher paces the starts of calls (first attempts and retries
+// after a 429 alike) at the rate the hub accepts; see FanOutOptions.
+//
+// A fleet-wide fault stops the run: the hub refusing the credential (any
+// 401xxx), the daily quota used up (403002), a suspended hub (403001), a
+// tier without direct methods (403010), or a hub that cannot be reached
+// (three calls in a row that could not connect, each after the pipeline's
+// own retries). No call starts after the call that shows it; the calls in
+// flight then finish and report their own outcome, and every other target,
+// those already taken and the rest of the sequence, which is read to its
+// end without calling anyone, is reported not-delivered with the cause.
+// Err then returns a *FleetFaultError. A single failure of one call (a
+// reset connection, a 503) does not stop the run.
 //
 // Cancelling ctx stops the fan-out gracefully, like Stop: no new call
 // starts, and calls in flight finish (bounded by their own timeouts) and
 // are reported. Abort ends the calls in flight too. Either way every
 // target taken from the sequence gets a Result.
 func (c *Client) StartFanOut(ctx context.Context, targets iter.Seq2[Target, error], params MethodParams[any], options *FanOutOptions) (*FanOut, error) {
-	const op = "FanOut"
-	var o FanOutOptions
-	if options != nil {
-		o = *options
-	}
-	switch {
-	case o.Concurrency < 0:
-		return nil, &iothub.ArgumentError{Operation: op, Field: "FanOutOptions.Concurrency", Rule: fmt.Sprintf("must be 0 (default 16) or more; got %d", o.Concurrency)}
-	case o.RatePerSecond < 0 || math.IsNaN(o.RatePerSecond) || math.IsInf(o.RatePerSecond, 0):
-		return nil, &iothub.ArgumentError{Operation: op, Field: "FanOutOptions.RatePerSecond", Rule: "must be 0 (no limit) or a positive number"}
-	case o.MaxThrottleRetries < 0:
-		return nil, &iothub.ArgumentError{Operation: op, Field: "FanOutOptions.MaxThrottleRetries", Rule: "must not be negative"}
-	case targets == nil:
-		return nil, &iothub.ArgumentError{Operation: op, Field: "targets", Rule: "must not be nil"}
-	}
-	if o.Concurrency == 0 {
-		o.Concurrency = 16
-	}
-	if o.MaxThrottleRetries == 0 {
-		o.MaxThrottleRetries = 8
-	}
-	// Validate the parameters once with a placeholder target.
-	if _, err := methodBody(op, "x", "", false, params); err != nil {
+	o, cfg, err := fanOutConfig(targets, params, options)
+	if err != nil {
 		return nil, err
 	}
 	// The fan-out's own connection pool, at most one connection per
 	// worker, closed when the fan-out ends.
 	limited, release := c.p.WithConnLimit(o.Concurrency)
-	f := &FanOut{c: &Client{p: limited}, params: params, opts: o, targets: targets, releaseConns: release}
+	f := &FanOut{
+		c: &Client{p: limited}, params: params, opts: o, targets: targets, releaseConns: release,
+		ctl:     flow.NewController(flow.DefaultPolicy(), cfg),
+		breaker: flow.NewBreaker(flow.BreakerPolicy{}),
+		jobs:    make(chan Target),
+		permits: make(chan struct{}),
+		idle:    make(chan struct{}),
+		halted:  make(chan struct{}),
+		results: make(chan Result, o.Concurrency),
+	}
+	f.meter.init(o.Concurrency)
+	f.lastAccepted.Store(time.Now().UnixNano())
 	f.stopCtx, f.stop = context.WithCancel(ctx)
 	f.callCtx, f.abort = context.WithCancel(context.WithoutCancel(ctx))
-	f.results = make(chan Result, o.Concurrency)
-	f.win = newWindow(o.Concurrency)
-	if o.RatePerSecond > 0 {
-		f.maxRate = o.RatePerSecond
-		f.limiter = rate.NewLimiter(rate.Limit(o.RatePerSecond), 1)
-	}
 	go f.run()
 	return f, nil
 }
@@ -233,258 +263,20 @@ func (f *FanOut) String() string {
 // GoString is String, for %#v.
 func (f *FanOut) GoString() string { return f.String() }
 
-// Err returns the error that ended the target sequence early (a failed
-// registry query, say), once Results is done; nil otherwise.
-func (f *FanOut) Err() error { return f.sourceErr }
-
-// run feeds targets to the workers and closes results when all are done.
-func (f *FanOut) run() {
-	defer f.abort()
-	jobs := make(chan Target)
-	// fed ends the workers' wait for the window once no target is left.
-	fed, allFed := context.WithCancel(f.stopCtx)
-	f.fed = fed
-	var wg sync.WaitGroup
-	for i := range f.opts.Concurrency {
-		wg.Go(func() { f.worker(i, jobs) })
-	}
-	for t, err := range f.targets {
-		if err != nil {
-			f.sourceErr = err
-			break
+// Err returns, once Results is done, why the run ended early: a
+// *FleetFaultError (matching ErrFleetFault) when a fleet-wide fault, or
+// the throttle budget running out, stopped it; the error that ended the
+// target sequence early (a failed registry query, say); both joined, the
+// fleet-wide fault first, when the sequence failed while the fan-out was
+// reporting its remaining targets; nil otherwise.
+func (f *FanOut) Err() error {
+	if ff := f.fault.Load(); ff != nil {
+		if f.sourceErr != nil {
+			return errors.Join(ff, f.sourceErr)
 		}
-		if f.stopCtx.Err() != nil {
-			f.results <- f.notStarted(t, f.stopCtx.Err())
-			break
-		}
-		select {
-		case jobs <- t:
-		case <-f.stopCtx.Done():
-			f.results <- f.notStarted(t, f.stopCtx.Err())
-		}
-		if f.stopCtx.Err() != nil {
-			break
-		}
+		return ff
 	}
-	close(jobs)
-	allFed()
-	wg.Wait()
-	f.releaseConns()
-	close(f.results)
-}
-
-// notStarted is the result of a target taken from the sequence but never
-// sent.
-func (f *FanOut) notStarted(t Target, cause error) Result {
-	return Result{Target: t, Outcome: OutcomeNotDelivered,
-		Err: fmt.Errorf("fan-out stopped before this target was invoked: %w", cause)}
-}
-
-// worker takes targets while its index is within the concurrency window:
-// a worker holding a target never waits on the window, so the window can
-// shrink and grow without stranding a target.
-func (f *FanOut) worker(i int, jobs <-chan Target) {
-	for {
-		if f.win.wait(f.fed, i) != nil {
-			// Stopping, or no target left: take what is still handed out.
-			for t := range jobs {
-				f.results <- f.invokeOne(t)
-			}
-			return
-		}
-		t, ok := <-jobs
-		if !ok {
-			return
-		}
-		f.results <- f.invokeOne(t)
-	}
-}
-
-// invokeOne invokes the method on one target, pausing and trying again
-// after throttling, and classifies the outcome.
-func (f *FanOut) invokeOne(t Target) Result {
-	res := Result{Target: t}
-	if rule := wire.CheckID(t.DeviceID); rule != "" {
-		res.Outcome, res.Err = OutcomeNotDelivered, &iothub.ArgumentError{Operation: "FanOut", Field: "Target.DeviceID", Rule: rule}
-		return res
-	}
-	start := time.Now()
-	// The fan-out handles 429 itself, pausing every worker together.
-	class, policy := f.opts.Invoke.policy()
-	policy |= leaveThrottled
-	op := opDevice
-	if t.ModuleID != "" {
-		op = opModule
-	}
-	for throttled := 0; ; throttled++ {
-		if err := f.waitTurn(); err != nil {
-			res.Outcome, res.Err = OutcomeNotDelivered, fmt.Errorf("fan-out stopped before this target was invoked: %w", err)
-			break
-		}
-		r, answered, err := invoke[json.RawMessage](f.callCtx, f.c, op, t.DeviceID, t.ModuleID, f.params, class, policy)
-		res.Attempts += attempts(err, answered)
-		if errors.Is(err, iothub.ErrThrottled) && throttled < f.opts.MaxThrottleRetries && f.stopCtx.Err() == nil && !f.waitTooLong(err) {
-			f.throttled(err)
-			continue
-		}
-		f.classify(&res, r, err)
-		if err == nil {
-			f.succeeded()
-		}
-		break
-	}
-	res.Latency = time.Since(start)
-	return res
-}
-
-// waitTooLong reports a Retry-After beyond RetryOptions.MaxRetryAfter: the
-// fan-out does not wait that long, as a single call would not.
-func (f *FanOut) waitTooLong(err error) bool {
-	he, ok := errors.AsType[*iothub.Error](err)
-	return ok && he.RetryAfter > f.c.p.MaxRetryAfter()
-}
-
-// attempts counts the HTTP attempts an invocation made; answered is the
-// count the pipeline reported for an answer, 0 when there was none.
-func attempts(err error, answered int) int {
-	if answered > 0 {
-		return answered
-	}
-	switch e := err.(type) {
-	case nil:
-		return 1
-	case *iothub.Error:
-		return max(e.Attempts, 1)
-	case *iothub.TransportError:
-		return max(e.Attempts, 1)
-	}
-	return 1
-}
-
-func (f *FanOut) classify(res *Result, r MethodResult[json.RawMessage], err error) {
-	if err == nil {
-		res.Status, res.Payload = r.Status, r.Payload
-		if r.Status >= 200 && r.Status < 300 {
-			res.Outcome = OutcomeSucceeded
-		} else {
-			res.Outcome = OutcomeDeviceError
-		}
-		return
-	}
-	res.Err = err
-	if he, ok := errors.AsType[*iothub.Error](err); ok {
-		res.ErrorCode, res.ErrorName, res.TrackingID = he.Code, he.CodeName, he.TrackingID
-	}
-	if iothub.MayHaveRun(err) {
-		res.Outcome = OutcomeUnknown
-	} else {
-		res.Outcome = OutcomeNotDelivered
-	}
-}
-
-// waitTurn blocks until a call may start: after any throttling pause, and
-// within the rate.
-func (f *FanOut) waitTurn() error {
-	for {
-		until := time.Unix(0, f.paused.Load())
-		d := time.Until(until)
-		if d <= 0 {
-			break
-		}
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-f.stopCtx.Done():
-			t.Stop()
-			return f.stopCtx.Err()
-		}
-	}
-	if f.limiter != nil {
-		return f.limiter.Wait(f.stopCtx)
-	}
-	return f.stopCtx.Err()
-}
-
-// throttled makes every worker back off together: a shared pause (the
-// hub's Retry-After, or 1 s with jitter), a halved window and rate.
-func (f *FanOut) throttled(err error) {
-	pause := time.Second
-	if he, ok := errors.AsType[*iothub.Error](err); ok && he.RetryAfter > 0 {
-		pause = he.RetryAfter
-	}
-	pause += time.Duration(rand.Int64N(int64(pause/4) + 1))
-	until := time.Now().Add(pause).UnixNano()
-	for {
-		cur := f.paused.Load()
-		if cur >= until || f.paused.CompareAndSwap(cur, until) {
-			break
-		}
-	}
-	f.win.shrink()
-	if f.limiter != nil {
-		f.limiter.SetLimit(max(f.limiter.Limit()/2, rate.Limit(f.maxRate/64)))
-	}
-}
-
-// succeeded ramps the window and the rate back up.
-func (f *FanOut) succeeded() {
-	f.win.grow()
-	if f.limiter != nil {
-		if l := f.limiter.Limit(); float64(l) < f.maxRate {
-			f.limiter.SetLimit(min(l*1.05, rate.Limit(f.maxRate)))
-		}
-	}
-}
-
-// window is an adaptive concurrency limit: worker i runs only while i is
-// below the limit. It halves on throttling and grows by one per window of
-// successes (additive increase, multiplicative decrease).
-type window struct {
-	mu      sync.Mutex
-	limit   float64
-	max     float64
-	changed chan struct{}
-}
-
-func newWindow(n int) *window {
-	return &window{limit: float64(n), max: float64(n), changed: make(chan struct{})}
-}
-
-func (w *window) wait(ctx context.Context, i int) error {
-	for {
-		w.mu.Lock()
-		if float64(i) < w.limit {
-			w.mu.Unlock()
-			return nil
-		}
-		ch := w.changed
-		w.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-func (w *window) shrink() {
-	w.mu.Lock()
-	w.limit = max(1, w.limit/2)
-	w.mu.Unlock()
-}
-
-func (w *window) grow() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.limit >= w.max {
-		return
-	}
-	before := int(w.limit)
-	w.limit = min(w.max, w.limit+1/w.limit)
-	if int(w.limit) > before {
-		close(w.changed)
-		w.changed = make(chan struct{})
-	}
+	return f.sourceErr
 }
 
 // MethodRateLimit returns the direct-method calls per second a hub allows

@@ -133,13 +133,24 @@ func TestFanOutGivesUpOnEndlessThrottling(t *testing.T) {
 		hub, client := setup(t, nil)
 		hub.AddDevice("d1", &httpmock.DeviceOptions{Handler: echo})
 		hub.AddFault(httpmock.Fault{Code: 429001, Times: -1})
-		run, err := client.StartFanOut(t.Context(), service.Devices("d1"), service.MethodParams[any]{Name: "m"}, &service.FanOutOptions{MaxThrottleRetries: 3})
+		start := time.Now()
+		run, err := client.StartFanOut(t.Context(), service.Devices("d1"), service.MethodParams[any]{Name: "m"}, &service.FanOutOptions{ThrottleGiveUp: 10 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
 		r := collect(t, run)["d1/"]
-		if r.Outcome != service.OutcomeNotDelivered || r.Attempts != 4 || !errors.Is(r.Err, iothub.ErrThrottled) {
+		if r.Outcome != service.OutcomeNotDelivered || r.Attempts < 2 || !errors.Is(r.Err, iothub.ErrThrottled) || r.ErrorCode != 429001 {
 			t.Errorf("result %+v", r)
+		}
+		if el := time.Since(start); el < 10*time.Second {
+			t.Errorf("gave up after %v, want the 10 s budget spent", el)
+		}
+		ff, ok := errors.AsType[*service.FleetFaultError](run.Err())
+		if !ok || ff.Fault != service.FaultThrottled || !errors.Is(run.Err(), iothub.ErrThrottled) {
+			t.Errorf("Err = %v, want a *FleetFaultError of FaultThrottled", run.Err())
+		}
+		if n := hub.Deliveries("d1", ""); n != 0 {
+			t.Errorf("%d deliveries", n)
 		}
 	})
 }
@@ -168,7 +179,7 @@ func TestFanOutConcurrencyAndRate(t *testing.T) {
 			hub.AddDevice(id, &httpmock.DeviceOptions{Handler: slow})
 		}
 		start := time.Now()
-		run, err := client.StartFanOut(t.Context(), service.Devices(ids...), service.MethodParams[any]{Name: "m"}, &service.FanOutOptions{Concurrency: 7})
+		run, err := client.StartFanOut(t.Context(), service.Devices(ids...), service.MethodParams[any]{Name: "m"}, &service.FanOutOptions{Concurrency: 7, StartRate: 1e6})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -178,13 +189,14 @@ func TestFanOutConcurrencyAndRate(t *testing.T) {
 		if p := peak.Load(); p != 7 {
 			t.Errorf("peak concurrency %d, want 7", p)
 		}
-		// 100 calls of 100 ms at concurrency 7: 15 rounds.
+		// 100 calls of 100 ms at concurrency 7: 15 rounds. (A start rate
+		// of a million per second paces nothing here.)
 		if el := time.Since(start); el != 1500*time.Millisecond {
 			t.Errorf("took %v, want 1.5s", el)
 		}
 
 		start = time.Now()
-		run, err = client.StartFanOut(t.Context(), service.Devices(ids[:50]...), service.MethodParams[any]{Name: "m"}, &service.FanOutOptions{Concurrency: 50, RatePerSecond: 10})
+		run, err = client.StartFanOut(t.Context(), service.Devices(ids[:50]...), service.MethodParams[any]{Name: "m"}, &service.FanOutOptions{Concurrency: 50, MaxRate: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -306,7 +318,7 @@ func TestFanOutSourceErrorAndValidation(t *testing.T) {
 		opts   *service.FanOutOptions
 	}{
 		"negative concurrency": {service.MethodParams[any]{Name: "m"}, &service.FanOutOptions{Concurrency: -1}},
-		"negative rate":        {service.MethodParams[any]{Name: "m"}, &service.FanOutOptions{RatePerSecond: -1}},
+		"negative rate":        {service.MethodParams[any]{Name: "m"}, &service.FanOutOptions{MaxRate: -1}},
 		"no method":            {service.MethodParams[any]{}, nil},
 		"bad timeout":          {service.MethodParams[any]{Name: "m", TimeoutInSeconds: 1}, nil},
 	} {

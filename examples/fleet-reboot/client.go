@@ -41,8 +41,8 @@ func (r *fleetRun) runClient(ctx context.Context) int {
 // that sets how the fan-out paces its calls.
 func (r *fleetRun) fanOutOptions() *service.FanOutOptions {
 	return &service.FanOutOptions{
-		Concurrency:   r.cfg.concurrency,
-		RatePerSecond: r.cfg.rate,
+		Concurrency: r.cfg.concurrency,
+		MaxRate:     r.cfg.rate,
 	}
 }
 

@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -124,13 +125,16 @@ type BreakerPolicy struct {
 //     refuses the whole hub, not one device;
 //   - on the UnreachableAfter-th call in a row that could not connect
 //     (Sent false, and the cause a refused connection, a DNS failure, any
-//     other failed dial, or an untrusted TLS certificate), with no answer
-//     from the hub in between (FaultUnreachable).
+//     other failed dial, a connect that timed out, or an untrusted TLS
+//     certificate), with no answer from the hub in between
+//     (FaultUnreachable). A blackholed hub shows as connects that time
+//     out: the pipeline's attempt deadline keeps that cause.
 //
 // It never trips on device-level answers (404001 DeviceNotFound, 404010,
 // 404103 DeviceNotOnline, 404104, 504101, a device's own status), on
 // throttling (429), on 503 or other 5xx, on a connection that broke after
-// the request was sent, or on a cancelled or timed-out call. Any answer
+// the request was sent, or on a cancelled call or one that timed out
+// once connected (waiting to send or for the answer). Any answer
 // from the hub resets the count of connection failures; errors that are
 // neither an answer nor a connection failure leave it as it is.
 //
@@ -241,9 +245,10 @@ func hubFault(he *iothub.Error) Fault {
 
 // connectFailure reports a cause that shows no connection to the hub
 // could be made: a refused connection, a failed name lookup, any other
-// failed dial, or a TLS certificate the client does not trust. Resets,
-// broken pipes, EOFs and timeouts are not: they happen to single
-// connections, and a timeout may be the caller's own deadline.
+// failed dial (one that timed out too), or a TLS certificate the client
+// does not trust. Resets, broken pipes, EOFs, timeouts once connected and
+// cancelled dials are not: they happen to single connections, or are the
+// caller's own doing.
 func connectFailure(err error) bool {
 	if err == nil {
 		return false
@@ -254,7 +259,7 @@ func connectFailure(err error) bool {
 	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) {
 		return true
 	}
-	if oe, ok := errors.AsType[*net.OpError](err); ok && oe.Op == "dial" && !oe.Timeout() {
+	if oe, ok := errors.AsType[*net.OpError](err); ok && oe.Op == "dial" && !errors.Is(err, context.Canceled) {
 		return true
 	}
 	var (

@@ -45,6 +45,10 @@ var (
 	errAttemptTimeout = transportErr(false, fmt.Errorf("attempt 1 timed out after 30s: %w", context.DeadlineExceeded))
 	errCanceled       = transportErr(false, context.Canceled)
 	errDialTimeout    = transportErr(false, &net.OpError{Op: "dial", Net: "tcp", Err: timeoutErr{}})
+	// errConnectTimeout is the pipeline's attempt deadline passing while
+	// it connects: the deadline, with a dial error as its cause.
+	errConnectTimeout = transportErr(false, fmt.Errorf("attempt 1 timed out after 30s connecting: %w (%w)", context.DeadlineExceeded, &net.OpError{Op: "dial", Net: "tcp", Err: timeoutErr{}}))
+	errDialCanceled   = transportErr(false, &net.OpError{Op: "dial", Net: "tcp", Err: context.Canceled})
 )
 
 type timeoutErr struct{}
@@ -94,7 +98,9 @@ func TestClassify(t *testing.T) {
 		{"reset before sending", errResetUnsent, FaultNone},
 		{"unexpected EOF", errEOF, FaultNone},
 		{"attempt timeout", errAttemptTimeout, FaultNone},
-		{"dial timeout", errDialTimeout, FaultNone},
+		{"dial timeout", errDialTimeout, FaultUnreachable},
+		{"attempt timeout while connecting", errConnectTimeout, FaultUnreachable},
+		{"cancelled dial", errDialCanceled, FaultNone},
 		{"cancelled", errCanceled, FaultNone},
 		{"refused but sent", transportErr(true, sysErr("dial", "connect", syscall.ECONNREFUSED)), FaultNone},
 		{"unreadable answer", &iothub.BodyError{Operation: "InvokeDeviceMethod", StatusCode: 200, Err: io.ErrUnexpectedEOF}, FaultNone},
@@ -147,7 +153,8 @@ func TestBreaker(t *testing.T) {
 			hubErr(504, iothub.ErrorCodeGatewayTimeout), hubErr(429, iothub.ErrorCodeThrottlingException),
 			hubErr(403, iothub.ErrorCodeDeviceMaximumInflightMethodExceeded), hubErr(400, iothub.ErrorCodeArgumentInvalid),
 		}, -1, FaultNone, 0},
-		{"timeouts never", BreakerPolicy{}, []error{errAttemptTimeout, errAttemptTimeout, errDialTimeout, errAttemptTimeout}, -1, FaultNone, 0},
+		{"timeouts once connected never", BreakerPolicy{}, []error{errAttemptTimeout, errAttemptTimeout, errAttemptTimeout, errAttemptTimeout}, -1, FaultNone, 0},
+		{"connect timeouts count", BreakerPolicy{}, []error{errDialTimeout, errAttemptTimeout, errConnectTimeout, errDialTimeout}, 3, FaultUnreachable, 3},
 	}
 	now := time.Date(2026, 12, 3, 16, 0, 0, 0, time.UTC)
 	for _, tt := range tests {

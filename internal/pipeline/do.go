@@ -10,9 +10,11 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -212,7 +214,7 @@ func (c *call) RoundTrip(r *http.Request) (*http.Response, error) {
 		cancel()
 		if timedOut {
 			// The attempt deadline passed, not the caller's.
-			err = fmt.Errorf("attempt %d timed out after %v: %w", attempt, c.timeout, context.DeadlineExceeded)
+			err = attemptTimeout(attempt, c.timeout, tr, stripURL(err))
 		}
 		ae := &attemptError{sent: tr.sent(), err: stripURL(err)}
 		if ae.sent {
@@ -226,6 +228,29 @@ func (c *call) RoundTrip(r *http.Request) (*http.Response, error) {
 	tr.body = cancelBody{ReadCloser: resp.Body, cancel: cancel}
 	resp.Body = &tr.body
 	return resp, nil
+}
+
+// attemptTimeout is the error of an attempt whose deadline passed: it
+// matches context.DeadlineExceeded and says what the attempt was waiting
+// for. One that passed while connecting also matches a *net.OpError of
+// Op "dial" (the transport's own, or one made here when the transport
+// reported only the deadline), so that a hub that cannot be reached is
+// told apart from one that does not answer.
+func attemptTimeout(attempt int, timeout time.Duration, tr *attemptTrace, cause error) error {
+	phase := "waiting for the answer"
+	switch {
+	case tr.getConn.Load() && !tr.gotConn.Load():
+		phase = "connecting"
+		if oe, ok := errors.AsType[*net.OpError](cause); !ok || oe.Op != "dial" {
+			cause = &net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}
+		}
+	case !tr.sent():
+		phase = "sending the request"
+	}
+	if errors.Is(cause, context.DeadlineExceeded) && phase != "connecting" {
+		return fmt.Errorf("attempt %d timed out after %v %s: %w", attempt, timeout, phase, context.DeadlineExceeded)
+	}
+	return fmt.Errorf("attempt %d timed out after %v %s: %w (%w)", attempt, timeout, phase, context.DeadlineExceeded, cause)
 }
 
 // cancelBody ends the attempt's deadline when the body is closed.

@@ -3,10 +3,12 @@ package pipeline
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -248,5 +250,66 @@ func TestMaxConnections(t *testing.T) {
 	}
 	if p.transport != mine || mine.MaxConnsPerHost != 0 {
 		t.Error("MaxConnections changed the caller's transport")
+	}
+}
+
+// TestAttemptTimeoutKeepsItsCause: an attempt whose deadline passes while
+// the transport is still connecting (a blackholed hub) says so, matches
+// the deadline and a dial error, and was not sent; one whose deadline
+// passes while waiting for the answer says that instead.
+func TestAttemptTimeoutKeepsItsCause(t *testing.T) {
+	t.Parallel()
+	// net/http dials apart from the request's context: the dial ends when
+	// the test does.
+	gone := make(chan struct{})
+	blackhole := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-gone:
+			return nil, errors.New("test over")
+		}
+	}}
+	t.Cleanup(blackhole.CloseIdleConnections)
+	t.Cleanup(func() { close(gone) })
+	answered := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-answered:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(answered) })
+	tests := []struct {
+		name    string
+		opts    iothub.ClientOptions
+		phase   string
+		dial    bool
+		notSent bool
+	}{
+		{"connecting", iothub.ClientOptions{Transport: blackhole}, "connecting", true, true},
+		{"waiting for the answer", iothub.ClientOptions{Endpoint: srv.URL, InsecureAllowHTTP: true, Transport: srv.Client().Transport}, "waiting for the answer", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.opts.Retry = iothub.RetryOptions{MaxAttempts: 1}
+			p, err := New("test-hub.azure-devices.net", &countingAuth{}, &tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := methodRequest(RetryNotDelivered)
+			req.AttemptTimeout = 50 * time.Millisecond
+			_, err = p.Do(t.Context(), req)
+			oe, isDial := errors.AsType[*net.OpError](err)
+			isDial = isDial && oe.Op == "dial"
+			if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "timed out after 50ms "+tt.phase) || isDial != tt.dial {
+				t.Errorf("err = %v; want the attempt deadline %s (dial error %v)", err, tt.phase, tt.dial)
+			}
+			if errors.Is(err, iothub.ErrNotDelivered) != tt.notSent {
+				t.Errorf("err = %v; not delivered %v, want %v", err, !tt.notSent, tt.notSent)
+			}
+		})
 	}
 }

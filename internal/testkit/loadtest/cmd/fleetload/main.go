@@ -52,6 +52,7 @@ type config struct {
 	faultAt     time.Duration
 	changeAt    []time.Duration
 	giveUp      time.Duration // a run still going after this is aborted
+	backlog     time.Duration // the shaping hub's queue
 }
 
 // allScenarios are the scenario names, in the order they run.
@@ -81,6 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&cfg.latency, "latency", 10*time.Millisecond, "device latency")
 	fs.DurationVar(&cfg.faultAt, "fault-at", 1500*time.Millisecond, "when the hub closes (hubdown) or the fleet-wide fault starts (fleetfault), from the fan-out's start")
 	fs.DurationVar(&cfg.giveUp, "give-up", 15*time.Minute, "abort a run's fan-out (FanOut.Abort) that is still going after this long, and say so")
+	fs.DurationVar(&cfg.backlog, "backlog", 2*time.Second, "how long the shaping hub queues over-limit calls before it answers 429 (shaping)")
 	change := fs.String("change-at", "10s,20s", "when the limit halves and when it doubles back (change)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
@@ -98,8 +100,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if cfg.changeAt, err = parseDurations(*change); err != nil || len(cfg.changeAt) != 2 || cfg.changeAt[0] >= cfg.changeAt[1] {
 		return config{}, errors.New("-change-at wants two increasing durations, as in 10s,20s")
 	}
-	if cfg.targets < 0 || cfg.limit <= 0 || cfg.latency < 0 || cfg.faultAt <= 0 || cfg.giveUp <= 0 {
-		return config{}, errors.New("-targets must not be negative; -limit, -fault-at and -give-up must be positive; -latency must not be negative")
+	if cfg.targets < 0 || cfg.limit <= 0 || cfg.latency < 0 || cfg.faultAt <= 0 || cfg.giveUp <= 0 || cfg.backlog <= 0 {
+		return config{}, errors.New("-targets must not be negative; -limit, -fault-at, -give-up and -backlog must be positive; -latency must not be negative")
 	}
 	return cfg, nil
 }

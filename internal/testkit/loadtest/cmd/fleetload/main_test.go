@@ -60,7 +60,7 @@ func TestParseFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config{scenarios: allScenarios, concurrency: []int{64, 256}, retryAfter: []string{"half", "none"}, limit: 1000,
-		latency: 10 * time.Millisecond, faultAt: 1500 * time.Millisecond, changeAt: []time.Duration{10 * time.Second, 20 * time.Second}, giveUp: 15 * time.Minute}
+		latency: 10 * time.Millisecond, faultAt: 1500 * time.Millisecond, changeAt: []time.Duration{10 * time.Second, 20 * time.Second}, giveUp: 15 * time.Minute, backlog: 2 * time.Second}
 	if diff := cmp.Diff(want, cfg, cmp.AllowUnexported(config{})); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
 	}
@@ -68,6 +68,7 @@ func TestParseFlags(t *testing.T) {
 		{"-scenario", "nope"},
 		{"-scenario", ""},
 		{"-c", "0"},
+		{"-backlog", "0s"},
 		{"-retry-after", "always"},
 		{"-change-at", "20s,10s"},
 		{"-change-at", "10s"},

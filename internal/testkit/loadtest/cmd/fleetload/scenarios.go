@@ -46,7 +46,7 @@ func plans(name string, cfg config) []plan {
 	case "limit":
 		return matrix(cfg, name, 10_000, -1, fmt.Sprintf("hub limit %.0f calls/s (burst 50 ms), no traffic shaping", cfg.limit))
 	case "shaping":
-		return matrix(cfg, name, 10_000, 2*time.Second, fmt.Sprintf("hub limit %.0f calls/s (burst 50 ms), traffic shaping queues up to 2 s", cfg.limit))
+		return matrix(cfg, name, 10_000, cfg.backlog, fmt.Sprintf("hub limit %.0f calls/s (burst 50 ms), traffic shaping queues up to %v", cfg.limit, cfg.backlog))
 	case "change":
 		return []plan{changePlan(cfg)}
 	case "s1":
