@@ -85,6 +85,13 @@ var importRules = []importRule{
 		transitive: true,
 	},
 	{
+		rule:       "internal/flow imports nothing of the module but the root",
+		from:       []string{"internal/flow/..."},
+		forbid:     []string{"..."},
+		allow:      []string{"."},
+		transitive: true,
+	},
+	{
 		rule:       "auth imports nothing of the module but the root",
 		from:       []string{"auth/..."},
 		forbid:     []string{"..."},

@@ -562,9 +562,32 @@ type WaitOptions struct {
 	// MinPollInterval is the first wait between two polls; it doubles up
 	// to MaxPollInterval. Defaults 1 s and 15 s.
 	MinPollInterval, MaxPollInterval time.Duration
-	// OnProgress, when set, is called with the job after every poll,
-	// including the last; Job.Statistics carries the device counts once
-	// the hub reports them.
+	// WaitForRunningCalls, when set, makes WaitJob wait, after the job
+	// ends cancelled or failed, until none of the device calls the job had
+	// started is still running. Such an end stops the job from starting
+	// calls, but those already started run to their end (up to the
+	// method's connect and response timeouts), and until then their device
+	// records say DeviceJobStatusRunning (OutcomeUnknown in
+	// JobDeviceResults). With this option, JobDeviceResults read after
+	// WaitJob returns tells how each of those calls ended.
+	//
+	// Only running records are waited for: pending, scheduled and canceled
+	// records were not started (JobDeviceResults reports them
+	// OutcomeNotDelivered), and an ended job starts no more calls. A
+	// completed job is returned at once, as without this option.
+	//
+	// It costs one query per poll (POST /devices/query over devices.jobs,
+	// asking for one record of the job still running), counted against the
+	// hub's query throttle (20 a minute per unit on S1 and S2) though not
+	// billed as messages. The polls start again at MinPollInterval and
+	// back off as the job's polls do. The wait is bounded only by ctx (and
+	// by how long the hub takes to end the calls): when ctx ends first,
+	// WaitJob returns the ended job and an error matching ctx.Err().
+	WaitForRunningCalls bool
+	// OnProgress, when set, is called with the job after every poll of
+	// the job, including the last; Job.Statistics carries the device
+	// counts once the hub reports them. The queries of WaitForRunningCalls
+	// do not call it.
 	OnProgress func(Job)
 }
 
@@ -575,9 +598,11 @@ const (
 )
 
 // WaitJob polls a job until it ends (completed, failed or cancelled) and
-// returns it. When ctx ends first it returns the last job seen and an error
-// matching ctx.Err(); an error from a poll is returned at once (reads are
-// retried by the client's retry policy first).
+// returns it; with WaitOptions.WaitForRunningCalls, a job that ended
+// cancelled or failed is returned once none of the calls it started is
+// still running. When ctx ends first it returns the last job seen and an
+// error matching ctx.Err(); an error from a poll is returned at once (reads
+// are retried by the client's retry policy first), with the last job seen.
 func (c *Client) WaitJob(ctx context.Context, jobID string, options *WaitOptions) (Job, error) {
 	var opts WaitOptions
 	if options != nil {
@@ -604,13 +629,53 @@ func (c *Client) WaitJob(ctx context.Context, jobID string, options *WaitOptions
 			opts.OnProgress(job)
 		}
 		if job.Status.Done() {
-			return job, nil
+			if !opts.WaitForRunningCalls || strings.EqualFold(string(job.Status), string(JobStatusCompleted)) {
+				return job, nil
+			}
+			return job, c.waitRunningCalls(ctx, job, opts)
 		}
 		if !sleepCtx(ctx, delay) {
 			return last, fmt.Errorf("iothub: %s %q: stopped waiting with the job %s: %w", opWaitJob, jobID, last.Status, ctx.Err())
 		}
 		delay = min(2*delay, opts.MaxPollInterval)
 	}
+}
+
+// waitRunningCalls polls the ended job's device records, one query a poll,
+// until none is running.
+func (c *Client) waitRunningCalls(ctx context.Context, job Job, opts WaitOptions) error {
+	for delay := opts.MinPollInterval; ; delay = min(2*delay, opts.MaxPollInterval) {
+		running, err := c.anyRunning(ctx, job.ID)
+		if err != nil {
+			return fmt.Errorf("iothub: %s %q: the job ended %s; reading whether its calls still run: %w", opWaitJob, job.ID, job.Status, err)
+		}
+		if !running {
+			return nil
+		}
+		if !sleepCtx(ctx, delay) {
+			return fmt.Errorf("iothub: %s %q: stopped waiting with the job %s and device calls it started still running: %w", opWaitJob, job.ID, job.Status, ctx.Err())
+		}
+	}
+}
+
+// anyRunning reports whether a device record of the job is running. It
+// asks for the running records one per page and stops at the first, so a
+// poll is one request unless the hub answers empty pages with a
+// continuation. The status is checked here too, in any case, so a hub that
+// ignored the condition would cost more pages, not a wrong answer.
+func (c *Client) anyRunning(ctx context.Context, jobID string) (bool, error) {
+	req := jobRecordsRequest(opWaitJob, jobID, " AND devices.jobs.status = '"+string(DeviceJobStatusRunning)+"'")
+	running := false
+	var qerr error
+	pages(ctx, c, req, 1, "", func(w deviceJobWire, err error) bool {
+		if err != nil {
+			qerr = err
+			return false
+		}
+		running = strings.EqualFold(string(w.Status), string(DeviceJobStatusRunning))
+		return !running
+	})
+	return running, qerr
 }
 
 // QueryOptions are the options of a query. A nil *QueryOptions gives the
@@ -754,11 +819,7 @@ func (c *Client) JobDeviceResults(ctx context.Context, jobID string, options *Qu
 			yield(DeviceJobResult{}, &iothub.ArgumentError{Operation: opJobDeviceResults, Field: "QueryOptions.PageSize", Rule: rule})
 			return
 		}
-		q := "SELECT * FROM devices.jobs WHERE devices.jobs.jobId = '" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(jobID) + "'"
-		body, _ := json.Marshal(struct {
-			Query string `json:"query"`
-		}{q})
-		req := pipeline.Request{Operation: opJobDeviceResults, Method: http.MethodPost, Path: "/devices/query", Body: body, Retry: pipeline.RetryIdempotent}
+		req := jobRecordsRequest(opJobDeviceResults, jobID, "")
 		pages(ctx, c, req, opts.PageSize, opts.ContinuationToken, func(w deviceJobWire, err error) bool {
 			if err != nil {
 				return yield(DeviceJobResult{}, err)
@@ -766,4 +827,15 @@ func (c *Client) JobDeviceResults(ctx context.Context, jobID string, options *Qu
 			return yield(w.result(), nil)
 		})
 	}
+}
+
+// jobRecordsRequest is the query of a job's device records (the
+// devices.jobs rows), with and, when not empty, appended to its condition
+// (" AND …").
+func jobRecordsRequest(op, jobID, and string) pipeline.Request {
+	q := "SELECT * FROM devices.jobs WHERE devices.jobs.jobId = '" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(jobID) + "'" + and
+	body, _ := json.Marshal(struct {
+		Query string `json:"query"`
+	}{q})
+	return pipeline.Request{Operation: op, Method: http.MethodPost, Path: "/devices/query", Body: body, Retry: pipeline.RetryIdempotent}
 }

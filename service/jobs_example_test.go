@@ -63,3 +63,60 @@ func ExampleClient_ScheduleMethodJob() {
 	// dev-2: not-delivered (DeviceNotOnline)
 	// dev-3: device-error (status 500)
 }
+
+// A cancelled job stops starting calls, but the calls it had started run
+// to their end. WaitForRunningCalls waits for them, so the device results
+// tell how each ended instead of "running" (unknown).
+func ExampleClient_WaitJob_waitForRunningCalls() {
+	// One device operation every 5 s: dev-1 is called at once, dev-2 not
+	// before the job is cancelled.
+	hub := httpmock.New(&httpmock.Options{JobDeviceOpsPerSecond: 0.2})
+	defer hub.Close()
+	hub.AddDevice("dev-1", &httpmock.DeviceOptions{Latency: 200 * time.Millisecond, Handler: respond(200, "")})
+	hub.AddDevice("dev-2", &httpmock.DeviceOptions{Handler: respond(200, "")})
+	client, err := service.NewClientFromConnectionString(hub.ConnectionString("iothubowner"),
+		&iothub.ClientOptions{Transport: hub.RoundTripper()})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	_, err = client.ScheduleMethodJob(ctx, "reboot-2", service.MethodJob{
+		Method:    service.MethodParams[any]{Name: "reboot"},
+		DeviceIDs: []string{"dev-1", "dev-2"},
+	}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for { // until the job has reached dev-1
+		job, err := client.GetJob(ctx, "reboot-2", nil)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if s := job.Statistics; s != nil && s.RunningCount+s.SucceededCount > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := client.CancelJob(ctx, "reboot-2", nil); err != nil {
+		log.Fatal(err)
+	}
+
+	// Give the wait a deadline: nothing else bounds it.
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	job, err := client.WaitJob(ctx, "reboot-2", &service.WaitOptions{MinPollInterval: 50 * time.Millisecond, WaitForRunningCalls: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("job", job.Status)
+	for r, err := range client.JobDeviceResults(ctx, "reboot-2", nil) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%s: %s %s\n", r.DeviceID, r.Status, r.Outcome)
+	}
+	// Output:
+	// job cancelled
+	// dev-1: completed succeeded
+	// dev-2: canceled not-delivered
+}

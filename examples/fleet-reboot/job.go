@@ -144,7 +144,7 @@ func (r *fleetRun) pollEvery() time.Duration {
 // that the report says how they ended rather than "running".
 func (r *fleetRun) waitJob(ctx context.Context, jobID string) int {
 	poll := r.pollEvery()
-	job, err := r.svc.WaitJob(ctx, jobID, &service.WaitOptions{
+	opts := service.WaitOptions{
 		MinPollInterval: poll, MaxPollInterval: max(poll, 5*time.Second),
 		OnProgress: func(j service.Job) {
 			if s := j.Statistics; s != nil {
@@ -152,46 +152,41 @@ func (r *fleetRun) waitJob(ctx context.Context, jobID string) int {
 					j.ID, j.Status, s.DeviceCount, s.SucceededCount, s.FailedCount, s.RunningCount, s.PendingCount)
 			}
 		},
-	})
+	}
+	job, err := r.svc.WaitJob(ctx, jobID, &opts)
 	switch {
 	case err != nil:
 		r.msg.Fail("wait for the job", err)
 		return cli.ExitFailed
 	case job.Status != service.JobStatusCompleted:
 		r.msg.Printf("job %s ended %s %s %s\n", jobID, job.Status, job.FailureReason, job.StatusMessage)
-		r.settle(ctx, jobID)
+		r.settle(ctx, job, opts)
 		return cli.ExitFailed
 	}
 	return cli.ExitOK
 }
 
-// settle waits until no device of a finished job is running, for
-// at most the longest a call can take (connect and response timeouts plus
-// service.NetworkMargin), polling every pollEvery. It gives up early on the
-// second interrupt (ctx) or when the records cannot be read; the report
-// then says "unknown" for calls still running.
-func (r *fleetRun) settle(ctx context.Context, jobID string) {
+// settle waits (service.WaitOptions.WaitForRunningCalls) until no call
+// the ended job started is still running, for at most the longest a call
+// can take (connect and response timeouts plus service.NetworkMargin). It
+// gives up early on the second interrupt (ctx) or when the records cannot
+// be read; the report then says "unknown" for calls still running.
+func (r *fleetRun) settle(ctx context.Context, job service.Job, opts service.WaitOptions) {
+	if s := job.Statistics; s != nil && s.RunningCount > 0 {
+		r.msg.Printf("waiting for %d calls the job had started\n", s.RunningCount)
+	}
 	timeout := cmp.Or(r.params.TimeoutInSeconds, service.DefaultTimeoutInSeconds)
-	deadline := time.Now().Add(time.Duration(timeout+r.params.ConnectTimeoutInSeconds)*time.Second + service.NetworkMargin)
-	for said := false; ; said = true {
-		// The job's statistics count its running devices: one request a
-		// poll, however many devices the job has.
-		job, err := r.svc.GetJob(ctx, jobID, nil)
-		if err != nil || job.Statistics == nil {
-			return
-		}
-		running := job.Statistics.RunningCount
-		if running == 0 || time.Now().After(deadline) {
-			return
-		}
-		if !said {
-			r.msg.Printf("waiting for %d calls the job had started\n", running)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(r.pollEvery()):
-		}
+	longest := time.Duration(timeout+r.params.ConnectTimeoutInSeconds)*time.Second + service.NetworkMargin
+	sctx, cancel := context.WithTimeout(ctx, longest)
+	defer cancel()
+	opts.WaitForRunningCalls, opts.OnProgress = true, nil
+	_, err := r.svc.WaitJob(sctx, job.ID, &opts)
+	switch {
+	case err == nil, ctx.Err() != nil:
+	case sctx.Err() != nil:
+		r.msg.Printf("stopped waiting for the job's calls after %v; the report says unknown for those still running\n", longest)
+	default:
+		r.msg.Fail("wait for the job's calls", err)
 	}
 }
 
