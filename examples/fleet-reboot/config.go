@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"regexp"
 	"strings"
 
@@ -108,7 +109,7 @@ func (c config) check() error {
 		return errors.New("-method must not be empty")
 	case c.concurrency <= 0:
 		return fmt.Errorf("-concurrency must be 1 or more; got %d", c.concurrency)
-	case c.rate < 0 || c.rate != c.rate:
+	case c.rate < 0 || math.IsNaN(c.rate) || math.IsInf(c.rate, 0):
 		return fmt.Errorf("-rate must be 0 (no limit) or a positive number; got %v", c.rate)
 	case c.unitsSet && c.tier == "":
 		return errors.New("-units goes with -tier")
