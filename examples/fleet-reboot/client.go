@@ -23,6 +23,7 @@ func (r *fleetRun) runClient(ctx context.Context) int {
 		prog.finish(false)
 		return exit(r.msg, err)
 	}
+	prog.watch(f.Stats)
 	if r.targets.total() < 0 {
 		go r.countTargets(ctx, prog)
 	}
@@ -38,12 +39,17 @@ func (r *fleetRun) runClient(ctx context.Context) int {
 }
 
 // fanOutOptions are the fan-out's options, from the flags: the one place
-// that sets how the fan-out paces its calls.
+// that sets how the fan-out paces its calls. Without -rate or -tier the
+// fan-out finds the hub's limit by itself.
 func (r *fleetRun) fanOutOptions() *service.FanOutOptions {
-	return &service.FanOutOptions{
+	o := &service.FanOutOptions{
 		Concurrency: r.cfg.concurrency,
 		MaxRate:     r.cfg.rate,
 	}
+	if r.cfg.tier != "" {
+		o.Tier, o.Units = r.cfg.hubTier(), r.cfg.units
+	}
+	return o
 }
 
 // countTargets counts the query's targets, alongside the calls, and gives

@@ -5,10 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"regexp"
 	"strings"
 
 	"github.com/hubkit/iothub/examples/internal/cli"
+	"github.com/hubkit/iothub/service"
 )
 
 // config is what the flags say.
@@ -18,6 +20,8 @@ type config struct {
 	call           cli.MethodFlags // -payload, -timeout, -connect-timeout
 	concurrency    int
 	rate           float64
+	tier           string // seeds the pacing with the tier's documented limit
+	units          int
 	mode           string
 	report         string
 	resume, dryRun bool
@@ -26,12 +30,12 @@ type config struct {
 	simulate       int
 
 	// Which flags were given, not only defaulted.
-	querySet, simulateSet, rateSet, concSet bool
+	querySet, simulateSet, rateSet, concSet, unitsSet bool
 }
 
 const defaultQuery = "SELECT * FROM devices"
 
-const usage = "usage: fleet-reboot [-query SQL | -devices IDS|@FILE] [-method NAME] [-payload JSON] [-concurrency N] [-rate R] [-mode client|job] [-report FILE [-resume]] [-dry-run]"
+const usage = "usage: fleet-reboot [-query SQL | -devices IDS|@FILE] [-method NAME] [-payload JSON] [-concurrency N] [-rate R] [-tier T [-units N]] [-mode client|job] [-report FILE [-resume]] [-dry-run]"
 
 // parseFlags parses and checks the flags, and reads the connection string
 // from getenv when no credentials are given. It reads no file.
@@ -51,6 +55,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 			c.rateSet = true
 		case "concurrency":
 			c.concSet = true
+		case "units":
+			c.unitsSet = true
 		}
 	})
 	if fs.NArg() > 0 {
@@ -77,7 +83,9 @@ func (c *config) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.method, "method", "reboot", "method name")
 	c.call.Register(fs)
 	fs.IntVar(&c.concurrency, "concurrency", 16, "most calls in flight at once (client mode)")
-	fs.Float64Var(&c.rate, "rate", 0, "most calls started per second, 0 for no client limit; either way it backs off when throttled (client mode)")
+	fs.Float64Var(&c.rate, "rate", 0, "most calls started per second, 0 for no cap; below it the fan-out finds and holds the hub's own limit (client mode)")
+	fs.StringVar(&c.tier, "tier", "", "the hub's tier (F1, S1, S2, S3), to start at its documented method rate instead of probing for it (client mode)")
+	fs.IntVar(&c.units, "units", 1, "the hub's units, with -tier")
 	fs.StringVar(&c.mode, "mode", "client", "client: invoke from here; job: schedule an IoT Hub job")
 	fs.StringVar(&c.report, "report", "", "write one JSON line per target to FILE as results arrive")
 	fs.BoolVar(&c.resume, "resume", false, "continue the run of -report FILE: skip targets that succeeded or may have run, append")
@@ -101,8 +109,14 @@ func (c config) check() error {
 		return errors.New("-method must not be empty")
 	case c.concurrency <= 0:
 		return fmt.Errorf("-concurrency must be 1 or more; got %d", c.concurrency)
-	case c.rate < 0 || c.rate != c.rate:
+	case c.rate < 0 || math.IsNaN(c.rate) || math.IsInf(c.rate, 0):
 		return fmt.Errorf("-rate must be 0 (no limit) or a positive number; got %v", c.rate)
+	case c.unitsSet && c.tier == "":
+		return errors.New("-units goes with -tier")
+	case c.units <= 0:
+		return fmt.Errorf("-units must be 1 or more; got %d", c.units)
+	case c.tier != "" && service.MethodRateLimit(c.hubTier(), c.units, 0) == 0:
+		return fmt.Errorf("-tier must be F1, S1, S2 or S3 (the basic tiers B1 to B3 have no direct methods); got %q", c.tier)
 	case c.mode != "client" && c.mode != "job":
 		return fmt.Errorf("-mode must be client or job; got %q", c.mode)
 	case c.resume && c.report == "":
@@ -122,6 +136,9 @@ func (c config) check() error {
 	}
 	return nil
 }
+
+// hubTier is -tier as the SDK names tiers.
+func (c config) hubTier() service.Tier { return service.Tier(strings.ToUpper(c.tier)) }
 
 // queryRE splits a twin query into its collection and the rest (WHERE …).
 var queryRE = regexp.MustCompile(`(?is)^\s*SELECT\s+\*\s+FROM\s+(devices(?:\.modules)?)(\s.*)?$`)

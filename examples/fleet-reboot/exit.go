@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 
+	"github.com/hubkit/iothub"
 	"github.com/hubkit/iothub/examples/internal/cli"
+	"github.com/hubkit/iothub/service"
 )
 
 // Exit codes: cli.ExitOK when every target succeeded, cli.ExitFailed when
@@ -47,8 +49,9 @@ func exit(msg cli.Stderr, err error) int {
 
 // endRun ends the progress with its summary and returns the exit code of
 // a run that went to its end: ExitFailed when it was interrupted, when a
-// target did not succeed, or when fault (a fleet-wide failure, such as a
-// target query that broke off) stopped it.
+// target did not succeed, or when fault (FanOut.Err: a fleet-wide fault
+// such as a revoked policy or an unreachable hub, or a target query that
+// broke off) stopped it.
 func (r *fleetRun) endRun(ctx context.Context, prog *progress, fault error) int {
 	interrupted := ctx.Err() != nil
 	prog.finish(interrupted)
@@ -56,7 +59,17 @@ func (r *fleetRun) endRun(ctx context.Context, prog *progress, fault error) int 
 	if interrupted {
 		code = cli.ExitFailed
 	}
-	if fault != nil && !interrupted {
+	switch {
+	case errors.Is(fault, service.ErrFleetFault):
+		// Said once here, not once per target: every target the fault
+		// kept from being invoked is in the report as not-delivered.
+		r.msg.Printf("%v\n", fault)
+		if he, ok := errors.AsType[*iothub.Error](fault); ok && he.TrackingID != "" {
+			r.msg.Printf("tracking ID %s\n", he.TrackingID)
+		}
+		r.msg.Println("the targets it kept from being invoked are reported not-delivered; once it is fixed, -resume invokes them")
+		code = cli.ExitFailed
+	case fault != nil && !interrupted:
 		r.msg.Fail("the target query failed; not every target was invoked", fault)
 		code = cli.ExitFailed
 	}

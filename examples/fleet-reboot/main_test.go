@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/google/go-cmp/cmp"
 	"os"
 	"path/filepath"
 	"slices"
@@ -447,6 +448,13 @@ func TestBadFlags(t *testing.T) {
 		{"concurrency 0", []string{"-concurrency", "0"}, "-concurrency must be 1 or more"},
 		{"negative rate", []string{"-rate", "-1"}, "-rate must be"},
 		{"unknown mode", []string{"-mode", "cloud"}, `-mode must be client or job; got "cloud"`},
+		{"NaN rate", []string{"-rate", "NaN"}, "-rate must be"},
+		{"infinite rate", []string{"-rate", "+Inf"}, "-rate must be"},
+		{"unknown tier", []string{"-tier", "S9"}, `-tier must be F1, S1, S2 or S3 (the basic tiers B1 to B3 have no direct methods); got "S9"`},
+		{"basic tier", []string{"-tier", "B2"}, "the basic tiers B1 to B3 have no direct methods"},
+		{"units without tier", []string{"-units", "2"}, "-units goes with -tier"},
+		{"zero units", []string{"-tier", "S1", "-units", "0"}, "-units must be 1 or more; got 0"},
+		{"negative units", []string{"-tier", "S1", "-units", "-3"}, "-units must be 1 or more; got -3"},
 		{"unreadable devices file", []string{"-devices", "@" + filepath.Join(dir, "nope.txt")}, "-devices: open"},
 		{"empty devices file", []string{"-devices", "@" + empty}, "lists no device"},
 		{"empty device id", []string{"-devices", "a,,b"}, "empty device id"},
@@ -668,5 +676,100 @@ func TestETA(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("%s: ETA %q, want %q", tt.name, got, tt.want)
 		}
+	}
+}
+
+// TestFleetWideFault: a fault that refuses the whole hub stops the run.
+// The program says so once on stderr, writes every target to the report
+// (those it never invoked as not-delivered, with the hub's code), exits 1,
+// and nothing reaches a device after the fault.
+func TestFleetWideFault(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		fault func(*simhub.Hub)
+		kind  string
+		code  int
+	}{
+		{"suspended", func(s *simhub.Hub) { s.Mock().Suspend() }, "hub suspended", 403001},
+		// The hub refusing every call's credential, as after a key
+		// rotation; the SDK's own tests revoke the policy itself.
+		{"unauthorized", func(s *simhub.Hub) { s.Mock().AddFault(httpmock.Fault{Code: 401002, Times: -1}) }, "unauthorized", 401002},
+		{"quota exhausted", func(s *simhub.Hub) { s.Mock().ExhaustQuota() }, "daily quota exceeded", 403002},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			sim := startSim(t, &simhub.Options{Fleet: 200})
+			// Targets as a list: a target query would fail first on a
+			// hub that refuses everyone.
+			list := filepath.Join(t.TempDir(), "devices.txt")
+			if err := os.WriteFile(list, []byte(strings.Join(sim.DeviceIDs(), "\n")), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			tt.fault(sim)
+			report := filepath.Join(t.TempDir(), "r.jsonl")
+			got := runSim(t.Context(), sim, "-devices", "@"+list, "-report", report, "-concurrency", "8")
+			if got.code != cli.ExitFailed {
+				t.Errorf("exit %d, want %d; stderr:\n%s", got.code, cli.ExitFailed, got.stderr)
+			}
+			if n := strings.Count(got.stderr, "fleet-wide fault"); n != 1 {
+				t.Errorf("stderr names the fleet-wide fault %d times, want once:\n%s", n, got.stderr)
+			}
+			for _, w := range []string{tt.kind, "-resume"} {
+				if !strings.Contains(got.stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, got.stderr)
+				}
+			}
+			lines := readReportFile(t, report)
+			if m := byDevice(lines); len(lines) != len(sim.DeviceIDs()) || len(m) != len(lines) {
+				t.Errorf("report has %d lines for %d devices, want one per device of %d", len(lines), len(m), len(sim.DeviceIDs()))
+			}
+			counts := map[service.Outcome]int{}
+			for _, l := range lines {
+				counts[l.Outcome]++
+				if l.ErrorCode != tt.code {
+					t.Errorf("%s: errorCode %d, want %d", l.DeviceID, l.ErrorCode, tt.code)
+				}
+			}
+			want := map[service.Outcome]int{service.OutcomeNotDelivered: len(lines)}
+			if diff := cmp.Diff(want, counts); diff != "" {
+				t.Errorf("outcomes (-want +got):\n%s", diff)
+			}
+			if n := sim.Mock().TotalDeliveries(); n != 0 {
+				t.Errorf("%d calls delivered after the fault, want 0", n)
+			}
+		})
+	}
+}
+
+// TestProgressPace: the progress line shows the hub's accepted rate and
+// the pacing's state while calls start, and the calls the run waits on
+// once only calls in flight are left.
+func TestProgressPace(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		total int
+		done  int
+		stats service.FanOutStats
+		want  string
+	}{
+		{"limited", 10000, 4000, service.FanOutStats{InFlight: 64, AcceptedRate: 981, State: "limited by hub at ~980/s"}, "981 calls/s, limited by hub at ~980/s  ETA"},
+		{"tail", 10000, 9969, service.FanOutStats{InFlight: 31, OldestInFlight: 2140 * time.Millisecond, AcceptedRate: 12}, "waiting on 31 calls in flight, the slowest 2.1s"},
+		{"unknown total", -1, 10, service.FanOutStats{InFlight: 8, AcceptedRate: 40, State: "slow start"}, "40 calls/s, slow start"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var b strings.Builder
+			p := &progress{display: display{w: &b}, start: time.Now().Add(-10 * time.Second),
+				counts: map[service.Outcome]int{service.OutcomeSucceeded: tt.done}, total: tt.total}
+			p.watch(func() service.FanOutStats { return tt.stats })
+			p.drawLocked()
+			if !strings.Contains(b.String(), tt.want) {
+				t.Errorf("progress line %q lacks %q", b.String(), tt.want)
+			}
+		})
 	}
 }

@@ -30,7 +30,8 @@ type progress struct {
 	skippedUnknown int // those of them that may have run
 	total          int // -1: unknown
 	drawn          bool
-	recent         []sample // the draws of the last window, oldest first
+	recent         []sample                   // the draws of the last window, oldest first
+	stats          func() service.FanOutStats // the fan-out's, once it runs
 	stop           chan struct{}
 	stopped        chan struct{}
 }
@@ -89,6 +90,14 @@ func (p *progress) add(o service.Outcome) {
 	p.mu.Unlock()
 }
 
+// watch shows the fan-out's own figures from now on: the rate the hub
+// accepts, what limits it, and the calls the run waits on at its end.
+func (p *progress) watch(stats func() service.FanOutStats) {
+	p.mu.Lock()
+	p.stats = stats
+	p.mu.Unlock()
+}
+
 // skip counts a target not invoked because of its earlier outcome.
 func (p *progress) skip(earlier service.Outcome) {
 	p.mu.Lock()
@@ -142,15 +151,11 @@ func (p *progress) doneLocked() int {
 	return n
 }
 
-// drawLocked draws the progress line: counts, rate and ETA. What the line
+// drawLocked draws the progress line: counts, then pace. What the line
 // shows is decided here, for the bar and the plain line alike.
 func (p *progress) drawLocked() {
 	var b strings.Builder
 	done := p.doneLocked()
-	now := time.Now()
-	elapsed := now.Sub(p.start)
-	calls := done - p.skipped
-	rate := float64(calls) / elapsed.Seconds()
 	if p.total >= 0 {
 		fmt.Fprintf(&b, "%d/%d", done, p.total)
 		if p.terminal {
@@ -165,15 +170,39 @@ func (p *progress) drawLocked() {
 	if p.skipped > 0 {
 		fmt.Fprintf(&b, "  skipped %d", p.skipped)
 	}
-	fmt.Fprintf(&b, "  %.1f calls/s", rate)
-	if p.total >= 0 && calls > 0 && done < p.total {
-		b.WriteString("  ETA " + p.etaLocked(now, calls, p.total-done))
-	}
+	p.paceLocked(&b, time.Now(), done)
 	if p.terminal {
 		fmt.Fprintf(p.w, "\r\x1b[K%s: %s", name, b.String())
 		p.drawn = true
 	} else {
 		fmt.Fprintf(p.w, "%s: %s\n", name, b.String())
+	}
+}
+
+// paceLocked writes how fast the run goes and what holds it back: the
+// rate the hub accepts and the pacing's state ("limited by hub at
+// ~980/s") with an ETA; once every remaining target is a call in flight,
+// the calls it waits on instead, since a rate and an ETA say nothing
+// about a tail of slow devices. Without the fan-out's figures (job mode)
+// it shows the run's average rate.
+func (p *progress) paceLocked(b *strings.Builder, now time.Time, done int) {
+	calls := done - p.skipped
+	remaining := p.total - done
+	if p.stats == nil {
+		fmt.Fprintf(b, "  %.1f calls/s", float64(calls)/now.Sub(p.start).Seconds())
+	} else {
+		st := p.stats()
+		if p.total >= 0 && st.InFlight > 0 && remaining <= st.InFlight {
+			fmt.Fprintf(b, "  waiting on %d calls in flight, the slowest %s", st.InFlight, st.OldestInFlight.Round(100*time.Millisecond))
+			return
+		}
+		fmt.Fprintf(b, "  %.0f calls/s", st.AcceptedRate)
+		if st.State != "" {
+			fmt.Fprintf(b, ", %s", st.State)
+		}
+	}
+	if p.total >= 0 && calls > 0 && done < p.total {
+		b.WriteString("  ETA " + p.etaLocked(now, calls, remaining))
 	}
 }
 
