@@ -154,6 +154,7 @@ type FanOut struct {
 	breaker *flow.Breaker
 	jobs    chan Target   // targets handed to the workers
 	permits chan struct{} // one per paced start, from the pacer
+	demand  chan struct{} // a worker waits for a permit; room for one per worker
 	idle    chan struct{} // closed when every worker has returned
 
 	haltOnce sync.Once
@@ -208,6 +209,7 @@ func (c *Client) StartFanOut(ctx context.Context, targets iter.Seq2[Target, erro
 		breaker: flow.NewBreaker(flow.BreakerPolicy{}),
 		jobs:    make(chan Target),
 		permits: make(chan struct{}),
+		demand:  make(chan struct{}, o.Concurrency),
 		idle:    make(chan struct{}),
 		halted:  make(chan struct{}),
 		results: make(chan Result, o.Concurrency),

@@ -78,12 +78,24 @@ func (f *FanOut) halt(ff *FleetFaultError) {
 	})
 }
 
-// pace is the one dispatcher: it books each start with the controller,
-// waits for it, and hands the permit to the longest-waiting worker (a
-// channel serves its receivers in order). A worker needs a permit for
-// every attempt, a retry after a 429 as much as a first call.
+// pace is the one dispatcher: once a worker asks for a start, it books
+// the start with the controller, waits for it, and hands the permit to the
+// longest-waiting worker (a channel serves its receivers in order). A
+// worker needs a permit for every attempt, a retry after a 429 as much as
+// a first call. Booking only on demand tells the controller the truth
+// about who holds the calls back: a start booked while every worker is
+// busy would wait on the workers, not on the pacing, yet look paced.
 func (f *FanOut) pace() {
 	for {
+		select {
+		case <-f.demand:
+		case <-f.stopCtx.Done():
+			return
+		case <-f.halted:
+			return
+		case <-f.idle:
+			return
+		}
 		if wait := f.ctl.Reserve(time.Now()); wait >= minPacingSleep {
 			t := time.NewTimer(wait)
 			select {
@@ -119,6 +131,7 @@ func (f *FanOut) awaitStart() error {
 	if err := f.stopCause(); err != nil {
 		return err
 	}
+	f.demand <- struct{}{} // room for one per worker: never blocks
 	select {
 	case <-f.permits:
 		if err := f.stopCause(); err != nil {

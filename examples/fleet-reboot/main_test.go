@@ -755,9 +755,10 @@ func TestProgressPace(t *testing.T) {
 		stats service.FanOutStats
 		want  string
 	}{
-		{"limited", 10000, 4000, service.FanOutStats{InFlight: 64, AcceptedRate: 981, State: "limited by hub at ~980/s"}, "981 calls/s, limited by hub at ~980/s  ETA"},
+		{"limited", 10000, 4000, service.FanOutStats{InFlight: 64, AcceptedRate: 981, RateLimit: 990, State: "limited by hub at ~980/s"}, "981 calls/s, limited by hub at ~980/s  ETA"},
 		{"tail", 10000, 9969, service.FanOutStats{InFlight: 31, OldestInFlight: 2140 * time.Millisecond, AcceptedRate: 12}, "waiting on 31 calls in flight, the slowest 2.1s"},
-		{"unknown total", -1, 10, service.FanOutStats{InFlight: 8, AcceptedRate: 40, State: "slow start"}, "40 calls/s, slow start"},
+		{"unknown total", -1, 10, service.FanOutStats{InFlight: 8, AcceptedRate: 40, RateLimit: 50, State: "probing at 50/s"}, "40 calls/s, probing at 50/s"},
+		{"held back by the devices", 10000, 5000, service.FanOutStats{InFlight: 64, AcceptedRate: 300, RateLimit: 6400, State: "probing at 6400/s"}, "300 calls/s, not held back by the hub (pacing allows ~6400/s)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -197,7 +197,12 @@ func (p *progress) paceLocked(b *strings.Builder, now time.Time, done int) {
 			return
 		}
 		fmt.Fprintf(b, "  %.0f calls/s", st.AcceptedRate)
-		if st.State != "" {
+		switch {
+		case st.RateLimit > 0 && st.AcceptedRate < st.RateLimit/2:
+			// The workers or the devices hold the calls back, not the
+			// hub: the pacing's own state would mislead.
+			fmt.Fprintf(b, ", not held back by the hub (pacing allows ~%.0f/s)", st.RateLimit)
+		case st.State != "":
 			fmt.Fprintf(b, ", %s", st.State)
 		}
 	}

@@ -180,6 +180,13 @@ type Policy struct {
 	PauseShare float64
 	PauseMin   int
 
+	// PacedShare decides whether the pacing, rather than the caller,
+	// held the calls back in an interval: most starts waited for their
+	// turn, and the starts reached PacedShare of the rate. Only then does
+	// the rate grow, and only then is rising latency the hub's queue
+	// rather than slow devices.
+	PacedShare float64
+
 	// MinRate is the lowest rate, in calls per second.
 	MinRate float64
 }
@@ -205,6 +212,7 @@ func DefaultPolicy() Policy {
 		BaselineWindow:    10 * time.Second,
 		PauseShare:        0.5,
 		PauseMin:          20,
+		PacedShare:        0.8,
 		MinRate:           1,
 	}
 }
@@ -255,6 +263,7 @@ func (p Policy) withDefaults() Policy {
 	}
 	posD(&p.BaselineWindow, d.BaselineWindow)
 	frac(&p.PauseShare, d.PauseShare)
+	frac(&p.PacedShare, d.PacedShare)
 	if p.PauseMin <= 0 {
 		p.PauseMin = d.PauseMin
 	}
@@ -565,7 +574,27 @@ func (c *Controller) maybeGrow(now time.Time) {
 	if now.Before(c.pause) {
 		return
 	}
-	if queueing {
+	// Whether the pacing held calls back in this interval, not the caller
+	// (its concurrency, slow devices, or no targets left).
+	var reserved, paced int32
+	first := max(from, c.cur-slots+1)
+	for i := first; i <= c.cur; i++ {
+		s := &c.ring[i%slots]
+		reserved += s.reserved
+		paced += s.paced
+	}
+	// Held back means: most starts waited for their turn, and the starts
+	// came at close to the pacing's rate. A start that waited a moment
+	// behind a burst of others (a worker pool freeing up at once) is not
+	// evidence while the starts as a whole fall short of the rate.
+	span := now.Sub(c.epoch.Add(time.Duration(first) * c.slotDur)) // from the first counted slot's start
+	pacingLimited := !math.IsInf(c.rate, 1) && reserved > 0 && 2*paced >= reserved &&
+		float64(reserved) >= c.p.PacedShare*c.rate*span.Seconds()
+	// Latency rising is the hub's queue only while calls go out at the
+	// pacing's rate: when the caller holds them back, it is its devices
+	// that are slow (a tail of slow devices at the end of a run), and the
+	// hub is not asked for more than it served.
+	if queueing && pacingLimited {
 		// The hub queues calls. A queue that grows means more is sent
 		// than the hub serves; one that holds or drains only means no
 		// more should be.
@@ -579,13 +608,7 @@ func (c *Controller) maybeGrow(now time.Time) {
 	}
 	// Grow only when the pacing held calls back: a caller limited by its
 	// concurrency or its targets gives no evidence that more would pass.
-	var reserved, paced int32
-	for i := max(from, c.cur-slots+1); i <= c.cur; i++ {
-		s := &c.ring[i%slots]
-		reserved += s.reserved
-		paced += s.paced
-	}
-	if math.IsInf(c.rate, 1) || reserved == 0 || 2*paced < reserved {
+	if !pacingLimited {
 		return
 	}
 	if c.cap > 0 && c.rate >= c.cap {
