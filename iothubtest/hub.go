@@ -40,6 +40,13 @@ type Options struct {
 	// and updates) have used it up, they are refused with 403 / 403002
 	// IotHubQuotaExceeded. Zero means no quota; see also Hub.ExhaustQuota.
 	DailyMessages int64
+
+	// JobDeviceOpsPerSecond, when positive, is the rate at which IoT Hub
+	// jobs reach their devices (one method call or twin update each),
+	// across all jobs: lower it to test how code under test handles a job
+	// in progress, such as cancelling one. Zero means the rate of
+	// Throttle's tier, or an S1 hub's 10 a second.
+	JobDeviceOpsPerSecond float64
 }
 
 // Throttle sets the hub's throttles; see Options.Throttle. The zero value
@@ -108,6 +115,8 @@ func New(opts *Options) *Hub {
 		HostName:      o.HostName,
 		MaxRecorded:   o.MaxRecorded,
 		DailyMessages: o.DailyMessages,
+
+		JobDeviceOpsPerSecond: o.JobDeviceOpsPerSecond,
 	}
 	if t := o.Throttle; t != nil {
 		eo.Throttle = &httpmock.ThrottleOptions{

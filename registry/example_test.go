@@ -5,17 +5,16 @@ import (
 	"fmt"
 	"log"
 
-	"github.com/hubkit/iothub"
-	"github.com/hubkit/iothub/internal/testkit/httpmock"
+	"github.com/hubkit/iothub/iothubtest"
 	"github.com/hubkit/iothub/registry"
 )
 
-// exampleClient returns a registry client for a fresh simulated hub. In
+// exampleClient returns a registry client for a fresh fake hub, signed with
+// the iothubowner policy (registry writes need RegistryWrite). In
 // production: registry.NewClientFromConnectionString(os.Getenv("IOTHUB_CONNECTION_STRING"), nil).
 func exampleClient() *registry.Client {
-	hub := httpmock.New(nil)
-	client, err := registry.NewClientFromConnectionString(hub.ConnectionString("iothubowner"),
-		&iothub.ClientOptions{Transport: hub.RoundTripper()})
+	hub := iothubtest.New(nil)
+	client, err := registry.NewClientFromConnectionString(hub.ConnectionStringFor(iothubtest.PolicyIoTHubOwner), hub.ClientOptions())
 	if err != nil {
 		log.Fatal(err)
 	}

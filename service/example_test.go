@@ -8,37 +8,34 @@ import (
 	"log"
 
 	"github.com/hubkit/iothub"
-	"github.com/hubkit/iothub/internal/testkit/httpmock"
+	"github.com/hubkit/iothub/iothubtest"
 	"github.com/hubkit/iothub/service"
 )
 
-// exampleHub starts the simulated hub the examples run against: device
-// "dev-1" answers "reboot", "edge-1" has an "$edgeAgent" module, and
-// "dev-offline" is not connected.
-func exampleHub() *httpmock.Hub {
-	hub := httpmock.New(nil)
-	reboot := func(_ context.Context, c httpmock.MethodCall) httpmock.MethodResponse {
-		var req struct {
-			Delay int `json:"delay"`
-		}
-		_ = json.Unmarshal(c.Payload, &req)
-		out, _ := json.Marshal(map[string]any{"rebooting": true, "delay": req.Delay})
-		return httpmock.MethodResponse{Status: 200, Payload: out}
-	}
-	hub.AddDevice("dev-1", nil).HandleMethod("reboot", reboot)
-	hub.AddDevice("edge-1", nil).AddModule("$edgeAgent").HandleMethod("RestartModule",
-		func(context.Context, httpmock.MethodCall) httpmock.MethodResponse {
-			return httpmock.MethodResponse{Status: 200, Payload: json.RawMessage(`null`)}
+// exampleHub starts the fake hub the examples run against: device "dev-1"
+// answers "reboot", "edge-1" is an IoT Edge device whose "$edgeAgent"
+// module answers "RestartModule", and "dev-offline" is not connected. In
+// your own tests, the same hub stands in for IoT Hub.
+func exampleHub() *iothubtest.Hub {
+	hub := iothubtest.New(nil)
+	hub.AddDevice("dev-1", nil).HandleMethod("reboot",
+		func(_ context.Context, c iothubtest.MethodCall) iothubtest.MethodResponse {
+			var req struct {
+				Delay int `json:"delay"`
+			}
+			_ = json.Unmarshal(c.Payload, &req)
+			return iothubtest.MethodResponse{Status: 200, Payload: map[string]any{"rebooting": true, "delay": req.Delay}}
 		})
-	hub.AddDevice("dev-offline", &httpmock.DeviceOptions{Offline: true})
+	hub.AddDevice("edge-1", &iothubtest.DeviceOptions{Edge: true})
+	hub.AddDevice("dev-offline", &iothubtest.DeviceOptions{Offline: true})
 	return hub
 }
 
 func ExampleNewClientFromConnectionString() {
 	hub := exampleHub()
+	defer hub.Close()
 	// In production: service.NewClientFromConnectionString(os.Getenv("IOTHUB_CONNECTION_STRING"), nil)
-	client, err := service.NewClientFromConnectionString(hub.ConnectionString("service"),
-		&iothub.ClientOptions{Transport: hub.RoundTripper()})
+	client, err := service.NewClientFromConnectionString(hub.ConnectionString(), hub.ClientOptions())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -56,11 +53,12 @@ func ExampleNewClientFromConnectionString() {
 
 func ExampleNewClient() {
 	hub := exampleHub()
+	defer hub.Close()
 	// In production: cred, err := azidentity.NewDefaultAzureCredential(nil), and
 	// service.NewClient("myhub.azure-devices.net", cred, nil). The identity needs
 	// the IoT Hub Data Contributor role.
-	cred := hub.TokenCredential(httpmock.DataContributor, nil)
-	client, err := service.NewClient(hub.HostName(), cred, &iothub.ClientOptions{Transport: hub.RoundTripper()})
+	cred := hub.TokenCredential(iothubtest.RoleDataContributor)
+	client, err := service.NewClient(hub.HostName(), cred, hub.ClientOptions())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -74,8 +72,8 @@ func ExampleNewClient() {
 
 func ExampleInvokeDevice() {
 	hub := exampleHub()
-	client, err := service.NewClientFromConnectionString(hub.ConnectionString("service"),
-		&iothub.ClientOptions{Transport: hub.RoundTripper()})
+	defer hub.Close()
+	client, err := service.NewClientFromConnectionString(hub.ConnectionString(), hub.ClientOptions())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -98,8 +96,8 @@ func ExampleInvokeDevice() {
 
 func ExampleClient_InvokeModuleMethod() {
 	hub := exampleHub()
-	client, err := service.NewClientFromConnectionString(hub.ConnectionString("service"),
-		&iothub.ClientOptions{Transport: hub.RoundTripper()})
+	defer hub.Close()
+	client, err := service.NewClientFromConnectionString(hub.ConnectionString(), hub.ClientOptions())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -118,8 +116,8 @@ func ExampleClient_InvokeModuleMethod() {
 // connected never got the call, so it is safe to try again later.
 func Example_errorHandling() {
 	hub := exampleHub()
-	client, err := service.NewClientFromConnectionString(hub.ConnectionString("service"),
-		&iothub.ClientOptions{Transport: hub.RoundTripper()})
+	defer hub.Close()
+	client, err := service.NewClientFromConnectionString(hub.ConnectionString(), hub.ClientOptions())
 	if err != nil {
 		log.Fatal(err)
 	}

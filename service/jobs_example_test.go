@@ -7,21 +7,19 @@ import (
 	"slices"
 	"time"
 
-	"github.com/hubkit/iothub"
-	"github.com/hubkit/iothub/internal/testkit/httpmock"
+	"github.com/hubkit/iothub/iothubtest"
 	"github.com/hubkit/iothub/service"
 )
 
 func ExampleClient_ScheduleMethodJob() {
-	hub := httpmock.New(&httpmock.Options{JobDeviceOpsPerSecond: 1000})
+	hub := iothubtest.New(&iothubtest.Options{JobDeviceOpsPerSecond: 1000})
 	defer hub.Close()
-	hub.AddDevice("dev-1", &httpmock.DeviceOptions{Handler: respond(200, `{"rebooting":true}`)})
-	hub.AddDevice("dev-2", &httpmock.DeviceOptions{Offline: true})
-	hub.AddDevice("dev-3", &httpmock.DeviceOptions{Handler: respond(500, `{"error":"busy"}`)})
+	hub.AddDevice("dev-1", &iothubtest.DeviceOptions{Handler: iothubtest.Answer(200, map[string]bool{"rebooting": true})})
+	hub.AddDevice("dev-2", &iothubtest.DeviceOptions{Offline: true})
+	hub.AddDevice("dev-3", &iothubtest.DeviceOptions{Handler: iothubtest.Answer(500, map[string]string{"error": "busy"})})
 
 	// Jobs need the iothubowner policy (or IoT Hub Data Contributor).
-	client, err := service.NewClientFromConnectionString(hub.ConnectionString("iothubowner"),
-		&iothub.ClientOptions{Transport: hub.RoundTripper()})
+	client, err := service.NewClientFromConnectionString(hub.ConnectionStringFor(iothubtest.PolicyIoTHubOwner), hub.ClientOptions())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -70,12 +68,11 @@ func ExampleClient_ScheduleMethodJob() {
 func ExampleClient_WaitJob_waitForRunningCalls() {
 	// One device operation every 5 s: dev-1 is called at once, dev-2 not
 	// before the job is cancelled.
-	hub := httpmock.New(&httpmock.Options{JobDeviceOpsPerSecond: 0.2})
+	hub := iothubtest.New(&iothubtest.Options{JobDeviceOpsPerSecond: 0.2})
 	defer hub.Close()
-	hub.AddDevice("dev-1", &httpmock.DeviceOptions{Latency: 200 * time.Millisecond, Handler: respond(200, "")})
-	hub.AddDevice("dev-2", &httpmock.DeviceOptions{Handler: respond(200, "")})
-	client, err := service.NewClientFromConnectionString(hub.ConnectionString("iothubowner"),
-		&iothub.ClientOptions{Transport: hub.RoundTripper()})
+	hub.AddDevice("dev-1", &iothubtest.DeviceOptions{Latency: 200 * time.Millisecond, Handler: iothubtest.Answer(200, nil)})
+	hub.AddDevice("dev-2", &iothubtest.DeviceOptions{Handler: iothubtest.Answer(200, nil)})
+	client, err := service.NewClientFromConnectionString(hub.ConnectionStringFor(iothubtest.PolicyIoTHubOwner), hub.ClientOptions())
 	if err != nil {
 		log.Fatal(err)
 	}
