@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 
-	"github.com/hubkit/iothub"
 	"github.com/hubkit/iothub/examples/internal/cli"
 	"github.com/hubkit/iothub/service"
 )
@@ -63,10 +62,7 @@ func (r *fleetRun) endRun(ctx context.Context, prog *progress, fault error) int 
 	case errors.Is(fault, service.ErrFleetFault):
 		// Said once here, not once per target: every target the fault
 		// kept from being invoked is in the report as not-delivered.
-		r.msg.Printf("%v\n", fault)
-		if he, ok := errors.AsType[*iothub.Error](fault); ok && he.TrackingID != "" {
-			r.msg.Printf("tracking ID %s\n", he.TrackingID)
-		}
+		r.msg.Printf("%v\n", fault) // the hub's code, message and tracking ID included
 		r.msg.Println("the targets it kept from being invoked are reported not-delivered; once it is fixed, -resume invokes them")
 		code = cli.ExitFailed
 	case fault != nil && !interrupted:
