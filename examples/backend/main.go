@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/hubkit/iothub/examples/internal/cli"
@@ -62,20 +61,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return msg.Usage(err)
 	}
-	conn, err := cfg.creds.Open(nil, nil)
-	if err != nil {
-		msg.Println(err)
-		return cli.OpenExit(err)
+	client, closeHub, code := cfg.creds.OpenServiceClient(msg)
+	if client == nil {
+		return code
 	}
-	defer conn.Close()
-	if conn.Sim != nil {
-		msg.Printf("no credentials given; using the embedded simulated hub %s with devices %s\n",
-			conn.Sim.HostName(), strings.Join(conn.Sim.DeviceIDs(), ", "))
-	}
-	client, err := conn.ServiceClient()
-	if err != nil {
-		return msg.Usage(err)
-	}
+	defer closeHub()
 
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {

@@ -23,7 +23,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/hubkit/iothub"
 	"github.com/hubkit/iothub/examples/internal/cli"
@@ -80,20 +79,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return msg.Usage(err)
 	}
 
-	conn, err := cfg.creds.Open(nil, nil)
-	if err != nil {
-		msg.Println(err)
-		return cli.OpenExit(err)
+	client, closeHub, code := cfg.creds.OpenServiceClient(msg)
+	if client == nil {
+		return code
 	}
-	defer conn.Close()
-	if conn.Sim != nil {
-		msg.Printf("no credentials given; using the embedded simulated hub %s with devices %s\n",
-			conn.Sim.HostName(), strings.Join(conn.Sim.DeviceIDs(), ", "))
-	}
-	client, err := conn.ServiceClient()
-	if err != nil {
-		return msg.Usage(err)
-	}
+	defer closeHub()
 
 	var res service.MethodResult[json.RawMessage]
 	if cfg.module != "" {

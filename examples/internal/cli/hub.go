@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
@@ -134,4 +135,27 @@ func (c *Conn) Close() {
 	if c.ownsSim {
 		c.Sim.Close()
 	}
+}
+
+// OpenServiceClient opens the hub the credentials name and returns a
+// service client on it, with the function that closes the hub. Without
+// credentials it starts the embedded simulated hub and says so on msg,
+// naming its devices. When it fails it prints why and returns the exit
+// code, with a nil client.
+func (c Credentials) OpenServiceClient(msg Stderr) (*service.Client, func(), int) {
+	conn, err := c.Open(nil, nil)
+	if err != nil {
+		msg.Println(err)
+		return nil, nil, OpenExit(err)
+	}
+	if conn.Sim != nil {
+		msg.Printf("no credentials given; using the embedded simulated hub %s with devices %s\n",
+			conn.Sim.HostName(), strings.Join(conn.Sim.DeviceIDs(), ", "))
+	}
+	client, err := conn.ServiceClient()
+	if err != nil {
+		conn.Close()
+		return nil, nil, msg.Usage(err)
+	}
+	return client, conn.Close, ExitOK
 }
