@@ -117,8 +117,7 @@ func BenchmarkFanOutHubKilledRemaining(b *testing.B) {
 	for b.Loop() {
 		var served atomic.Int64
 		killed := make(chan struct{})
-		var srv *httptest.Server
-		srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.Copy(io.Discard, r.Body)
 			w.Header().Set("Content-Type", "application/json; charset=utf-8")
 			_, _ = io.WriteString(w, `{"status":200,"payload":null}`)
