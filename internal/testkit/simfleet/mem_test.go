@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/hubkit/iothub/internal/testkit/heapprobe"
-		"github.com/hubkit/iothub/internal/testkit/simfleet"
+	"github.com/hubkit/iothub/internal/testkit/simfleet"
 	"github.com/hubkit/iothub/iothubtest"
 )
 

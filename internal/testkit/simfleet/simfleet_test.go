@@ -77,6 +77,7 @@ func describe(status int, err error) string {
 	}
 	return fmt.Sprintf("status %d", status)
 }
+
 // TestTroubleOf pins the trouble pattern the example programs' tests count
 // on.
 func TestTroubleOf(t *testing.T) {
