@@ -2,8 +2,10 @@ package iothubtest
 
 import (
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 
@@ -11,8 +13,8 @@ import (
 	"github.com/hubkit/iothub/internal/testkit/httpmock"
 )
 
-// Server is a Hub served over TLS on the loopback interface, speaking
-// HTTP/2 and HTTP/1.1, with its own self-signed certificate (valid for
+// Server is a Hub served over TLS, on a loopback port (NewServer) or the
+// address given to Hub.ListenTLS, speaking HTTP/2 and HTTP/1.1, with its own self-signed certificate (valid for
 // localhost, 127.0.0.1, ::1 and the hub's host name). It has every method
 // of its Hub; the ones below replace the Hub's to reach it over the
 // network.
@@ -60,6 +62,10 @@ func NewServer(t testing.TB, opts *Options) *Server {
 func (h *Hub) ListenTLS(addr string) (*Server, error) {
 	srv, err := h.engine.StartTLSOn(addr)
 	if err != nil {
+		// The engine names itself; name this package instead.
+		if u := errors.Unwrap(err); u != nil && strings.HasPrefix(err.Error(), "httpmock: ") {
+			err = u
+		}
 		return nil, fmt.Errorf("iothubtest: ListenTLS: %w", err)
 	}
 	return &Server{Hub: h, URL: srv.URL, srv: srv}, nil
