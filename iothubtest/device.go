@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"reflect"
 	"time"
 
 	"github.com/hubkit/iothub/internal/testkit/httpmock"
@@ -78,6 +79,11 @@ func engineHandler(fn MethodHandler) httpmock.MethodHandler {
 		if r.Payload == nil {
 			return httpmock.MethodResponse{Status: r.Status}
 		}
+		if raw, ok := r.Payload.(json.RawMessage); ok {
+			// As it is: json.Marshal would escape its <, > and &. The
+			// engine answers 500001 when it is not JSON.
+			return httpmock.MethodResponse{Status: r.Status, Payload: raw}
+		}
 		b, err := json.Marshal(r.Payload)
 		if err != nil {
 			// Not JSON: the hub answers 500001, as for a device's invalid
@@ -105,6 +111,12 @@ type DeviceOptions struct {
 	// Handler answers the methods that have no handler of their own; nil
 	// means NotImplementedStatus. Answer and Echo make common ones.
 	Handler MethodHandler
+	// Methods are handlers by method name, as Device.HandleMethod sets
+	// them. The map is shared, not copied: every device of a Hub given the
+	// same map uses one table, so that a large simulated fleet costs little
+	// memory per device. Do not change the map after passing it to
+	// AddDevice; Device.HandleMethod changes only that device's handlers.
+	Methods map[string]MethodHandler
 	// Edge makes it an IoT Edge device (capabilities.iotEdge) with the
 	// modules $edgeAgent, which answers "ping" and "RestartModule" with
 	// status 200, and $edgeHub.
@@ -157,6 +169,7 @@ func (h *Hub) AddDevice(id string, opts *DeviceOptions) *Device {
 		Disabled: o.Disabled,
 		Latency:  o.Latency,
 		Handler:  engineHandler(o.Handler),
+		Methods:  h.methodTable(o.Methods),
 	})
 	if err := seedTwin(d.PatchTwin, o.Tags, o.Desired); err != nil {
 		panic(fmt.Sprintf("iothubtest: AddDevice %q: %v", id, err))
@@ -170,6 +183,40 @@ func (h *Hub) AddDevice(id string, opts *DeviceOptions) *Device {
 		dev.AddModule("$edgeHub", nil)
 	}
 	return dev
+}
+
+// methodTable returns the engine's table for a DeviceOptions.Methods map:
+// converted on its first use, then shared by every device given the same
+// map. The cache keeps the map, so that its address names it for the
+// Hub's life.
+func (h *Hub) methodTable(m map[string]MethodHandler) map[string]httpmock.MethodHandler {
+	if len(m) == 0 {
+		return nil
+	}
+	key := reflect.ValueOf(m).Pointer()
+	h.tablesMu.Lock()
+	defer h.tablesMu.Unlock()
+	if t, ok := h.tables[key]; ok {
+		return t.engine
+	}
+	t := methodTable{src: m, engine: make(map[string]httpmock.MethodHandler, len(m))}
+	for name, fn := range m {
+		if fn != nil {
+			t.engine[name] = engineHandler(fn)
+		}
+	}
+	if h.tables == nil {
+		h.tables = make(map[uintptr]methodTable)
+	}
+	h.tables[key] = t
+	return t.engine
+}
+
+// methodTable is a DeviceOptions.Methods map and the engine's table made
+// of it.
+type methodTable struct {
+	src    map[string]MethodHandler
+	engine map[string]httpmock.MethodHandler
 }
 
 // Device returns the registered device with the given id, or nil. Devices

@@ -54,7 +54,9 @@
 // Server.ClientOptions trust its certificate and reach its address,
 // Server.Client is an *http.Client for raw requests to Server.URL, and
 // Server.CertificatePEM is for other programs' trust stores. A Server has
-// every method of its Hub.
+// every method of its Hub. Outside a test, Hub.ListenTLS serves a Hub on an
+// address of your choice until Server.Close, as the standalone simulator
+// cmd/iothubsim does.
 //
 // Both serve the same hub state: every device, fault and recorded call is
 // the Hub's.

@@ -97,6 +97,9 @@ type Hub struct {
 	engine *httpmock.Hub
 
 	closeOnce sync.Once
+
+	tablesMu sync.Mutex
+	tables   map[uintptr]methodTable // by DeviceOptions.Methods map; see methodTable
 }
 
 // New returns a Hub with no devices, configured by opts (nil means the

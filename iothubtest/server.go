@@ -2,15 +2,19 @@ package iothubtest
 
 import (
 	"crypto/x509"
+	"errors"
+	"fmt"
 	"net/http"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/hubkit/iothub"
 	"github.com/hubkit/iothub/internal/testkit/httpmock"
 )
 
-// Server is a Hub served over TLS on the loopback interface, speaking
-// HTTP/2 and HTTP/1.1, with its own self-signed certificate (valid for
+// Server is a Hub served over TLS, on a loopback port (NewServer) or the
+// address given to Hub.ListenTLS, speaking HTTP/2 and HTTP/1.1, with its own self-signed certificate (valid for
 // localhost, 127.0.0.1, ::1 and the hub's host name). It has every method
 // of its Hub; the ones below replace the Hub's to reach it over the
 // network.
@@ -25,7 +29,8 @@ type Server struct {
 	// the hub's host name.
 	URL string
 
-	srv *httpmock.Server
+	srv       *httpmock.Server
+	closeOnce sync.Once
 }
 
 // NewServer starts a hub configured by opts (nil means the defaults) on a
@@ -39,11 +44,41 @@ func NewServer(t testing.TB, opts *Options) *Server {
 		h.Close()
 		t.Fatalf("iothubtest: NewServer: %v", err)
 	}
-	t.Cleanup(func() {
-		srv.Close()
-		h.Close()
+	s := &Server{Hub: h, URL: srv.URL, srv: srv}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// ListenTLS serves the hub over TLS on addr, a TCP address such as
+// "127.0.0.1:8443" (port 0 picks a free port), until the Server is closed:
+// for a hub that outlives a test, such as a standalone simulator. The
+// Server is NewServer's, certificate included.
+//
+// URL is "https://" + the hub's host name when that is a loopback host
+// with a port and addr is where it points ("127.0.0.1:8443" for a hub
+// named "localhost:8443"), so that a client that trusts the certificate
+// reaches the hub with its connection string alone; otherwise it is
+// "https://" + the address the server listens on.
+func (h *Hub) ListenTLS(addr string) (*Server, error) {
+	srv, err := h.engine.StartTLSOn(addr)
+	if err != nil {
+		// The engine names itself; name this package instead.
+		if u := errors.Unwrap(err); u != nil && strings.HasPrefix(err.Error(), "httpmock: ") {
+			err = u
+		}
+		return nil, fmt.Errorf("iothubtest: ListenTLS: %w", err)
+	}
+	return &Server{Hub: h, URL: srv.URL, srv: srv}, nil
+}
+
+// Close stops the server, cancelling the requests in flight, waits for
+// their handlers to return, and closes the hub (Hub.Close). Close may be
+// called more than once; NewServer's t.Cleanup calls it.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		s.srv.Close()
+		s.Hub.Close()
 	})
-	return &Server{Hub: h, URL: srv.URL, srv: srv}
 }
 
 // ClientOptions returns options for service.Client and registry.Client

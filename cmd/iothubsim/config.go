@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/hubkit/iothub/internal/testkit/httpmock"
+	"github.com/hubkit/iothub/service"
 )
 
 // config is what the flags ask for.
@@ -32,8 +32,8 @@ type config struct {
 var servicePolicies = []string{"iothubowner", "service", "registryRead", "registryReadWrite"}
 
 // The tiers -tier accepts.
-var tiers = []httpmock.Tier{httpmock.TierFree, httpmock.TierB1, httpmock.TierB2, httpmock.TierB3,
-	httpmock.TierS1, httpmock.TierS2, httpmock.TierS3}
+var tiers = []service.Tier{service.TierF1, service.TierB1, service.TierB2, service.TierB3,
+	service.TierS1, service.TierS2, service.TierS3}
 
 // parseConfig parses and checks the flags; usage and errors of the flag
 // package go to stderr.
@@ -86,9 +86,9 @@ func (c config) check() error {
 		return fmt.Errorf("-slow-latency %v: must not be negative", c.slowLatency)
 	case !slices.Contains(servicePolicies, c.policy):
 		return fmt.Errorf("-policy %q: must be one of %v", c.policy, servicePolicies)
-	case c.tier != "" && !slices.Contains(tiers, httpmock.Tier(c.tier)):
+	case c.tier != "" && !slices.Contains(tiers, service.Tier(c.tier)):
 		return fmt.Errorf("-tier %q: must be one of %v, or empty for no throttling", c.tier, tiers)
-	case c.units < 1 || c.tier == string(httpmock.TierFree) && c.units != 1:
+	case c.units < 1 || c.tier == string(service.TierF1) && c.units != 1:
 		return fmt.Errorf("-units %d: must be at least 1 (exactly 1 on F1)", c.units)
 	case c.jobRate < 0:
 		return fmt.Errorf("-job-rate %v: must not be negative", c.jobRate)

@@ -47,7 +47,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitStart
 	}
 	fmt.Fprintf(stderr, "iothubsim: serving %s with %d devices on %s; SIGINT or SIGTERM stops it\n",
-		sim.hub.HostName(), sim.hub.DeviceCount(), sim.srv.URL)
+		sim.srv.HostName(), sim.devices, sim.srv.URL)
 	<-ctx.Done()
 	fmt.Fprintln(stderr, "iothubsim: stopping")
 	return exitOK

@@ -9,14 +9,15 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/hubkit/iothub/internal/testkit/httpmock"
 	"github.com/hubkit/iothub/internal/testkit/simfleet"
+	"github.com/hubkit/iothub/iothubtest"
+	"github.com/hubkit/iothub/service"
 )
 
 // sim is a running simulator.
 type sim struct {
-	hub              *httpmock.Hub
-	srv              *httpmock.Server
+	srv              *iothubtest.Server
+	devices          int // how many devices the fleet has
 	connectionString string
 	certPath         string
 	tempDir          string // removed by close; "" when -cert-out was given
@@ -25,11 +26,16 @@ type sim struct {
 // start builds the hub and its fleet, serves it on cfg.addr and writes the
 // certificate.
 func start(cfg config) (*sim, error) {
-	srv, hub, err := listen(cfg)
+	srv, err := listen(cfg)
 	if err != nil {
 		return nil, err
 	}
-	s := &sim{hub: hub, srv: srv, connectionString: hub.ConnectionString(cfg.policy), certPath: cfg.certOut}
+	s := &sim{
+		srv:              srv,
+		devices:          len(simfleet.NamedIDs()) + cfg.devices + cfg.edge,
+		connectionString: srv.ConnectionStringFor(iothubtest.Policy(cfg.policy)),
+		certPath:         cfg.certOut,
+	}
 	if s.certPath == "" {
 		if s.tempDir, err = os.MkdirTemp("", "iothubsim-"); err != nil {
 			s.close()
@@ -37,7 +43,7 @@ func start(cfg config) (*sim, error) {
 		}
 		s.certPath = filepath.Join(s.tempDir, "ca.pem")
 	}
-	if err := os.WriteFile(s.certPath, srv.CertPEM(), 0o644); err != nil {
+	if err := os.WriteFile(s.certPath, srv.CertificatePEM(), 0o644); err != nil {
 		s.close()
 		return nil, fmt.Errorf("-cert-out: %w", err)
 	}
@@ -52,26 +58,27 @@ func start(cfg config) (*sim, error) {
 // port 0 a free port is held while the fleet is built, and released just
 // before the hub listens on it; should someone take it in between, it
 // tries another.
-func listen(cfg config) (*httpmock.Server, *httpmock.Hub, error) {
+func listen(cfg config) (*iothubtest.Server, error) {
 	host, port, _ := net.SplitHostPort(cfg.addr) // checked by config.check
 	for attempt := 1; ; attempt++ {
 		p, hold := port, io.Closer(nopCloser{})
 		if p == "0" {
 			ln, err := net.Listen("tcp", cfg.addr)
 			if err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			_, p, _ = net.SplitHostPort(ln.Addr().String())
 			hold = ln
 		}
 		hub := newHub(cfg, hostName(cfg.host, p))
 		_ = hold.Close()
-		srv, err := hub.StartTLSOn(net.JoinHostPort(host, p))
+		srv, err := hub.ListenTLS(net.JoinHostPort(host, p))
 		if err == nil {
-			return srv, hub, nil
+			return srv, nil
 		}
+		hub.Close()
 		if port != "0" || attempt == 3 || !errors.Is(err, syscall.EADDRINUSE) {
-			return nil, nil, err
+			return nil, err
 		}
 	}
 }
@@ -90,23 +97,23 @@ func hostName(host, port string) string {
 }
 
 // newHub makes the hub with its fleet.
-func newHub(cfg config, hostName string) *httpmock.Hub {
-	opts := httpmock.Options{
+func newHub(cfg config, hostName string) *iothubtest.Hub {
+	opts := iothubtest.Options{
 		HostName:              hostName,
 		MaxRecorded:           cfg.maxRecorded,
 		JobDeviceOpsPerSecond: cfg.jobRate,
 		DailyMessages:         cfg.dailyMessages,
 	}
 	if cfg.tier != "" {
-		opts.Throttle = &httpmock.ThrottleOptions{Tier: httpmock.Tier(cfg.tier), Units: cfg.units}
+		opts.Throttle = &iothubtest.Throttle{Tier: service.Tier(cfg.tier), Units: cfg.units}
 	}
-	hub := httpmock.New(&opts)
+	hub := iothubtest.New(&opts)
 	simfleet.Add(hub, &simfleet.Options{Fleet: cfg.devices, Edge: cfg.edge, Troubled: cfg.troubled, SlowLatency: cfg.slowLatency})
 	return hub
 }
 
-// close stops serving, cancelling the calls in flight, and removes the
-// temporary certificate.
+// close stops serving, cancelling the calls in flight, stops the hub's
+// jobs, and removes the temporary certificate.
 func (s *sim) close() {
 	s.srv.Close()
 	if s.tempDir != "" {

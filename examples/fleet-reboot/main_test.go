@@ -17,6 +17,7 @@ import (
 	"github.com/hubkit/iothub/examples/internal/cli"
 	"github.com/hubkit/iothub/examples/internal/simhub"
 	"github.com/hubkit/iothub/internal/testkit/httpmock"
+	"github.com/hubkit/iothub/iothubtest"
 	"github.com/hubkit/iothub/service"
 )
 
@@ -124,14 +125,14 @@ func TestOutcomes(t *testing.T) {
 	if len(m) != len(lines) {
 		t.Errorf("report has %d lines for %d devices", len(lines), len(m))
 	}
-	mock := sim.Mock()
+	mock := sim.Hub()
 	for _, id := range ids {
 		l, ok := m[id]
 		if !ok {
 			t.Errorf("%s: no report line", id)
 			continue
 		}
-		n := mock.Deliveries(id, "")
+		n := mock.Deliveries(id, "", "")
 		if n > 1 || (l.Outcome == service.OutcomeSucceeded && n != 1) {
 			t.Errorf("%s: %s with %d deliveries", id, l.Outcome, n)
 		}
@@ -164,7 +165,7 @@ func TestOutcomes(t *testing.T) {
 			t.Errorf("%s: no payload", id)
 		}
 	}
-	if n := mock.Deliveries(FleetID(11), ""); n != 1 {
+	if n := mock.Deliveries(FleetID(11), "", ""); n != 1 {
 		t.Errorf("the response-losing device got %d deliveries, want 1", n)
 	}
 	if l := m[FleetID(5)]; l.MS < 300 {
@@ -235,7 +236,7 @@ func TestDevicesFile(t *testing.T) {
 		if i == 3 || i == 5 {
 			want = 0
 		}
-		if n := sim.Mock().Deliveries(FleetID(i), ""); n != want {
+		if n := sim.Hub().Deliveries(FleetID(i), "", ""); n != want {
 			t.Errorf("%s: %d deliveries, want %d", FleetID(i), n, want)
 		}
 	}
@@ -261,7 +262,7 @@ func TestDryRun(t *testing.T) {
 	if n := len(strings.Fields(got.stdout)); got.code != cli.ExitOK || n != len(sim.DeviceIDs()) {
 		t.Errorf("exit %d, %d targets; stderr:\n%s", got.code, n, got.stderr)
 	}
-	if calls := sim.Mock().Calls(); len(calls) != 0 {
+	if calls := sim.Hub().Calls(); len(calls) != 0 {
 		t.Errorf("%d method calls in a dry run", len(calls))
 	}
 }
@@ -273,7 +274,7 @@ func TestInterruptAndResume(t *testing.T) {
 	t.Parallel()
 	const fleet = 60
 	sim := startSim(t, &simhub.Options{Fleet: fleet})
-	mock := sim.Mock()
+	mock := sim.Hub()
 	for i := 1; i <= fleet; i++ {
 		mock.Device(FleetID(i)).SetLatency(40 * time.Millisecond)
 	}
@@ -293,7 +294,7 @@ func TestInterruptAndResume(t *testing.T) {
 	first := byDevice(readReportFile(t, report))
 	delivered := 0
 	for _, id := range sim.DeviceIDs() {
-		if mock.Deliveries(id, "") == 0 {
+		if mock.Deliveries(id, "", "") == 0 {
 			continue
 		}
 		delivered++
@@ -315,7 +316,7 @@ func TestInterruptAndResume(t *testing.T) {
 	}
 	final := byDevice(readReportFile(t, report))
 	for _, id := range sim.DeviceIDs() {
-		n := mock.Deliveries(id, "")
+		n := mock.Deliveries(id, "", "")
 		if id == "sim-device-offline" {
 			if final[id].Outcome != service.OutcomeNotDelivered {
 				t.Errorf("%s: %+v", id, final[id])
@@ -358,7 +359,7 @@ func TestResumeTruncatedReport(t *testing.T) {
 		t.Errorf("no warning about the truncated line:\n%s", got.stderr)
 	}
 	for id, want := range map[string]int{"sim-device-1": 0, "sim-device-2": 0, "sim-device-3": 1} {
-		if n := sim.Mock().Deliveries(id, ""); n != want {
+		if n := sim.Hub().Deliveries(id, "", ""); n != want {
 			t.Errorf("%s: %d deliveries, want %d", id, n, want)
 		}
 	}
@@ -377,7 +378,7 @@ func TestResumeTruncatedReport(t *testing.T) {
 		t.Fatalf("-retry-unknown: exit %d; stderr:\n%s", got.code, got.stderr)
 	}
 	for id, want := range map[string]int{"sim-device-1": 0, "sim-device-2": 1, "sim-device-3": 1} {
-		if n := sim.Mock().Deliveries(id, ""); n != want {
+		if n := sim.Hub().Deliveries(id, "", ""); n != want {
 			t.Errorf("-retry-unknown: %s: %d deliveries, want %d", id, n, want)
 		}
 	}
@@ -387,7 +388,7 @@ func TestResumeTruncatedReport(t *testing.T) {
 func TestAbort(t *testing.T) {
 	t.Parallel()
 	sim := startSim(t, &simhub.Options{Fleet: 8})
-	mock := sim.Mock()
+	mock := sim.Hub()
 	for i := 1; i <= 8; i++ {
 		mock.Device(FleetID(i)).SetLatency(10 * time.Second)
 	}
@@ -419,7 +420,7 @@ func TestAbort(t *testing.T) {
 	}
 	m := byDevice(readReportFile(t, report))
 	for _, id := range ids {
-		if mock.Deliveries(id, "") == 1 && m[id].Outcome != service.OutcomeUnknown {
+		if mock.Deliveries(id, "", "") == 1 && m[id].Outcome != service.OutcomeUnknown {
 			t.Errorf("%s was delivered; report %+v", id, m[id])
 		}
 	}
@@ -478,7 +479,7 @@ func TestBadFlags(t *testing.T) {
 			sim := startSim(t, &simhub.Options{Fleet: 2})
 			got := runSim(t.Context(), sim, tt.args...)
 			if tt.want == "" { // not a flag error: refused per target
-				if n := len(sim.Mock().Calls()); n != 0 {
+				if n := len(sim.Hub().Calls()); n != 0 {
 					t.Errorf("%d calls", n)
 				}
 				return
@@ -489,7 +490,7 @@ func TestBadFlags(t *testing.T) {
 			if !strings.Contains(got.stderr, tt.want) {
 				t.Errorf("stderr lacks %q:\n%s", tt.want, got.stderr)
 			}
-			if n := len(sim.Mock().Requests()); n != 0 {
+			if n := len(sim.Hub().Requests()); n != 0 {
 				t.Errorf("%d requests sent", n)
 			}
 		})
@@ -501,7 +502,7 @@ func TestQueryAndCount(t *testing.T) {
 	t.Parallel()
 	sim := startSim(t, &simhub.Options{Fleet: 10})
 	for i := 1; i <= 10; i++ {
-		sim.Mock().Device(FleetID(i)).SetLatency(30 * time.Millisecond)
+		sim.Hub().Device(FleetID(i)).SetLatency(30 * time.Millisecond)
 	}
 	got := runSim(t.Context(), sim, "-query", "SELECT * FROM devices WHERE deviceId = 'sim-fleet-00001' OR deviceId = 'sim-fleet-00002' OR deviceId = 'sim-fleet-00003' OR deviceId = 'sim-fleet-00004' OR deviceId = 'sim-fleet-00005' OR deviceId = 'sim-fleet-00006' OR deviceId = 'sim-fleet-00007' OR deviceId = 'sim-fleet-00008' OR deviceId = 'sim-fleet-00009' OR deviceId = 'sim-fleet-00010'", "-concurrency", "2")
 	if got.code != cli.ExitOK {
@@ -511,11 +512,11 @@ func TestQueryAndCount(t *testing.T) {
 		t.Errorf("no total of 10 in the progress:\n%s", got.stderr)
 	}
 	for i := 1; i <= 10; i++ {
-		if n := sim.Mock().Deliveries(FleetID(i), ""); n != 1 {
+		if n := sim.Hub().Deliveries(FleetID(i), "", ""); n != 1 {
 			t.Errorf("%s: %d deliveries", FleetID(i), n)
 		}
 	}
-	if n := sim.Mock().Deliveries("sim-device-1", ""); n != 0 {
+	if n := sim.Hub().Deliveries("sim-device-1", "", ""); n != 0 {
 		t.Errorf("sim-device-1 was not selected but got %d deliveries", n)
 	}
 }
@@ -567,7 +568,7 @@ func TestJobMode(t *testing.T) {
 		if m[id].Outcome != o {
 			t.Errorf("%s: %+v, want %s", id, m[id], o)
 		}
-		if n := sim.Mock().Deliveries(id, ""); n > 1 {
+		if n := sim.Hub().Deliveries(id, "", ""); n > 1 {
 			t.Errorf("%s: %d deliveries", id, n)
 		}
 	}
@@ -582,9 +583,9 @@ func TestJobModeInterruptAndResume(t *testing.T) {
 	t.Parallel()
 	const fleet = 40
 	sim := startSim(t, &simhub.Options{Fleet: fleet, JobDeviceOpsPerSecond: 50})
-	mock := sim.Mock()
+	mock := sim.Hub()
 	lost := FleetID(30)
-	mock.AddFault(httpmock.Fault{Operation: httpmock.OperationMethod, DeviceID: lost, AfterDelivery: true})
+	mock.AddFault(iothubtest.Fault{Operation: iothubtest.OperationMethod, DeviceID: lost, AfterDelivery: true})
 	report := filepath.Join(t.TempDir(), "r.jsonl")
 	ctx, cancel := context.WithCancel(t.Context())
 	go func() {
@@ -604,7 +605,7 @@ func TestJobModeInterruptAndResume(t *testing.T) {
 	}
 	reached := 0
 	for _, id := range sim.DeviceIDs() {
-		n, l := mock.Deliveries(id, ""), first[id]
+		n, l := mock.Deliveries(id, "", ""), first[id]
 		if n > 0 {
 			reached++
 		}
@@ -627,7 +628,7 @@ func TestJobModeInterruptAndResume(t *testing.T) {
 	}
 	final := byDevice(readReportFile(t, report))
 	for _, id := range sim.DeviceIDs() {
-		n, l := mock.Deliveries(id, ""), final[id]
+		n, l := mock.Deliveries(id, "", ""), final[id]
 		switch id {
 		case "sim-device-offline":
 			if n != 0 || l.Outcome != service.OutcomeNotDelivered {
@@ -691,11 +692,11 @@ func TestFleetWideFault(t *testing.T) {
 		kind  string
 		code  int
 	}{
-		{"suspended", func(s *simhub.Hub) { s.Mock().Suspend() }, "hub suspended", 403001},
+		{"suspended", func(s *simhub.Hub) { s.Hub().Suspend() }, "hub suspended", 403001},
 		// The hub refusing every call's credential, as after a key
 		// rotation; the SDK's own tests revoke the policy itself.
-		{"unauthorized", func(s *simhub.Hub) { s.Mock().AddFault(httpmock.Fault{Code: 401002, Times: -1}) }, "unauthorized", 401002},
-		{"quota exhausted", func(s *simhub.Hub) { s.Mock().ExhaustQuota() }, "daily quota exceeded", 403002},
+		{"unauthorized", func(s *simhub.Hub) { s.Hub().AddFault(iothubtest.Fault{Code: 401002, Times: -1}) }, "unauthorized", 401002},
+		{"quota exhausted", func(s *simhub.Hub) { s.Hub().ExhaustQuota() }, "daily quota exceeded", 403002},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -736,9 +737,8 @@ func TestFleetWideFault(t *testing.T) {
 			if diff := cmp.Diff(want, counts); diff != "" {
 				t.Errorf("outcomes (-want +got):\n%s", diff)
 			}
-			if n := sim.Mock().TotalDeliveries(); n != 0 {
-				t.Errorf("%d calls delivered after the fault, want 0", n)
-			}
+			// Nothing delivered after the fault, to any target.
+			sim.Hub().ExpectDeliveries(t, nil)
 		})
 	}
 }

@@ -209,7 +209,7 @@ func TestHubDisappearsWithListedTargets(t *testing.T) {
 	t.Parallel()
 	const n = 30
 	sim := startSim(t, &simhub.Options{Fleet: n})
-	mock := sim.Mock()
+	mock := sim.Hub()
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = FleetID(i + 1)
@@ -233,7 +233,7 @@ func TestHubDisappearsWithListedTargets(t *testing.T) {
 	}
 	notDelivered := 0
 	for _, id := range ids {
-		d := mock.Deliveries(id, "")
+		d := mock.Deliveries(id, "", "")
 		l, ok := m[id]
 		switch {
 		case !ok:

@@ -1,14 +1,14 @@
 // Package simhub starts the embedded simulated hub the example programs use
-// when they are given no credentials: the SDK's fake IoT Hub behind a real
-// TLS listener on 127.0.0.1, with a few devices that answer methods.
+// when they are given no credentials: the public fake IoT Hub
+// (iothubtest) behind a real TLS listener on 127.0.0.1, with a few devices
+// that answer methods.
 package simhub
 
 import (
 	"time"
 
-	"github.com/hubkit/iothub"
-	"github.com/hubkit/iothub/internal/testkit/httpmock"
 	"github.com/hubkit/iothub/internal/testkit/simfleet"
+	"github.com/hubkit/iothub/iothubtest"
 	"github.com/hubkit/iothub/registry"
 	"github.com/hubkit/iothub/service"
 )
@@ -52,8 +52,7 @@ func FleetID(i int) string { return simfleet.FleetID(i) }
 
 // Hub is a running simulated hub.
 type Hub struct {
-	hub   *httpmock.Hub
-	srv   *httpmock.Server
+	srv   *iothubtest.Server
 	fleet simfleet.Options
 }
 
@@ -78,23 +77,24 @@ type Hub struct {
 func Start(opts *Options) (*Hub, error) {
 	// A long run against a large simulated fleet must not keep every
 	// request; tests of the programs look at a few recent ones at most.
-	hopts := httpmock.Options{MaxRecorded: 10_000}
+	hopts := iothubtest.Options{MaxRecorded: 10_000}
 	var fleet simfleet.Options
 	if opts != nil {
 		hopts.JobDeviceOpsPerSecond = opts.JobDeviceOpsPerSecond
 		fleet = simfleet.Options{Fleet: opts.Fleet, Troubled: opts.Troubled, SlowLatency: opts.SlowLatency}
 	}
-	h := httpmock.New(&hopts)
+	h := iothubtest.New(&hopts)
 	simfleet.Add(h, &fleet)
-	srv, err := h.StartTLS()
+	srv, err := h.ListenTLS("127.0.0.1:0")
 	if err != nil {
+		h.Close()
 		return nil, err
 	}
-	return &Hub{hub: h, srv: srv, fleet: fleet}, nil
+	return &Hub{srv: srv, fleet: fleet}, nil
 }
 
 // HostName returns the simulated hub's host name.
-func (h *Hub) HostName() string { return h.hub.HostName() }
+func (h *Hub) HostName() string { return h.srv.HostName() }
 
 // DeviceIDs returns the ids of the simulated devices: the named ones, then
 // the fleet in order. Each call builds a new slice.
@@ -103,34 +103,25 @@ func (h *Hub) DeviceIDs() []string { return simfleet.DeviceIDs(&h.fleet) }
 // Client returns a service client for the simulated hub, signed with the
 // "service" policy, sending to its TLS listener.
 func (h *Hub) Client() (*service.Client, error) {
-	return service.NewClientFromConnectionString(h.hub.ConnectionString("service"), &iothub.ClientOptions{
-		Endpoint:  h.srv.URL,
-		Transport: h.srv.Client().Transport,
-	})
+	return service.NewClientFromConnectionString(h.srv.ConnectionStringFor(iothubtest.PolicyService), h.srv.ClientOptions())
 }
 
 // OwnerClient returns a service client signed with the "iothubowner"
 // policy, which jobs need (ServiceConnect with registry rights).
 func (h *Hub) OwnerClient() (*service.Client, error) {
-	return service.NewClientFromConnectionString(h.hub.ConnectionString("iothubowner"), &iothub.ClientOptions{
-		Endpoint:  h.srv.URL,
-		Transport: h.srv.Client().Transport,
-	})
+	return service.NewClientFromConnectionString(h.srv.ConnectionStringFor(iothubtest.PolicyIoTHubOwner), h.srv.ClientOptions())
 }
 
 // RegistryClient returns a registry client for the simulated hub, signed
 // with the "iothubowner" policy (registry reads and writes, twins and
 // queries), sending to its TLS listener.
 func (h *Hub) RegistryClient() (*registry.Client, error) {
-	return registry.NewClientFromConnectionString(h.hub.ConnectionString("iothubowner"), &iothub.ClientOptions{
-		Endpoint:  h.srv.URL,
-		Transport: h.srv.Client().Transport,
-	})
+	return registry.NewClientFromConnectionString(h.srv.ConnectionStringFor(iothubtest.PolicyIoTHubOwner), h.srv.ClientOptions())
 }
 
-// Mock returns the simulated hub itself, for tests that count what reached
+// Hub returns the simulated hub itself, for tests that count what reached
 // its devices or script faults.
-func (h *Hub) Mock() *httpmock.Hub { return h.hub }
+func (h *Hub) Hub() *iothubtest.Hub { return h.srv.Hub }
 
-// Close stops the listener.
+// Close stops the listener and the hub.
 func (h *Hub) Close() { h.srv.Close() }

@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/hubkit/iothub/internal/testkit/heapprobe"
-	"github.com/hubkit/iothub/internal/testkit/httpmock"
 	"github.com/hubkit/iothub/internal/testkit/simfleet"
+	"github.com/hubkit/iothub/iothubtest"
 )
 
 // BenchmarkIdleDevice records the live heap an idle simulated device costs
@@ -25,11 +25,13 @@ func BenchmarkIdleDevice(b *testing.B) {
 			var perDevice float64
 			for b.Loop() {
 				probe := heapprobe.Start()
-				h := httpmock.New(&httpmock.Options{MaxRecorded: 10_000})
-				simfleet.Add(h, &simfleet.Options{Fleet: n})
+				h := iothubtest.New(&iothubtest.Options{MaxRecorded: 10_000})
+				opts := &simfleet.Options{Fleet: n}
+				simfleet.Add(h, opts)
 				probe.Sample()
-				perDevice = probe.PeakMiB() * (1 << 20) / float64(h.DeviceCount())
+				perDevice = probe.PeakMiB() * (1 << 20) / float64(len(simfleet.DeviceIDs(opts)))
 				runtime.KeepAlive(h)
+				h.Close()
 			}
 			b.ReportMetric(perDevice, "B/device")
 		})

@@ -4,9 +4,11 @@
 // device, and any number of numbered fleet devices, some of which can be
 // made to misbehave.
 //
-// The method handlers are plain functions shared by every device (one
-// handler table per behaviour), so an idle fleet device costs the hub only
-// its registry entry.
+// The fleet is built through the public iothubtest API, so the hub it
+// lives on is an *iothubtest.Hub. The method handlers are plain functions
+// shared by every device (one iothubtest.DeviceOptions.Methods table per
+// behaviour), so an idle fleet device costs the hub only its registry
+// entry.
 package simfleet
 
 import (
@@ -17,7 +19,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/hubkit/iothub/internal/testkit/httpmock"
+	"github.com/hubkit/iothub/iothubtest"
 )
 
 // Options configures the fleet. The zero value, and nil, give the named
@@ -141,32 +143,32 @@ func DeviceIDs(opts *Options) []string {
 // Options.Fleet adds that many more online devices, sim-fleet-00001 and
 // on, and Options.Troubled makes some of them misbehave (TroubleOf);
 // Options.Edge adds more Edge devices like sim-edge-1. opts
-// may be nil. Add panics, as httpmock.Hub.AddDevice does, when one of the
-// ids is already registered.
-func Add(h *httpmock.Hub, opts *Options) {
+// may be nil. Add panics, as iothubtest.Hub.AddDevice does, when one of
+// the ids is already registered.
+func Add(h *iothubtest.Hub, opts *Options) {
 	var o Options
 	if opts != nil {
 		o = *opts
 	}
 	// One handler table per behaviour, shared by every device that has
-	// it; the hub copies a table before changing it (HandleMethod).
-	deviceMethods := map[string]httpmock.MethodHandler{"reboot": reboot, "getStatus": status, "echo": echo, "fail": fail}
-	failingMethods := map[string]httpmock.MethodHandler{"reboot": fail, "getStatus": fail, "echo": fail, "fail": fail}
+	// it (DeviceOptions.Methods); neither is changed after this.
+	deviceMethods := map[string]iothubtest.MethodHandler{"reboot": reboot, "getStatus": status, "echo": echo, "fail": fail}
+	failingMethods := map[string]iothubtest.MethodHandler{"reboot": fail, "getStatus": fail, "echo": fail, "fail": fail}
 	for _, id := range []string{"sim-device-1", "sim-device-2", "sim-device-3"} {
-		h.AddDevice(id, &httpmock.DeviceOptions{Methods: deviceMethods})
+		h.AddDevice(id, &iothubtest.DeviceOptions{Methods: deviceMethods})
 	}
-	h.AddDevice("sim-device-slow", &httpmock.DeviceOptions{Latency: 2 * time.Second, Methods: deviceMethods})
-	h.AddDevice("sim-device-offline", &httpmock.DeviceOptions{Offline: true, Methods: deviceMethods})
-	edge := h.AddDevice(EdgeDevice, &httpmock.DeviceOptions{Methods: deviceMethods})
+	h.AddDevice("sim-device-slow", &iothubtest.DeviceOptions{Latency: 2 * time.Second, Methods: deviceMethods})
+	h.AddDevice("sim-device-offline", &iothubtest.DeviceOptions{Offline: true, Methods: deviceMethods})
+	edge := h.AddDevice(EdgeDevice, &iothubtest.DeviceOptions{Methods: deviceMethods})
 	slow := o.SlowLatency
 	if slow <= 0 {
 		slow = 3 * time.Second
 	}
 	var (
-		fine     = httpmock.DeviceOptions{Methods: deviceMethods}
-		offline  = httpmock.DeviceOptions{Offline: true, Methods: deviceMethods}
-		failing  = httpmock.DeviceOptions{Methods: failingMethods, Handler: fail}
-		slowOpts = httpmock.DeviceOptions{Latency: slow, Methods: deviceMethods}
+		fine     = iothubtest.DeviceOptions{Methods: deviceMethods}
+		offline  = iothubtest.DeviceOptions{Offline: true, Methods: deviceMethods}
+		failing  = iothubtest.DeviceOptions{Methods: failingMethods, Handler: fail}
+		slowOpts = iothubtest.DeviceOptions{Latency: slow, Methods: deviceMethods}
 	)
 	for i := 1; i <= o.Fleet; i++ {
 		id := FleetID(i)
@@ -183,7 +185,7 @@ func Add(h *httpmock.Hub, opts *Options) {
 			h.AddDevice(id, &slowOpts)
 		case LosesResponse:
 			h.AddDevice(id, &fine)
-			h.AddFault(httpmock.Fault{Operation: httpmock.OperationMethod, DeviceID: id, AfterDelivery: true, Times: -1})
+			h.AddFault(iothubtest.LostAnswers(id, ""))
 		default:
 			h.AddDevice(id, &fine)
 		}
@@ -195,36 +197,36 @@ func Add(h *httpmock.Hub, opts *Options) {
 }
 
 // addAgent gives an Edge device its "$edgeAgent" module.
-func addAgent(d *httpmock.Device) {
-	agent := d.AddModule(EdgeAgent)
+func addAgent(d *iothubtest.Device) {
+	agent := d.AddModule(EdgeAgent, nil)
 	agent.HandleMethod("RestartModule", null)
 	agent.HandleMethod("ping", null)
 }
 
-func reboot(_ context.Context, call httpmock.MethodCall) httpmock.MethodResponse {
+func reboot(_ context.Context, call iothubtest.MethodCall) iothubtest.MethodResponse {
 	var req struct {
 		Delay int `json:"delay"`
 	}
 	if len(call.Payload) > 0 && json.Unmarshal(call.Payload, &req) != nil {
-		return httpmock.MethodResponse{Status: 400, Payload: json.RawMessage(`{"error":"payload must be an object such as {\"delay\":5}"}`)}
+		return iothubtest.MethodResponse{Status: 400, Payload: json.RawMessage(`{"error":"payload must be an object such as {\"delay\":5}"}`)}
 	}
 	out, _ := json.Marshal(map[string]any{"rebooting": true, "delay": req.Delay})
-	return httpmock.MethodResponse{Status: 200, Payload: out}
+	return iothubtest.MethodResponse{Status: 200, Payload: json.RawMessage(out)}
 }
 
-func status(_ context.Context, call httpmock.MethodCall) httpmock.MethodResponse {
+func status(_ context.Context, call iothubtest.MethodCall) iothubtest.MethodResponse {
 	out, _ := json.Marshal(map[string]any{"deviceId": call.DeviceID, "state": "running", "firmware": "1.4.2"})
-	return httpmock.MethodResponse{Status: 200, Payload: out}
+	return iothubtest.MethodResponse{Status: 200, Payload: json.RawMessage(out)}
 }
 
-func fail(context.Context, httpmock.MethodCall) httpmock.MethodResponse {
-	return httpmock.MethodResponse{Status: 500, Payload: json.RawMessage(`{"error":"simulated device failure"}`)}
+func fail(context.Context, iothubtest.MethodCall) iothubtest.MethodResponse {
+	return iothubtest.MethodResponse{Status: 500, Payload: json.RawMessage(`{"error":"simulated device failure"}`)}
 }
 
-func echo(_ context.Context, call httpmock.MethodCall) httpmock.MethodResponse {
-	return httpmock.MethodResponse{Status: 200, Payload: call.Payload}
+func echo(_ context.Context, call iothubtest.MethodCall) iothubtest.MethodResponse {
+	return iothubtest.MethodResponse{Status: 200, Payload: call.Payload}
 }
 
-func null(context.Context, httpmock.MethodCall) httpmock.MethodResponse {
-	return httpmock.MethodResponse{Status: 200, Payload: json.RawMessage(`null`)}
+func null(context.Context, iothubtest.MethodCall) iothubtest.MethodResponse {
+	return iothubtest.MethodResponse{Status: 200, Payload: json.RawMessage(`null`)}
 }

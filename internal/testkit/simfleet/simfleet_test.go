@@ -1,41 +1,81 @@
 package simfleet_test
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/hubkit/iothub/internal/testkit/httpmock"
+	"github.com/hubkit/iothub"
 	"github.com/hubkit/iothub/internal/testkit/simfleet"
+	"github.com/hubkit/iothub/iothubtest"
+	"github.com/hubkit/iothub/service"
 )
 
 // TestAdd checks that Add registers exactly the devices DeviceIDs names,
-// with the troubles TroubleOf gives and an $edgeAgent on each Edge device.
+// that each fleet device behaves as the trouble TroubleOf gives it, and
+// that each Edge device has an $edgeAgent that answers "ping".
 func TestAdd(t *testing.T) {
 	t.Parallel()
-	opts := &simfleet.Options{Fleet: 30, Troubled: true, Edge: 2, SlowLatency: time.Second}
-	h := httpmock.New(nil)
-	simfleet.Add(h, opts)
-	want := slices.Sorted(slices.Values(simfleet.DeviceIDs(opts)))
-	if diff := cmp.Diff(want, h.DeviceIDs()); diff != "" {
-		t.Errorf("registered devices (-want +got):\n%s", diff)
-	}
-	if n := len(simfleet.DeviceIDs(opts)); n != 6+30+2 {
-		t.Errorf("DeviceIDs: %d ids, want 38", n)
-	}
-	for i := 1; i <= opts.Fleet; i++ {
-		d := h.Device(simfleet.FleetID(i))
-		if online := simfleet.TroubleOf(i) != simfleet.Offline; d.Online() != online {
-			t.Errorf("%s (%v): online %v, want %v", d.ID(), simfleet.TroubleOf(i), d.Online(), online)
+	synctest.Test(t, func(t *testing.T) {
+		opts := &simfleet.Options{Fleet: 30, Troubled: true, Edge: 2, SlowLatency: time.Second}
+		h := iothubtest.New(nil)
+		defer h.Close()
+		simfleet.Add(h, opts)
+		want := slices.Sorted(slices.Values(simfleet.DeviceIDs(opts)))
+		if diff := cmp.Diff(want, h.DeviceIDs()); diff != "" {
+			t.Errorf("registered devices (-want +got):\n%s", diff)
 		}
-	}
-	for _, id := range []string{simfleet.EdgeDevice, simfleet.EdgeID(1), simfleet.EdgeID(2)} {
-		if d := h.Device(id); d == nil || d.Module(simfleet.EdgeAgent) == nil {
-			t.Errorf("Edge device %s: no %s module", id, simfleet.EdgeAgent)
+		if n := len(simfleet.DeviceIDs(opts)); n != 6+30+2 {
+			t.Errorf("DeviceIDs: %d ids, want 38", n)
 		}
+		client, err := service.NewClientFromConnectionString(h.ConnectionString(), h.ClientOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; i <= opts.Fleet; i++ {
+			id := simfleet.FleetID(i)
+			res, err := client.InvokeDeviceMethod(t.Context(), id, service.MethodParams[any]{Name: "getStatus"}, nil)
+			got := describe(res.Status, err)
+			wantOutcome := map[simfleet.Trouble]string{
+				simfleet.Fine:          "status 200",
+				simfleet.Slow:          "status 200",
+				simfleet.Failing:       "status 500",
+				simfleet.Offline:       "error 404103",
+				simfleet.LosesResponse: "error 504101",
+			}[simfleet.TroubleOf(i)]
+			if got != wantOutcome {
+				t.Errorf("getStatus on %s (%v): %s, want %s", id, simfleet.TroubleOf(i), got, wantOutcome)
+			}
+		}
+		for _, id := range []string{simfleet.EdgeDevice, simfleet.EdgeID(1), simfleet.EdgeID(2)} {
+			if d := h.Device(id); d == nil || d.Module(simfleet.EdgeAgent) == nil {
+				t.Errorf("Edge device %s: no %s module", id, simfleet.EdgeAgent)
+				continue
+			}
+			res, err := client.InvokeModuleMethod(t.Context(), id, simfleet.EdgeAgent, service.MethodParams[any]{Name: "ping"}, nil)
+			if got := describe(res.Status, err); got != "status 200" {
+				t.Errorf("ping on %s/%s: %s, want status 200", id, simfleet.EdgeAgent, got)
+			}
+		}
+	})
+}
+
+// describe is what a call got: the device's status, or the hub's error
+// code.
+func describe(status int, err error) string {
+	var herr *iothub.Error
+	switch {
+	case errors.As(err, &herr):
+		return fmt.Sprintf("error %d", herr.Code)
+	case err != nil:
+		return err.Error()
 	}
+	return fmt.Sprintf("status %d", status)
 }
 
 // TestTroubleOf pins the trouble pattern the example programs' tests count
