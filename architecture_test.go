@@ -119,6 +119,11 @@ var importRules = []importRule{
 		forbid: []string{"internal/..."},
 		allow:  []string{"internal/testkit/simfleet"},
 	},
+	{
+		rule:   "internal/testkit/simfleet builds its fleet through the public iothubtest only",
+		from:   []string{"internal/testkit/simfleet"},
+		forbid: []string{"internal/..."},
+	},
 }
 
 // futurePackages are packages the rules name before they exist.
