@@ -84,8 +84,8 @@ func writeDevices(dir string, n int) (string, error) {
 // program is one of the measured programs.
 type program struct {
 	name   string
-	args   func(concurrency int) []string // argv, the binary first
-	before func() error                   // prepares a run; may be nil
+	args   func(concurrency int, devices string) []string // argv, the binary first
+	before func() error                                   // prepares a run; may be nil
 }
 
 // result is what one run of a child cost.

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -86,23 +87,28 @@ func run(cfg config, out io.Writer) error {
 		return err
 	}
 	env := append(os.Environ(), "SSL_CERT_FILE="+hub.certPath)
+	report := filepath.Join(dir, "report.jsonl")
 	progs := []program{
-		{name: "reference", args: func(c int) []string {
-			return []string{bins.ref, "-connection-string", hub.connectionString, "-devices", "@" + devices, "-concurrency", strconv.Itoa(c)}
+		{name: "reference", args: func(c int, devices string) []string {
+			return []string{bins.ref, "-connection-string", hub.connectionString, "-devices", devices, "-concurrency", strconv.Itoa(c)}
 		}},
-		{name: "fleet-reboot", args: func(c int) []string {
-			return []string{bins.fleet, "-connection-string", hub.connectionString, "-devices", "@" + devices,
-				"-concurrency", strconv.Itoa(c), "-report", dir + "/report.jsonl"}
-		}, before: func() error { return removeIfExists(dir + "/report.jsonl") }},
+		{name: "fleet-reboot", args: func(c int, devices string) []string {
+			return []string{bins.fleet, "-connection-string", hub.connectionString, "-devices", devices,
+				"-concurrency", strconv.Itoa(c), "-report", report}
+		}, before: func() error { return removeIfExists(report) }},
 	}
 	fmt.Fprintf(out, "progload: %d reboot calls per run, each program a child process against cmd/iothubsim over TLS (it offers HTTP/2 and HTTP/1.1; both programs speak HTTP/1.1), device latency 0; %d alternating rounds\n\n", cfg.n, cfg.rounds)
-	one, err := runOnce(progs[1], env, bins.fleet, hub.connectionString, dir)
-	if err != nil {
-		return err
+	for _, p := range progs {
+		r, err := runProgram(p, p.args(1, firstDevice), env)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "one call (%s -devices %s, startup included): wall %s, CPU %s, peak RSS %.1f MiB\n", p.name, firstDevice, fmtDur(r.wall), fmtDur(r.cpu), mib(r.maxRSS))
 	}
-	fmt.Fprintf(out, "one call (fleet-reboot -devices %s, startup included): wall %s, CPU %s, peak RSS %.1f MiB\n\n", firstDevice, fmtDur(one.wall), fmtDur(one.cpu), mib(one.maxRSS))
+	fmt.Fprintln(out)
+	devices = "@" + devices
 	for _, c := range cfg.concurrency {
-		if err := compare(out, progs, env, c, cfg); err != nil {
+		if err := compare(out, progs, env, devices, c, cfg); err != nil {
 			return err
 		}
 	}

@@ -22,6 +22,7 @@ func TestRunSmall(t *testing.T) {
 	}
 	report := out.String()
 	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^one call \(reference -devices sim-fleet-00001, startup included\): wall \S+, CPU \S+, peak RSS [0-9.]+ MiB$`),
 		regexp.MustCompile(`(?m)^one call \(fleet-reboot -devices sim-fleet-00001, startup included\): wall \S+, CPU \S+, peak RSS [0-9.]+ MiB$`),
 		regexp.MustCompile(`(?m)^concurrency 8: 1 rounds of 200 calls per program$`),
 		regexp.MustCompile(`(?m)^  round 1  reference +CPU +\S+ +[0-9.]+ µs/call  peak RSS +[0-9.]+ MiB  conns +[1-8]  wall +\S+$`),

@@ -7,17 +7,19 @@ import (
 	"time"
 )
 
-// runOnce runs fleet-reboot on one device: its startup cost.
-func runOnce(p program, env []string, bin, cs, dir string) (result, error) {
-	if err := p.before(); err != nil {
-		return result{}, err
+// runProgram prepares p's run and runs argv.
+func runProgram(p program, argv, env []string) (result, error) {
+	if p.before != nil {
+		if err := p.before(); err != nil {
+			return result{}, err
+		}
 	}
-	return runChild([]string{bin, "-connection-string", cs, "-devices", firstDevice, "-report", dir + "/report.jsonl"}, env)
+	return runChild(argv, env)
 }
 
 // compare runs the programs alternately, rounds times, at concurrency c,
 // and prints each run and the ratios.
-func compare(out io.Writer, progs []program, env []string, c int, cfg config) error {
+func compare(out io.Writer, progs []program, env []string, devices string, c int, cfg config) error {
 	fmt.Fprintf(out, "concurrency %d: %d rounds of %d calls per program\n", c, cfg.rounds, cfg.n)
 	var cpuRatio, rssRatio []float64
 	for round := range cfg.rounds {
@@ -26,12 +28,7 @@ func compare(out io.Writer, progs []program, env []string, c int, cfg config) er
 			// Alternate which program goes first, so neither always
 			// runs on a machine the other has just warmed.
 			p := progs[(i+round)%len(progs)]
-			if p.before != nil {
-				if err := p.before(); err != nil {
-					return err
-				}
-			}
-			r, err := runChild(p.args(c), env)
+			r, err := runProgram(p, p.args(c, devices), env)
 			if err != nil {
 				return err
 			}
