@@ -382,6 +382,8 @@ func speaksHTTP2(t *http.Transport) bool {
 	case t.ForceAttemptHTTP2:
 		return true
 	default:
+		// net/http still honours the deprecated Dial and DialTLS here.
+		//lint:ignore SA1019 mirrors net/http's own rule
 		return t.TLSClientConfig == nil && t.Dial == nil && t.DialContext == nil && t.DialTLS == nil && t.DialTLSContext == nil
 	}
 }
