@@ -20,9 +20,18 @@ type ClientOptions struct {
 	// Transport, when set, is the http.RoundTripper requests go through,
 	// such as an *http.Transport of your own or a test hub's in-process
 	// transport. Redirects are never followed. The default is a transport
-	// sized for fan-out: keep-alive, HTTP/2 when the hub offers it, proxy
-	// settings from the environment, TLS 1.2 or later.
+	// sized for fan-out: HTTP/1.1 keep-alive (see HTTP2), proxy settings
+	// from the environment, TLS 1.2 or later.
 	Transport http.RoundTripper
+
+	// HTTP2 makes the default transport offer HTTP/2 and speak it when the
+	// hub accepts it; a fan-out then multiplexes its calls over one
+	// connection. It is unverified against the real service: IoT Hub
+	// documents its HTTPS endpoints as HTTP/1.1, and no official SDK uses
+	// HTTP/2 against it, so the default is HTTP/1.1 keep-alive. It applies
+	// to the default transport only; setting it with Transport is an error
+	// (choose the protocols of your own transport instead).
+	HTTP2 bool
 
 	// AttemptTimeout, when positive, caps each attempt of every call,
 	// reading the answer included; a retry starts a new attempt. 0 means

@@ -23,6 +23,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hubkit/iothub"
@@ -167,10 +168,16 @@ func New(hostName string, a Authorizer, opts *iothub.ClientOptions) (*Pipeline, 
 	p.baseURL = base
 	p.query = "?api-version=" + url.QueryEscape(p.apiVersion)
 	p.calls.New = func() any { return p.newCall() }
+	if o.Transport != nil && o.HTTP2 {
+		return nil, errors.New("iothub: ClientOptions.HTTP2 applies to the default transport only; with a Transport of your own, set its Protocols instead")
+	}
 	if o.Transport != nil {
 		p.transport = o.Transport
 	} else {
 		t := DefaultTransport()
+		if o.HTTP2 {
+			t = HTTP2Transport()
+		}
 		if o.MaxConnections > 0 {
 			t.MaxConnsPerHost = o.MaxConnections
 			t.MaxIdleConnsPerHost = o.MaxConnections
@@ -200,14 +207,47 @@ func (p *Pipeline) MaxRetryAfter() time.Duration { return p.retry.MaxRetryAfter 
 // connections than calls in flight. The pool is a clone of p's transport
 // (same dialer, proxy and TLS settings) when that is an *http.Transport,
 // with MaxConnsPerHost and MaxIdleConnsPerHost at most n; any other
-// RoundTripper is used as it is, and p is returned. Once the work is done,
-// release closes the pool's idle connections at once and again a second
-// later, for connections that were still finishing an abandoned call.
+// RoundTripper is used as it is, and p is returned.
+//
+// A transport that speaks HTTP/2 multiplexes the fan-out over one
+// connection instead: MaxConnsPerHost 1, so that the workers starting
+// together wait for the first connection rather than each dialling its own,
+// and calls beyond the server's stream limit wait for a free stream on it
+// (HTTP2Config.StrictMaxConcurrentRequests) rather than dial more. Once a
+// server answers over HTTP/1.1 instead, later calls go through a pool of n
+// HTTP/1.1 connections, as if HTTP/2 had not been offered.
+//
+// Once the work is done, release closes the pool's idle connections at
+// once and again a second later, for connections that were still finishing
+// an abandoned call.
 func (p *Pipeline) WithConnLimit(n int) (*Pipeline, func()) {
 	t, ok := p.transport.(*http.Transport)
 	if !ok || n <= 0 {
 		return p, func() {}
 	}
+	var rt interface {
+		http.RoundTripper
+		CloseIdleConnections()
+	} = limitConns(t, n)
+	if speaksHTTP2(t) {
+		rt = &h2Pool{h2: oneH2Conn(t), h1: limitConns(t, n)}
+	}
+	q := &Pipeline{settings: p.settings}
+	q.transport = rt
+	q.calls.New = func() any { return q.newCall() }
+	release := func() {
+		rt.CloseIdleConnections()
+		// A call abandoned just before (its context cancelled) may leave
+		// its HTTP/2 connection busy for a moment while the stream is
+		// reset; close it once that is done rather than let it idle out.
+		time.AfterFunc(time.Second, rt.CloseIdleConnections)
+	}
+	return q, release
+}
+
+// limitConns returns a clone of t that opens at most n connections and
+// keeps at most n idle.
+func limitConns(t *http.Transport, n int) *http.Transport {
 	t = t.Clone()
 	if t.MaxConnsPerHost <= 0 || t.MaxConnsPerHost > n {
 		t.MaxConnsPerHost = n
@@ -215,17 +255,45 @@ func (p *Pipeline) WithConnLimit(n int) (*Pipeline, func()) {
 	if t.MaxIdleConnsPerHost <= 0 || t.MaxIdleConnsPerHost > n {
 		t.MaxIdleConnsPerHost = n
 	}
-	q := &Pipeline{settings: p.settings}
-	q.transport = t
-	q.calls.New = func() any { return q.newCall() }
-	release := func() {
-		t.CloseIdleConnections()
-		// A call abandoned just before (its context cancelled) may leave
-		// its HTTP/2 connection busy for a moment while the stream is
-		// reset; close it once that is done rather than let it idle out.
-		time.AfterFunc(time.Second, t.CloseIdleConnections)
+	return t
+}
+
+// oneH2Conn returns a clone of t that opens one connection and, over
+// HTTP/2, queues calls beyond the server's stream limit on it.
+func oneH2Conn(t *http.Transport) *http.Transport {
+	t = t.Clone()
+	t.MaxConnsPerHost = 1
+	t.MaxIdleConnsPerHost = 1
+	var h2 http.HTTP2Config
+	if t.HTTP2 != nil {
+		h2 = *t.HTTP2
 	}
-	return q, release
+	h2.StrictMaxConcurrentRequests = true
+	t.HTTP2 = &h2
+	return t
+}
+
+// h2Pool sends calls over one HTTP/2 connection until a server answers over
+// HTTP/1.1, and from then on through a pool of HTTP/1.1 connections.
+type h2Pool struct {
+	h2, h1 *http.Transport
+	http1  atomic.Bool // a server answered over HTTP/1.1
+}
+
+func (p *h2Pool) RoundTrip(r *http.Request) (*http.Response, error) {
+	if p.http1.Load() {
+		return p.h1.RoundTrip(r)
+	}
+	resp, err := p.h2.RoundTrip(r)
+	if err == nil && resp.ProtoMajor == 1 {
+		p.http1.Store(true)
+	}
+	return resp, err
+}
+
+func (p *h2Pool) CloseIdleConnections() {
+	p.h2.CloseIdleConnections()
+	p.h1.CloseIdleConnections()
 }
 
 // CloseIdleConnections closes the transport's idle keep-alive connections
@@ -276,18 +344,48 @@ func UserAgent() string {
 	return "github.com/hubkit/iothub/" + iothub.Version + " (" + runtime.Version() + "; " + runtime.GOOS + "; " + runtime.GOARCH + ")"
 }
 
-// DefaultTransport returns a transport sized for fan-out: keep-alive with a
-// large idle pool per host, HTTP/2 when the server offers it, proxy settings
-// from the environment and TLS 1.2 or later.
+// DefaultTransport returns a transport sized for fan-out: HTTP/1.1
+// keep-alive (IoT Hub documents its HTTPS endpoints as HTTP/1.1; HTTP/2 is
+// never negotiated) with a large idle pool per host, proxy settings from the
+// environment and TLS 1.2 or later.
 func DefaultTransport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.Proxy = http.ProxyFromEnvironment
-	t.ForceAttemptHTTP2 = true
+	t.ForceAttemptHTTP2 = false
+	t.Protocols = new(http.Protocols)
+	t.Protocols.SetHTTP1(true)
 	t.MaxIdleConns = 0
 	t.MaxIdleConnsPerHost = 1024
 	t.IdleConnTimeout = 90 * time.Second
 	t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	return t
+}
+
+// HTTP2Transport returns DefaultTransport that also offers HTTP/2 and
+// speaks it when the server accepts it (HTTP/1.1 otherwise): the transport
+// of ClientOptions.HTTP2, unverified against the real service.
+func HTTP2Transport() *http.Transport {
+	t := DefaultTransport()
+	t.Protocols.SetHTTP2(true)
+	return t
+}
+
+// speaksHTTP2 reports whether t would negotiate HTTP/2 over TLS, by the
+// rules net/http applies (Transport.Protocols, TLSNextProto,
+// ForceAttemptHTTP2, a custom TLS configuration or dialer).
+func speaksHTTP2(t *http.Transport) bool {
+	switch {
+	case t.Protocols != nil:
+		return t.Protocols.HTTP2()
+	case t.TLSNextProto != nil:
+		return t.TLSNextProto["h2"] != nil
+	case t.ForceAttemptHTTP2:
+		return true
+	default:
+		// net/http still honours the deprecated Dial and DialTLS here.
+		//lint:ignore SA1019 mirrors net/http's own rule
+		return t.TLSClientConfig == nil && t.Dial == nil && t.DialContext == nil && t.DialTLS == nil && t.DialTLSContext == nil
+	}
 }
 
 // newRequestID returns an identifier for one logical call, sent as

@@ -57,11 +57,12 @@ func (c *countedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// TestDefaultTransportReusesHTTP2Connections checks that the default
-// transport speaks HTTP/2 when the server offers it, reuses one connection
-// for sequential requests, and that the connection is its own:
-// CloseIdleConnections closes it.
-func TestDefaultTransportReusesHTTP2Connections(t *testing.T) {
+// TestTransportProtocols checks that the default transport speaks
+// HTTP/1.1 even to a server that offers HTTP/2 (IoT Hub documents
+// HTTP/1.1), that the opt-in HTTP2Transport speaks HTTP/2 to it, that each
+// reuses one connection for sequential requests, and that the connection is
+// its own: CloseIdleConnections closes it.
+func TestTransportProtocols(t *testing.T) {
 	t.Parallel()
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, r.Proto)
@@ -70,31 +71,73 @@ func TestDefaultTransportReusesHTTP2Connections(t *testing.T) {
 	srv.StartTLS()
 	defer srv.Close()
 
-	tr := DefaultTransport()
-	var cc closeCounter
-	cc.watch(tr, srv.Certificate())
-	client := &http.Client{Transport: tr}
-	for range 3 {
-		resp, err := client.Get(srv.URL)
+	for _, tt := range []struct {
+		name      string
+		transport func() *http.Transport
+		want      string
+	}{
+		{"default", DefaultTransport, "HTTP/1.1"},
+		{"HTTP/2 opt-in", HTTP2Transport, "HTTP/2.0"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := tt.transport()
+			var cc closeCounter
+			cc.watch(tr, srv.Certificate())
+			client := &http.Client{Transport: tr}
+			for range 3 {
+				resp, err := client.Get(srv.URL)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if string(b) != tt.want || resp.Proto != tt.want {
+					t.Fatalf("server saw %q, client %q; want %q", b, resp.Proto, tt.want)
+				}
+			}
+			if n := cc.dialed.Load(); n != 1 {
+				t.Errorf("dialled %d connections for 3 sequential requests, want 1", n)
+			}
+			tr.CloseIdleConnections()
+			deadline := time.Now().Add(5 * time.Second)
+			for cc.closed.Load() != cc.dialed.Load() && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if c, d := cc.closed.Load(), cc.dialed.Load(); c != d {
+				t.Errorf("CloseIdleConnections closed %d of %d idle connections", c, d)
+			}
+		})
+	}
+}
+
+// TestNewTransportProtocol checks which transport ClientOptions.HTTP2
+// selects, and that it cannot be combined with a Transport of the caller's.
+func TestNewTransportProtocol(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name  string
+		opts  iothub.ClientOptions
+		want  bool
+		isErr bool
+	}{
+		{name: "default", want: false},
+		{name: "HTTP2", opts: iothub.ClientOptions{HTTP2: true}, want: true},
+		{name: "HTTP2 with a Transport", opts: iothub.ClientOptions{HTTP2: true, Transport: &http.Transport{}}, isErr: true},
+	} {
+		p, err := New("hub.azure-devices.net", staticAuth("x"), &tt.opts)
+		if tt.isErr {
+			if err == nil || !strings.Contains(err.Error(), "ClientOptions.HTTP2") {
+				t.Errorf("%s: err = %v, want one naming ClientOptions.HTTP2", tt.name, err)
+			}
+			continue
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if string(b) != "HTTP/2.0" {
-			t.Fatalf("server saw %q, want HTTP/2.0", b)
+		tr := p.transport.(*http.Transport)
+		if got := speaksHTTP2(tr); got != tt.want || tr.ForceAttemptHTTP2 {
+			t.Errorf("%s: speaks HTTP/2 %v (ForceAttemptHTTP2 %v), want %v", tt.name, got, tr.ForceAttemptHTTP2, tt.want)
 		}
-	}
-	if n := cc.dialed.Load(); n != 1 {
-		t.Errorf("dialled %d connections for 3 sequential requests, want 1", n)
-	}
-	tr.CloseIdleConnections()
-	deadline := time.Now().Add(5 * time.Second)
-	for cc.closed.Load() != cc.dialed.Load() && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if c, d := cc.closed.Load(), cc.dialed.Load(); c != d {
-		t.Errorf("CloseIdleConnections closed %d of %d idle HTTP/2 connections", c, d)
 	}
 }
 

@@ -51,7 +51,7 @@ type config struct {
 	devices     int
 	sweep       []int
 	sweepC      int
-	http1       bool
+	http2       bool
 	aa          bool
 	cpuProfile  string
 	memProfile  string
@@ -66,7 +66,7 @@ func main() {
 	flag.IntVar(&cfg.devices, "devices", 1000, "simulated devices the calls cycle over")
 	sweep := flag.String("sweep", "10000,100000", "fan-out sizes (streamed targets) to measure memory for; empty for none")
 	flag.IntVar(&cfg.sweepC, "sweep-c", 64, "fan-out concurrency of the memory sweep")
-	flag.BoolVar(&cfg.http1, "http1", false, "use HTTP/1.1 instead of HTTP/2 in both clients")
+	flag.BoolVar(&cfg.http2, "http2", false, "offer HTTP/2 in both clients (the SDK as with ClientOptions.HTTP2) instead of HTTP/1.1 only")
 	flag.BoolVar(&cfg.aa, "aa", false, "an A/A run: the SDK, with its own transport, in the reference's place too, to show the harness's own noise and bias")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the SDK's phases to this file")
 	flag.StringVar(&cfg.memProfile, "memprofile", "", "write an allocation profile to this file at the end")
@@ -212,9 +212,9 @@ func run(cfg config, out io.Writer) error {
 	if cfg.aa {
 		fmt.Fprintln(out, "A/A run: the row named reference is a second SDK client")
 	}
-	proto := "HTTP/2"
-	if cfg.http1 {
-		proto = "HTTP/1.1"
+	proto := "HTTP/1.1"
+	if cfg.http2 {
+		proto = "HTTP/2"
 	}
 	fmt.Fprintf(out, "machine: %s, %d CPUs (GOMAXPROCS %d), %s %s/%s\n", cpuModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintf(out, "hub: the simulated hub over TLS (%s) in a child process; %d devices answering at once; figures are the client process's alone\n", proto, cfg.devices)
@@ -257,13 +257,12 @@ func (e *env) sdkTransport() (*http.Transport, *loadtest.DialCounter) {
 }
 
 // refTransport is what a hand-written client would use: keep-alive,
-// HTTP/2, an idle pool as large as its concurrency.
+// HTTP/1.1 (HTTP/2 with -http2), an idle pool as large as its concurrency.
 func (e *env) refTransport(c int) (*http.Transport, *loadtest.DialCounter) {
 	dc := new(loadtest.DialCounter)
 	t := &http.Transport{
 		DialContext:         dc.DialContext,
 		TLSClientConfig:     &tls.Config{RootCAs: e.roots, MinVersion: tls.VersionTLS12},
-		ForceAttemptHTTP2:   true,
 		MaxIdleConnsPerHost: c,
 		IdleConnTimeout:     90 * time.Second,
 	}
@@ -272,11 +271,10 @@ func (e *env) refTransport(c int) (*http.Transport, *loadtest.DialCounter) {
 }
 
 func (e *env) protocols(t *http.Transport) {
-	if e.cfg.http1 {
-		p := new(http.Protocols)
-		p.SetHTTP1(true)
-		t.Protocols = p
-	}
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetHTTP2(e.cfg.http2)
+	t.Protocols = p
 }
 
 // probe returns the protocol the SDK's transport speaks to the hub.

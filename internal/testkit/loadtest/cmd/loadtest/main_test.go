@@ -29,7 +29,7 @@ func TestRunSmall(t *testing.T) {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 	for _, want := range []string{
-		"negotiated: HTTP/2.0",
+		"negotiated: HTTP/1.1",
 		"concurrency 4: 2 rounds of 100 calls per client",
 		"  reference ",
 		"  sdk ",
