@@ -758,6 +758,7 @@ func TestProgressPace(t *testing.T) {
 		{"limited", 10000, 4000, service.FanOutStats{InFlight: 64, AcceptedRate: 981, RateLimit: 990, State: "limited by hub at ~980/s"}, "981 calls/s, limited by hub at ~980/s  ETA"},
 		{"tail", 10000, 9969, service.FanOutStats{InFlight: 31, OldestInFlight: 2140 * time.Millisecond, AcceptedRate: 12}, "waiting on 31 calls in flight, the slowest 2.1s"},
 		{"unknown total", -1, 10, service.FanOutStats{InFlight: 8, AcceptedRate: 40, RateLimit: 50, State: "probing at 50/s"}, "40 calls/s, probing at 50/s"},
+		{"stalled on slow devices", 306, 275, service.FanOutStats{InFlight: 16, OldestInFlight: 2900 * time.Millisecond, RateLimit: 3200}, "waiting on 16 calls in flight, the slowest 2.9s; 15 targets to start"},
 		{"held back by the devices", 10000, 5000, service.FanOutStats{InFlight: 64, AcceptedRate: 300, RateLimit: 6400, State: "probing at 6400/s"}, "300 calls/s, not held back by the hub (pacing allows ~6400/s)"},
 	}
 	for _, tt := range tests {

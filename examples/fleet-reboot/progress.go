@@ -192,8 +192,15 @@ func (p *progress) paceLocked(b *strings.Builder, now time.Time, done int) {
 		fmt.Fprintf(b, "  %.1f calls/s", float64(calls)/now.Sub(p.start).Seconds())
 	} else {
 		st := p.stats()
-		if p.total >= 0 && st.InFlight > 0 && remaining <= st.InFlight {
+		// Only calls in flight left, or none of them finished in the last
+		// second (slow devices hold every worker): say what the run waits
+		// on, not a rate of 0 and an ETA.
+		tail := p.total >= 0 && remaining <= st.InFlight
+		if st.InFlight > 0 && (tail || st.AcceptedRate == 0) {
 			fmt.Fprintf(b, "  waiting on %d calls in flight, the slowest %s", st.InFlight, st.OldestInFlight.Round(100*time.Millisecond))
+			if p.total >= 0 && !tail {
+				fmt.Fprintf(b, "; %d targets to start", remaining-st.InFlight)
+			}
 			return
 		}
 		fmt.Fprintf(b, "  %.0f calls/s", st.AcceptedRate)
