@@ -39,11 +39,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		fmt.Fprintln(stderr, "usage: backend [-addr HOST:PORT] [-timeout S] [-connect-timeout S] [-connection-string CS | -hub HOST]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return c, cli.ErrFlagsReported
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	if err := cli.Parse(fs, args); err != nil {
+		return c, err
 	}
 	// Check the timeouts as the SDK will, before serving anything.
 	p := service.MethodParams[any]{Name: "reboot", TimeoutInSeconds: c.timeouts.Response, ConnectTimeoutInSeconds: c.timeouts.Connect}

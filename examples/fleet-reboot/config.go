@@ -42,8 +42,8 @@ const usage = "usage: fleet-reboot [-query SQL | -devices IDS|@FILE] [-method NA
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	var c config
 	fs := c.flagSet(stderr)
-	if err := fs.Parse(args); err != nil {
-		return c, cli.ErrFlagsReported
+	if err := cli.Parse(fs, args); err != nil {
+		return c, err
 	}
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
@@ -59,9 +59,6 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 			c.unitsSet = true
 		}
 	})
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
 	if err := c.check(); err != nil {
 		return c, err
 	}

@@ -50,11 +50,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		fmt.Fprintln(stderr, "usage: invoke -device ID [-module MID] -method NAME [-payload JSON] [-timeout S] [-connect-timeout S]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return c, cli.ErrFlagsReported
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	if err := cli.Parse(fs, args); err != nil {
+		return c, err
 	}
 	if c.device == "" {
 		return c, errors.New("-device is required")

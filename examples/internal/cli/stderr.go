@@ -2,6 +2,7 @@ package cli
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 
@@ -11,6 +12,19 @@ import (
 // ErrFlagsReported stands for a flag error that the flag package has
 // already printed, with the usage.
 var ErrFlagsReported = errors.New("bad flags")
+
+// Parse parses the flags of a program that takes no positional argument:
+// ErrFlagsReported when the flag package has printed the error, or an
+// error naming the first argument left over.
+func Parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return ErrFlagsReported
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
 
 // Stderr prints a program's messages, each prefixed with the program's
 // name ("invoke: …").
