@@ -111,7 +111,7 @@ const (
 	// retryNotOnline retries 404103 (InvokeOptions.RetryDeviceNotOnline).
 	retryNotOnline callPolicy = 1 << iota
 	// leaveThrottled hands 429 back to the caller, which backs off on its
-	// own: the fan-out, to pause all its workers together, and job
+	// own: the fan-out, which paces its retries with its controller, and job
 	// scheduling, to wait for a job slot.
 	leaveThrottled
 )
