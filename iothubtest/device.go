@@ -121,6 +121,10 @@ type DeviceOptions struct {
 	// modules $edgeAgent, which answers "ping" and "RestartModule" with
 	// status 200, and $edgeHub.
 	Edge bool
+	// ModelID makes it a Plug and Play device announcing this model id
+	// (a DTMI such as "dtmi:com:example:Thermostat;1"), shown as the
+	// twin's modelId.
+	ModelID string
 	// Tags and Desired seed the device twin's tags and desired properties.
 	// They must follow the twin rules (no arrays, at most 10 levels, …);
 	// AddDevice panics when they do not.
@@ -173,6 +177,9 @@ func (h *Hub) AddDevice(id string, opts *DeviceOptions) *Device {
 	})
 	if err := seedTwin(d.PatchTwin, o.Tags, o.Desired); err != nil {
 		panic(fmt.Sprintf("iothubtest: AddDevice %q: %v", id, err))
+	}
+	if o.ModelID != "" {
+		d.SetModelID(o.ModelID)
 	}
 	dev := &Device{d: d}
 	if o.Edge {

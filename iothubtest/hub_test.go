@@ -627,6 +627,7 @@ func TestTwins(t *testing.T) {
 	dev := hub.AddDevice("dev", &iothubtest.DeviceOptions{
 		Tags:    map[string]any{"ring": "canary", "site": map[string]any{"id": 7}},
 		Desired: map[string]any{"interval": 60},
+		ModelID: "dtmi:com:example:Thermostat;1",
 	})
 	dev.AddModule("m", &iothubtest.ModuleOptions{Tags: map[string]any{"role": "agent"}})
 	if err := dev.SetReported(map[string]any{"firmware": "1.0"}); err != nil {
@@ -647,6 +648,9 @@ func TestTwins(t *testing.T) {
 	}
 	if rt.Tags["ring"] != "canary" {
 		t.Errorf("registry sees tags %v", rt.Tags)
+	}
+	if rt.ModelID != "dtmi:com:example:Thermostat;1" {
+		t.Errorf("registry sees modelId %q", rt.ModelID)
 	}
 	if _, err := reg.UpdateTwin(t.Context(), "dev", registry.TwinPatch{Tags: map[string]any{"ring": nil, "wave": 2}, Desired: map[string]any{"interval": 30}}, nil); err != nil {
 		t.Fatal(err)
