@@ -44,7 +44,6 @@ type methodRequest struct {
 // invokeMethod serves POST /twins/{id}/methods and
 // POST /twins/{id}/modules/{mid}/methods.
 func (h *Hub) invokeMethod(w http.ResponseWriter, r *http.Request, rq *routed) {
-	ctx := r.Context()
 	t := target{deviceID: rq.params[0]}
 	if len(rq.params) > 1 {
 		t.moduleID = rq.params[1]
@@ -63,6 +62,24 @@ func (h *Hub) invokeMethod(w http.ResponseWriter, r *http.Request, rq *routed) {
 		e.write(w, rq.now)
 		return
 	}
+	h.runMethod(w, r, rq, t, mr, writeMethodAnswer)
+}
+
+// writeMethodAnswer sends a direct method's success answer: the device's
+// status and payload in a JSON envelope.
+func writeMethodAnswer(w http.ResponseWriter, resp MethodResponse) {
+	writeJSON(w, http.StatusOK, marshal(struct {
+		Status  int             `json:"status"`
+		Payload json.RawMessage `json:"payload"`
+	}{resp.Status, resp.Payload}))
+}
+
+// runMethod is what a direct method and a Plug and Play command share once
+// the request is parsed: the daily quota, faults, throttling, delivery to
+// the target and the hub's error answers. answer writes the success answer
+// in the operation's own format.
+func (h *Hub) runMethod(w http.ResponseWriter, r *http.Request, rq *routed, t target, mr *methodRequest, answer func(http.ResponseWriter, MethodResponse)) {
+	ctx := r.Context()
 	if e := h.quotaError(); e != nil {
 		e.write(w, rq.now)
 		return
@@ -106,10 +123,7 @@ func (h *Hub) invokeMethod(w http.ResponseWriter, r *http.Request, rq *routed) {
 		d.err.write(w, time.Now())
 		return
 	}
-	writeJSON(w, http.StatusOK, marshal(struct {
-		Status  int             `json:"status"`
-		Payload json.RawMessage `json:"payload"`
-	}{d.resp.Status, d.resp.Payload}))
+	answer(w, d.resp)
 }
 
 // abort ends a request whose caller went away (or whose server is closing)

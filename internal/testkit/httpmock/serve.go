@@ -129,6 +129,9 @@ func (h *Hub) newRoutes() []route {
 		{method: http.MethodPatch, rights: ServiceConnect, action: actTwinsWrite, op: OperationTwin, serve: h.patchTwin},
 	}
 	invoke := []verb{{method: http.MethodPost, rights: ServiceConnect, action: actInvokeMethod, op: OperationMethod, serve: h.invokeMethod}}
+	// A Plug and Play command is a direct method on the device: same
+	// rights, same operation for faults.
+	command := []verb{{method: http.MethodPost, rights: ServiceConnect, action: actInvokeMethod, op: OperationMethod, serve: h.invokeCommand}}
 	read := func(fn serveFunc) verb {
 		return verb{method: http.MethodGet, rights: RegistryRead, action: actDevicesRead, op: OperationRegistry, serve: fn}
 	}
@@ -146,6 +149,8 @@ func (h *Hub) newRoutes() []route {
 		{segs: []string{"twins", "", "methods"}, verbs: invoke},
 		{segs: []string{"twins", "", "modules", ""}, verbs: twinVerbs},
 		{segs: []string{"twins", "", "modules", "", "methods"}, verbs: invoke},
+		{segs: []string{"digitaltwins", "", "commands", ""}, verbs: command},
+		{segs: []string{"digitaltwins", "", "components", "", "commands", ""}, verbs: command},
 		{segs: []string{"devices"}, verbs: []verb{
 			read(h.listDevices),
 			{method: http.MethodPost, rights: RegistryWrite, action: actDevicesWrite, op: OperationRegistry, serve: h.bulkDevices},

@@ -182,9 +182,13 @@ func (h *Hub) dropBeforeWrite(req *http.Request, body []byte) bool {
 	if err != nil {
 		return false
 	}
-	_, v, params := h.match(segs, effectiveMethod(req))
+	rt, v, params := h.match(segs, effectiveMethod(req))
 	if v == nil {
 		return false
+	}
+	if v.op == OperationMethod && rt.segs[0] == "digitaltwins" {
+		t, name := commandTarget(params)
+		return h.takeFault(OperationMethod, t, name, true) != nil
 	}
 	t := paramsTarget(params)
 	if v.op != OperationMethod {
