@@ -88,7 +88,18 @@
 //   - a lost answer: AddFault(LostAnswers(id, "")), 504101 after delivery;
 //   - a handler that never answers in time: 504101 at the response timeout;
 //   - a fixed answer: Answer(status, payload); an echo: Echo();
-//   - IoT Edge: DeviceOptions.Edge adds $edgeAgent and $edgeHub.
+//   - IoT Edge: DeviceOptions.Edge adds $edgeAgent and $edgeHub;
+//   - Plug and Play: DeviceOptions.ModelID. The hub serves commands
+//     (POST /digitaltwins/{id}/commands/{command} and
+//     /digitaltwins/{id}/components/{component}/commands/{command}) by
+//     delivering them to the device as the direct method "{command}" for
+//     a root command and "{component}*{command}" for a component command,
+//     so a command's handler is a method handler under that name:
+//     dev.HandleMethod("thermostat1*getMaxMinReport", fn). Commands take
+//     the method path (faults, throttling, offline, latency) and are
+//     counted and recorded as those method calls (Hub.Deliveries,
+//     Hub.Calls); the answer carries the handler's payload as its body and
+//     its status in the x-ms-command-statuscode header.
 //
 // Device.AddModule adds modules, with handlers of their own.
 //
@@ -125,7 +136,8 @@
 // The device side (MQTT, AMQP, device-to-cloud messages), cloud-to-device
 // messages, file uploads, import and export jobs (bulk registry requests,
 // POST /devices, are simulated), configurations and deployments of IoT
-// Edge, and the digital-twin (Plug and Play) API. The throttles of the
+// Edge, and the digital twin itself (GET and PATCH /digitaltwins/{id};
+// Plug and Play commands are simulated). The throttles of the
 // registry and twin operations are not modelled.
 //
 // The package keeps no global state, and every method of its types is safe

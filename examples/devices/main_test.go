@@ -25,7 +25,7 @@ func TestQueryListsEveryDeviceOnce(t *testing.T) {
 	for _, size := range []string{"1", "7", "100", "1000"} {
 		t.Run("page size "+size, func(t *testing.T) {
 			t.Parallel()
-			code, out, errOut := runDevices(t, "-simulate", "2494", "query", "-page-size", size, "SELECT * FROM devices")
+			code, out, errOut := runDevices(t, "-simulate", "2493", "query", "-page-size", size, "SELECT * FROM devices")
 			if code != cli.ExitOK {
 				t.Fatalf("exit %d: %s", code, errOut)
 			}
@@ -60,7 +60,7 @@ func TestCommands(t *testing.T) {
 		wantOut    []string
 		wantStderr []string
 	}{
-		{"stats", []string{"-simulate", "0", "stats"}, cli.ExitOK, []string{`"totalDeviceCount":6`, `"connectedDeviceCount":5`}, []string{"embedded simulated hub"}},
+		{"stats", []string{"-simulate", "0", "stats"}, cli.ExitOK, []string{`"totalDeviceCount":7`, `"connectedDeviceCount":6`}, []string{"embedded simulated hub"}},
 		{"get", []string{"-simulate", "0", "get", "sim-device-1"}, cli.ExitOK, []string{`"deviceId":"sim-device-1"`, `"etag":`}, nil},
 		{"twin", []string{"-simulate", "0", "twin", "sim-edge-1"}, cli.ExitOK, []string{`"deviceId":"sim-edge-1"`, `"properties":`}, nil},
 		{"create edge", []string{"-simulate", "0", "create", "new-1", "-edge"}, cli.ExitOK, []string{`"deviceId":"new-1"`, `"iotEdge":true`}, nil},
@@ -68,7 +68,7 @@ func TestCommands(t *testing.T) {
 		{"delete", []string{"-simulate", "0", "delete", "sim-device-2"}, cli.ExitOK, []string{`"deleted":true`}, nil},
 		{"delete stale etag", []string{"-simulate", "0", "delete", "sim-device-2", "-etag", "MQ=="}, cli.ExitFailed, nil, []string{"412001", "PreconditionFailed"}},
 		{"get missing", []string{"-simulate", "0", "get", "nope"}, cli.ExitFailed, nil, []string{"404001", "DeviceNotFound", "tracking ID"}},
-		{"count", []string{"-simulate", "0", "query", "SELECT COUNT() AS n FROM devices"}, cli.ExitOK, []string{`{"n":6}`}, nil},
+		{"count", []string{"-simulate", "0", "query", "SELECT COUNT() AS n FROM devices"}, cli.ExitOK, []string{`{"n":7}`}, nil},
 		{"bad query", []string{"-simulate", "0", "query", "SELECT * FROM nowhere"}, cli.ExitFailed, nil, []string{"400"}},
 		{"no command", []string{}, cli.ExitUsage, nil, []string{"a command is required", "usage: devices"}},
 		{"unknown command", []string{"frob"}, cli.ExitUsage, nil, []string{`unknown command "frob"`}},

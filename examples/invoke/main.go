@@ -1,7 +1,14 @@
-// Command invoke calls one direct method on an IoT Hub device or module and
-// prints the device's answer.
+// Command invoke calls one direct method on an IoT Hub device or module, or
+// one Plug and Play command on a device, and prints the device's answer.
 //
 //	go run ./examples/invoke -device ID [-module MID] -method NAME [-payload JSON] [-timeout S] [-connect-timeout S]
+//	go run ./examples/invoke -device ID [-component NAME] -command NAME [-payload JSON] [-timeout S] [-connect-timeout S]
+//
+// -command invokes a command of the device's root component, or of
+// -component (POST /digitaltwins/{id}/…/commands/{name}); -method and
+// -command are exclusive, and commands are not offered on modules. The
+// embedded hub's Plug and Play device is sim-pnp-1: try -device sim-pnp-1
+// -component thermostat1 -command getMaxMinReport.
 //
 // Credentials: -connection-string, or $IOTHUB_CONNECTION_STRING (a shared
 // access policy with ServiceConnect, such as "service"); or -hub HOST to
@@ -10,7 +17,8 @@
 // with a few devices, and says so on stderr.
 //
 // On success it prints {"status":N,"payload":…} on stdout and exits 0,
-// whatever status the device answered with. A hub error prints the code,
+// whatever status the device answered with, for a method and a command
+// alike. A hub error prints the code,
 // its name and the tracking ID on stderr and exits 1. Bad flags or input
 // exit 2 without sending anything.
 package main
@@ -33,6 +41,7 @@ func main() { cli.Main(run) }
 
 type config struct {
 	device, module, method string
+	component, command     string
 	call                   cli.MethodFlags
 	creds                  cli.Credentials
 }
@@ -43,11 +52,14 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.device, "device", "", "device ID (required)")
 	fs.StringVar(&c.module, "module", "", "module ID, to invoke a module method")
-	fs.StringVar(&c.method, "method", "", "method name (required)")
+	fs.StringVar(&c.method, "method", "", "method name (this or -command is required)")
+	fs.StringVar(&c.command, "command", "", "Plug and Play command name, instead of -method")
+	fs.StringVar(&c.component, "component", "", "the component of -command; empty for a root command")
 	c.call.Register(fs)
 	c.creds.Register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: invoke -device ID [-module MID] -method NAME [-payload JSON] [-timeout S] [-connect-timeout S]")
+		fmt.Fprintln(stderr, "       invoke -device ID [-component NAME] -command NAME [-payload JSON] [-timeout S] [-connect-timeout S]")
 		fs.PrintDefaults()
 	}
 	if err := cli.Parse(fs, args); err != nil {
@@ -56,8 +68,15 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	if c.device == "" {
 		return c, errors.New("-device is required")
 	}
-	if c.method == "" {
-		return c, errors.New("-method is required")
+	switch {
+	case c.method != "" && c.command != "":
+		return c, errors.New("-method and -command are exclusive: give one")
+	case c.method == "" && c.command == "":
+		return c, errors.New("-method is required (or -command for a Plug and Play command)")
+	case c.command != "" && c.module != "":
+		return c, errors.New("-module cannot be used with -command: Plug and Play commands are invoked on devices")
+	case c.component != "" && c.command == "":
+		return c, errors.New("-component needs -command")
 	}
 	if err := c.call.Check(); err != nil {
 		return c, err
@@ -70,6 +89,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cfg, err := parseFlags(args, getenv, stderr)
 	if err != nil {
 		return msg.Usage(err)
+	}
+	if cfg.command != "" {
+		return runCommand(ctx, cfg, msg, stdout)
 	}
 	params, err := cfg.call.Params(cfg.method)
 	if err != nil {
@@ -89,43 +111,62 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		res, err = client.InvokeDeviceMethod(ctx, cfg.device, params, nil)
 	}
 	if err != nil {
-		return report(msg, err)
+		return report(msg, "method", err)
 	}
-	return printResult(msg, stdout, res)
+	return printResult(msg, stdout, res.Status, res.Payload)
+}
+
+// runCommand invokes a Plug and Play command and prints the answer as
+// run prints a method's.
+func runCommand(ctx context.Context, cfg config, msg cli.Stderr, stdout io.Writer) int {
+	params, err := cfg.call.CommandParams(cfg.component, cfg.command)
+	if err != nil {
+		return msg.Usage(err)
+	}
+	client, closeHub, code := cfg.creds.OpenServiceClient(msg)
+	if client == nil {
+		return code
+	}
+	defer closeHub()
+	res, err := client.InvokeCommand(ctx, cfg.device, params, nil)
+	if err != nil {
+		return report(msg, "command", err)
+	}
+	return printResult(msg, stdout, res.Status, res.Payload)
 }
 
 // printResult prints the device's answer on stdout: its status and its
 // payload as it sent it (compacted), without json.Marshal's HTML escaping
 // of <, > and &.
-func printResult(msg cli.Stderr, stdout io.Writer, res service.MethodResult[json.RawMessage]) int {
+func printResult(msg cli.Stderr, stdout io.Writer, status int, payload json.RawMessage) int {
 	var out bytes.Buffer
 	enc := json.NewEncoder(&out)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(struct {
 		Status  int             `json:"status"`
 		Payload json.RawMessage `json:"payload"`
-	}{res.Status, res.Payload}); err != nil {
+	}{status, payload}); err != nil {
 		msg.Println(err)
 		return cli.ExitFailed
 	}
 	if _, err := out.WriteTo(stdout); err != nil {
-		msg.Printf("the method ran (status %d), but its answer could not be printed: %v\n", res.Status, err)
+		msg.Printf("it ran (status %d), but its answer could not be printed: %v\n", status, err)
 		return cli.ExitFailed
 	}
 	return cli.ExitOK
 }
 
-// report prints a failed invocation, says whether the method may have
-// run, and returns the exit code.
-func report(msg cli.Stderr, err error) int {
+// report prints a failed invocation, says whether the method (or command:
+// what) may have run, and returns the exit code.
+func report(msg cli.Stderr, what string, err error) int {
 	code := msg.Fail("", err)
 	if code == cli.ExitUsage {
 		return code
 	}
 	if iothub.MayHaveRun(err) {
-		msg.Println("the method may have run on the device; check before you repeat it")
+		msg.Println("the " + what + " may have run on the device; check before you repeat it")
 	} else {
-		msg.Println("the method did not run")
+		msg.Println("the " + what + " did not run")
 	}
 	return code
 }

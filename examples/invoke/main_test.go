@@ -129,6 +129,68 @@ func TestRun(t *testing.T) {
 			wantStderr: []string{"404010", "ModuleNotFound", "tracking ID "},
 		},
 
+		// Plug and Play commands on the embedded hub's sim-pnp-1.
+		{
+			name:       "component command",
+			args:       []string{"-device", "sim-pnp-1", "-component", "thermostat1", "-command", "getMaxMinReport", "-payload", `"2026-03-01T00:00:00Z"`},
+			wantStdout: `{"status":200,"payload":{"avgTemp":24.1,"endTime":"2026-03-02T00:00:00Z","maxTemp":31.5,"minTemp":18.25,"startTime":"2026-03-01T00:00:00Z"}}` + "\n",
+			wantStderr: []string{embedded, "sim-pnp-1"},
+		},
+		{
+			name:       "root command with timeouts",
+			args:       []string{"-device", "sim-pnp-1", "-command", "reboot", "-payload", `{"delay":3}`, "-timeout", "5", "-connect-timeout", "10"},
+			wantStdout: `{"status":200,"payload":{"delay":3,"rebooting":true}}` + "\n",
+			wantStderr: []string{embedded},
+		},
+		{
+			name:       "command the device answers 400",
+			args:       []string{"-device", "sim-pnp-1", "-component", "thermostat2", "-command", "getMaxMinReport", "-payload", `5`},
+			wantStdout: `{"status":400,"payload":{"error":"payload must be an RFC 3339 time such as \"2026-01-01T00:00:00Z\""}}` + "\n",
+			wantStderr: []string{embedded},
+		},
+		{
+			name:       "command of an unknown component",
+			args:       []string{"-device", "sim-pnp-1", "-component", "thermostat9", "-command", "getMaxMinReport"},
+			wantStdout: `{"status":501,"payload":null}` + "\n",
+			wantStderr: []string{embedded},
+		},
+		{
+			name:       "command on an offline device",
+			args:       []string{"-device", "sim-device-offline", "-command", "reboot"},
+			wantCode:   cli.ExitFailed,
+			wantStderr: []string{"404103", "DeviceNotOnline", "tracking ID ", "the command did not run"},
+		},
+		{
+			name:       "-method and -command",
+			args:       []string{"-device", "sim-pnp-1", "-method", "reboot", "-command", "reboot"},
+			wantCode:   cli.ExitUsage,
+			wantStderr: []string{"invoke: -method and -command are exclusive"},
+		},
+		{
+			name:       "-module with -command",
+			args:       []string{"-device", "sim-edge-1", "-module", "$edgeAgent", "-command", "ping"},
+			wantCode:   cli.ExitUsage,
+			wantStderr: []string{"invoke: -module cannot be used with -command"},
+		},
+		{
+			name:       "-component without -command",
+			args:       []string{"-device", "sim-pnp-1", "-component", "thermostat1", "-method", "reboot"},
+			wantCode:   cli.ExitUsage,
+			wantStderr: []string{"invoke: -component needs -command"},
+		},
+		{
+			name:       "command name not DTDL",
+			args:       []string{"-device", "sim-pnp-1", "-command", "get-report"},
+			wantCode:   cli.ExitUsage,
+			wantStderr: []string{"CommandParams.Name", "DTDL"},
+		},
+		{
+			name:       "component name not DTDL",
+			args:       []string{"-device", "sim-pnp-1", "-component", "1st", "-command", "run"},
+			wantCode:   cli.ExitUsage,
+			wantStderr: []string{"CommandParams.Component"},
+		},
+
 		// Bad flags or input, refused before any client exists.
 		{
 			name:       "missing -device",
@@ -272,7 +334,8 @@ type testHub struct {
 	certFile string
 }
 
-// startHub starts a test hub with device d1, which answers "reboot". The
+// startHub starts a test hub with device d1, which answers "reboot" and
+// the command "getMaxMinReport" of its component "thermostat1". The
 // port is picked before the hub exists; another process may take it
 // meanwhile, so a second port is tried.
 func startHub(t *testing.T) testHub {
@@ -287,8 +350,12 @@ func startHub(t *testing.T) testHub {
 		l.Close()
 
 		h := httpmock.New(&httpmock.Options{HostName: "localhost:" + port})
-		h.AddDevice("d1", nil).HandleMethod("reboot", func(context.Context, httpmock.MethodCall) httpmock.MethodResponse {
+		d := h.AddDevice("d1", nil)
+		d.HandleMethod("reboot", func(context.Context, httpmock.MethodCall) httpmock.MethodResponse {
 			return httpmock.MethodResponse{Status: 200, Payload: json.RawMessage(`{"rebooting":true}`)}
+		})
+		d.HandleMethod("thermostat1*getMaxMinReport", func(context.Context, httpmock.MethodCall) httpmock.MethodResponse {
+			return httpmock.MethodResponse{Status: 200, Payload: json.RawMessage(`{"maxTemp":31.5}`)}
 		})
 		srv, err := h.StartTLSOn("127.0.0.1:" + port)
 		if err != nil {
@@ -399,6 +466,27 @@ func TestRunSendsNothing(t *testing.T) {
 			args:             []string{"-device", "d1", "-method", "reboot"},
 			wantCode:         cli.ExitUsage,
 			wantStderr:       []string{"invoke: auth: invalid connection string"},
+		},
+		{
+			name:             "command (control)",
+			connectionString: "HostName={host};SharedAccessKeyName=service;SharedAccessKey={key}",
+			args:             []string{"-device", "d1", "-component", "thermostat1", "-command", "getMaxMinReport"},
+			wantStdout:       `{"status":200,"payload":{"maxTemp":31.5}}` + "\n",
+			wantRequests:     1,
+		},
+		{
+			name:             "command on a module",
+			connectionString: "HostName={host};SharedAccessKeyName=service;SharedAccessKey={key}",
+			args:             []string{"-device", "d1", "-module", "m1", "-command", "getMaxMinReport"},
+			wantCode:         cli.ExitUsage,
+			wantStderr:       []string{"-module cannot be used with -command"},
+		},
+		{
+			name:             "invalid command name",
+			connectionString: "HostName={host};SharedAccessKeyName=service;SharedAccessKey={key}",
+			args:             []string{"-device", "d1", "-component", "thermo*stat1", "-command", "getMaxMinReport"},
+			wantCode:         cli.ExitUsage,
+			wantStderr:       []string{"invalid CommandParams.Component"},
 		},
 		{
 			name:             "device connection string",

@@ -51,3 +51,18 @@ func (m MethodFlags) Params(method string) (service.MethodParams[any], error) {
 	}
 	return p, p.Validate()
 }
+
+// CommandParams returns the parameters of a Plug and Play command (of
+// component, or of the root when it is empty) with these flags, validated
+// by the SDK (service.CommandParams.Validate) without sending anything.
+// Call Check first, for errors that name the flags.
+func (m MethodFlags) CommandParams(component, command string) (service.CommandParams[any], error) {
+	p := service.CommandParams[any]{
+		Component:               component,
+		Name:                    command,
+		Payload:                 json.RawMessage(m.Payload),
+		TimeoutInSeconds:        m.Timeout,
+		ConnectTimeoutInSeconds: m.ConnectTimeout,
+	}
+	return p, p.Validate()
+}

@@ -62,7 +62,10 @@ type Hub struct {
 //   - sim-device-slow: online, answers after 2 s;
 //   - sim-device-offline: registered but not connected (404103);
 //   - sim-edge-1: an IoT Edge device whose "$edgeAgent" module answers
-//     "RestartModule" and "ping".
+//     "RestartModule" and "ping";
+//   - sim-pnp-1: a Plug and Play temperature controller
+//     (dtmi:com:example:TemperatureController;2) whose components
+//     "thermostat1" and "thermostat2" answer the command "getMaxMinReport".
 //
 // Every device answers "reboot" (payload {"delay":N} or null), "getStatus",
 // "echo" (its payload back), and "fail" with status 500, a device-side

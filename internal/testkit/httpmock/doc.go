@@ -9,6 +9,28 @@
 //	POST /twins/{deviceId}/methods?api-version=…
 //	POST /twins/{deviceId}/modules/{moduleId}/methods?api-version=…
 //
+// Plug and Play commands, which are direct methods on the device under
+// another wire format:
+//
+//	POST /digitaltwins/{deviceId}/commands/{command}?api-version=…
+//	POST /digitaltwins/{deviceId}/components/{component}/commands/{command}?api-version=…
+//
+// The body is the raw payload (none, or any JSON value of at most
+// MaxPayloadSize bytes as sent; Content-Type application/json when there is
+// one), the timeouts are the query parameters responseTimeoutInSeconds
+// ([5, 300], 30 when absent) and connectTimeoutInSeconds ([0, 300], 0 when
+// absent), names matched case-insensitively; out of range, not an integer
+// or given twice is 400004 with the methods' messages. Component and
+// command names use the method-name characters and no '*' (else 400004).
+// The command reaches the device's handler as the method "{command}" or
+// "{component}*{command}" (CommandMethod) and takes the method path from
+// step 4 below on: quota, faults (matched by that method name), throttling,
+// target checks, delivery. It is counted and recorded as that method call
+// (Hub.Deliveries, Hub.Calls). Success is HTTP 200 with the device's
+// payload as the body (null when it sent none), its status in
+// x-ms-command-statuscode and a GUID in x-ms-request-id; errors are the
+// methods' errors.
+//
 // The identity registry, with ETags (RegistryRead to read, RegistryWrite
 // to write):
 //

@@ -1,7 +1,7 @@
 // Package simfleet is the simulated fleet that the example programs'
 // embedded hub (examples/internal/simhub) and the standalone simulator
 // (cmd/iothubsim) both put on a fake hub: a few named devices, an IoT Edge
-// device, and any number of numbered fleet devices, some of which can be
+// device, a Plug and Play device, and any number of numbered fleet devices, some of which can be
 // made to misbehave.
 //
 // The fleet is built through the public iothubtest API, so the hub it
@@ -15,6 +15,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -103,12 +104,17 @@ const (
 	EdgeDevice = "sim-edge-1"
 	// EdgeAgent is the Edge device's agent module.
 	EdgeAgent = "$edgeAgent"
+	// PnPDevice is the Plug and Play device, a temperature controller
+	// (PnPModelID) with the components "thermostat1" and "thermostat2".
+	PnPDevice = "sim-pnp-1"
+	// PnPModelID is the model the Plug and Play device announces.
+	PnPModelID = "dtmi:com:example:TemperatureController;2"
 )
 
 // NamedIDs returns the ids of the named devices, in the order Add adds
 // them.
 func NamedIDs() []string {
-	return []string{"sim-device-1", "sim-device-2", "sim-device-3", "sim-device-slow", "sim-device-offline", EdgeDevice}
+	return []string{"sim-device-1", "sim-device-2", "sim-device-3", "sim-device-slow", "sim-device-offline", EdgeDevice, PnPDevice}
 }
 
 // DeviceIDs returns the ids of the devices Add adds with opts: the named
@@ -133,7 +139,11 @@ func DeviceIDs(opts *Options) []string {
 //   - sim-device-slow: online, answers after 2 s;
 //   - sim-device-offline: registered but not connected (404103);
 //   - sim-edge-1: an IoT Edge device whose "$edgeAgent" module answers
-//     "RestartModule" and "ping".
+//     "RestartModule" and "ping";
+//   - sim-pnp-1: a Plug and Play temperature controller (PnPModelID) that
+//     also answers the component commands "thermostat1*getMaxMinReport"
+//     and "thermostat2*getMaxMinReport" (payload: an RFC 3339 time or
+//     null), and the root command "reboot" as every device does.
 //
 // Every device answers "reboot" (payload {"delay":N} or null), "getStatus",
 // "echo" (its payload back), and "fail" with status 500, a device-side
@@ -160,6 +170,10 @@ func Add(h *iothubtest.Hub, opts *Options) {
 	h.AddDevice("sim-device-slow", &iothubtest.DeviceOptions{Latency: 2 * time.Second, Methods: deviceMethods})
 	h.AddDevice("sim-device-offline", &iothubtest.DeviceOptions{Offline: true, Methods: deviceMethods})
 	edge := h.AddDevice(EdgeDevice, &iothubtest.DeviceOptions{Methods: deviceMethods})
+	pnpMethods := maps.Clone(deviceMethods)
+	pnpMethods["thermostat1*getMaxMinReport"] = maxMinReport
+	pnpMethods["thermostat2*getMaxMinReport"] = maxMinReport
+	h.AddDevice(PnPDevice, &iothubtest.DeviceOptions{ModelID: PnPModelID, Methods: pnpMethods})
 	slow := o.SlowLatency
 	if slow <= 0 {
 		slow = 3 * time.Second
@@ -211,6 +225,23 @@ func reboot(_ context.Context, call iothubtest.MethodCall) iothubtest.MethodResp
 		return iothubtest.MethodResponse{Status: 400, Payload: json.RawMessage(`{"error":"payload must be an object such as {\"delay\":5}"}`)}
 	}
 	out, _ := json.Marshal(map[string]any{"rebooting": true, "delay": req.Delay})
+	return iothubtest.MethodResponse{Status: 200, Payload: json.RawMessage(out)}
+}
+
+// maxMinReport is a thermostat component's getMaxMinReport command: the
+// payload is the start of the period (an RFC 3339 time, or null for all
+// of it).
+func maxMinReport(_ context.Context, call iothubtest.MethodCall) iothubtest.MethodResponse {
+	since := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if p := string(call.Payload); p != "" && p != "null" {
+		if err := json.Unmarshal(call.Payload, &since); err != nil {
+			return iothubtest.MethodResponse{Status: 400, Payload: json.RawMessage(`{"error":"payload must be an RFC 3339 time such as \"2026-01-01T00:00:00Z\""}`)}
+		}
+	}
+	out, _ := json.Marshal(map[string]any{
+		"maxTemp": 31.5, "minTemp": 18.25, "avgTemp": 24.1,
+		"startTime": since.UTC().Format(time.RFC3339), "endTime": since.UTC().Add(24 * time.Hour).Format(time.RFC3339),
+	})
 	return iothubtest.MethodResponse{Status: 200, Payload: json.RawMessage(out)}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/hubkit/iothub"
 	"github.com/hubkit/iothub/internal/testkit/simfleet"
 	"github.com/hubkit/iothub/iothubtest"
+	"github.com/hubkit/iothub/registry"
 	"github.com/hubkit/iothub/service"
 )
 
@@ -30,8 +32,8 @@ func TestAdd(t *testing.T) {
 		if diff := cmp.Diff(want, h.DeviceIDs()); diff != "" {
 			t.Errorf("registered devices (-want +got):\n%s", diff)
 		}
-		if n := len(simfleet.DeviceIDs(opts)); n != 6+30+2 {
-			t.Errorf("DeviceIDs: %d ids, want 38", n)
+		if n := len(simfleet.DeviceIDs(opts)); n != 7+30+2 {
+			t.Errorf("DeviceIDs: %d ids, want 39", n)
 		}
 		client, err := service.NewClientFromConnectionString(h.ConnectionString(), h.ClientOptions())
 		if err != nil {
@@ -61,6 +63,27 @@ func TestAdd(t *testing.T) {
 			if got := describe(res.Status, err); got != "status 200" {
 				t.Errorf("ping on %s/%s: %s, want status 200", id, simfleet.EdgeAgent, got)
 			}
+		}
+		// The Plug and Play device: its model, a component command and the
+		// root command.
+		reg, err := registry.NewClientFromConnectionString(h.ConnectionStringFor(iothubtest.PolicyIoTHubOwner), h.ClientOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tw, err := reg.GetTwin(t.Context(), simfleet.PnPDevice, nil); err != nil || tw.ModelID != simfleet.PnPModelID {
+			t.Errorf("twin of %s: model %q, %v; want model %s", simfleet.PnPDevice, tw.ModelID, err, simfleet.PnPModelID)
+		}
+		report, err := client.InvokeCommand(t.Context(), simfleet.PnPDevice, service.CommandParams[any]{Component: "thermostat1", Name: "getMaxMinReport", Payload: "2026-02-01T00:00:00Z"}, nil)
+		if err != nil || report.Status != 200 || !strings.Contains(string(report.Payload), `"startTime":"2026-02-01T00:00:00Z"`) {
+			t.Errorf("getMaxMinReport on %s: %+v, %v", simfleet.PnPDevice, report, err)
+		}
+		bad, err := client.InvokeCommand(t.Context(), simfleet.PnPDevice, service.CommandParams[any]{Component: "thermostat2", Name: "getMaxMinReport", Payload: 5}, nil)
+		if got := describe(bad.Status, err); got != "status 400" {
+			t.Errorf("getMaxMinReport with a bad payload: %s, want status 400", got)
+		}
+		rb, err := client.InvokeCommand(t.Context(), simfleet.PnPDevice, service.CommandParams[any]{Name: "reboot"}, nil)
+		if got := describe(rb.Status, err); got != "status 200" {
+			t.Errorf("root command reboot: %s, want status 200", got)
 		}
 	})
 }
