@@ -55,6 +55,26 @@ func BenchmarkInvokeDeviceMethod(b *testing.B) {
 	}
 }
 
+// BenchmarkInvokeCommand is BenchmarkInvokeDeviceMethod's call as a Plug
+// and Play component command (raw body, timeouts in the query string, the
+// status from a header), against the same hub and device: the device sees
+// the method "thermostat1*reboot". The reference client has no command
+// form; compare with BenchmarkInvokeDeviceMethod.
+func BenchmarkInvokeCommand(b *testing.B) {
+	hub, _ := benchHub(b, false)
+	client, err := service.NewClientFromConnectionString(hub.ConnectionString("service"), &iothub.ClientOptions{Transport: hub.RoundTripper()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	params := service.CommandParams[any]{Component: "thermostat1", Name: "reboot", Payload: benchPayload, TimeoutInSeconds: 30}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := client.InvokeCommand(b.Context(), "d1", params, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkInvokeReference is BenchmarkInvokeDeviceMethod's request made
 // by the minimal reference client.
 func BenchmarkInvokeReference(b *testing.B) {

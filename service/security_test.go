@@ -114,7 +114,8 @@ func sentSecrets(hub *httpmock.Hub) []string {
 }
 
 // TestNoSecretInAnyOutput drives the service and registry clients, signed
-// with a SAS key and with Entra tokens, through failing and retried calls,
+// with a SAS key and with Entra tokens, through failing and retried calls
+// (direct methods and Plug and Play commands),
 // and checks that no key, signature or bearer token appears in: any log
 // record at any level, the errors (Error, %v, %+v, %#v), the fan-out
 // results, or the printed forms of the clients, their options and the
@@ -186,9 +187,19 @@ func TestNoSecretInAnyOutput(t *testing.T) {
 				hub.AddFault(f)
 				res, err := s.InvokeDeviceMethod(t.Context(), "d1", service.MethodParams[any]{Name: "reboot", Payload: json.RawMessage(`{"delay":1}`)}, nil)
 				outputs = append(outputs, res, err)
+				// The same fault on a Plug and Play command.
+				hub.ClearFaults()
+				hub.AddFault(f)
+				cres, err := s.InvokeCommand(t.Context(), "d1", service.CommandParams[any]{Component: "thermostat1", Name: "reboot", Payload: json.RawMessage(`{"delay":1}`)}, nil)
+				outputs = append(outputs, cres, err)
 			}
 			hub.ClearFaults()
-			_, err := s.InvokeDeviceMethod(t.Context(), "offline", service.MethodParams[any]{Name: "reboot"}, nil)
+			_, err := s.InvokeCommand(t.Context(), "offline", service.CommandParams[any]{Name: "reboot"}, nil)
+			outputs = append(outputs, err)
+			_, err = s.InvokeCommand(t.Context(), "bad id", service.CommandParams[any]{Name: "reboot"}, nil)
+			outputs = append(outputs, err)
+			hub.ClearFaults()
+			_, err = s.InvokeDeviceMethod(t.Context(), "offline", service.MethodParams[any]{Name: "reboot"}, nil)
 			outputs = append(outputs, err)
 			_, err = s.InvokeDeviceMethod(t.Context(), "bad id", service.MethodParams[any]{Name: "reboot"}, nil)
 			outputs = append(outputs, err)
