@@ -1,4 +1,5 @@
-// Package service invokes direct methods on IoT Hub devices and modules.
+// Package service invokes direct methods on IoT Hub devices and modules, and
+// Plug and Play commands on devices.
 //
 // Create one Client per hub and share it; it is safe for concurrent use:
 //
@@ -29,12 +30,35 @@
 // package iothub for the error types and for iothub.MayHaveRun, which says
 // whether a failed invocation may nevertheless have run.
 //
+// # Plug and Play commands
+//
+// A Plug and Play device's commands are direct methods on the device, sent
+// through the digital-twin API:
+//
+//	res, err := client.InvokeCommand(ctx, "dev-1", service.CommandParams[any]{
+//		Component: "thermostat1",
+//		Name:      "getMaxMinReport",
+//		Payload:   "2026-01-01T00:00:00Z",
+//	}, nil)
+//
+// with the generic InvokeCommand for types of your own. They share the
+// methods' options, retries, errors and outcome model; the result adds the
+// hub's request id. On the device, a root command arrives as the method of
+// its name, a component command as the method "{component}*{command}"; a
+// fan-out or a job runs a command on a fleet with CommandParams.Method.
+//
 // # Wire
 //
 // Invocations are POST /twins/{deviceId}/methods and
 // POST /twins/{deviceId}/modules/{moduleId}/methods with api-version
-// 2021-04-12. Each attempt's HTTP deadline is the connect timeout plus the
-// response timeout plus NetworkMargin, and never outlives ctx.
+// 2021-04-12. Commands are POST /digitaltwins/{deviceId}/commands/{command}
+// and POST /digitaltwins/{deviceId}/components/{component}/commands/{command},
+// with the raw payload as the body (none for a null payload), the timeouts
+// in the query string (connectTimeoutInSeconds, responseTimeoutInSeconds;
+// each only when not 0) and the device's status in the answer's
+// x-ms-command-statuscode header. Each attempt's HTTP deadline is the
+// connect timeout plus the response timeout plus NetworkMargin, and never
+// outlives ctx.
 //
 // # Retries
 //
