@@ -789,3 +789,44 @@ func TestTokenCredential(t *testing.T) {
 		})
 	}
 }
+
+// TestPlugAndPlayCommand sends a component command as another SDK would,
+// over raw net/http: the device's handler for "thermostat1*getMaxMinReport"
+// answers it, the answer carries the status in x-ms-command-statuscode and
+// the payload as the body, and the hub records it as that method call.
+func TestPlugAndPlayCommand(t *testing.T) {
+	t.Parallel()
+	hub := iothubtest.New(nil)
+	defer hub.Close()
+	hub.AddDevice("tc-1", &iothubtest.DeviceOptions{ModelID: "dtmi:com:example:TemperatureController;2"}).
+		HandleMethod("thermostat1*getMaxMinReport", iothubtest.Echo())
+	raw := &http.Client{Transport: hub.RoundTripper()}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost,
+		"https://"+hub.HostName()+"/digitaltwins/tc-1/components/thermostat1/commands/getMaxMinReport?api-version=2021-04-12&responseTimeoutInSeconds=10",
+		strings.NewReader(`"2026-01-01T00:00:00Z"`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", hub.SASToken(iothubtest.PolicyService))
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	resp, err := raw.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []string{resp.Status, resp.Header.Get("x-ms-command-statuscode"), string(body)}
+	if diff := cmp.Diff([]string{"200 OK", "200", `"2026-01-01T00:00:00Z"`}, got); diff != "" {
+		t.Errorf("answer (-want +got):\n%s", diff)
+	}
+	if resp.Header.Get("x-ms-request-id") == "" {
+		t.Error("no x-ms-request-id")
+	}
+	hub.ExpectDeliveries(t, map[iothubtest.Target]int{{DeviceID: "tc-1", Method: "thermostat1*getMaxMinReport"}: 1})
+	if calls := hub.Calls(); len(calls) != 1 || calls[0].ResponseTimeout != 10*time.Second {
+		t.Errorf("calls = %+v", calls)
+	}
+}
