@@ -23,9 +23,10 @@
 // or given twice is 400004 with the methods' messages. Component and
 // command names use the method-name characters and no '*' (else 400004).
 // The command reaches the device's handler as the method "{command}" or
-// "{component}*{command}" (CommandMethod) and takes the method path from
-// step 4 below on: quota, faults (matched by that method name), throttling,
-// target checks, delivery. It is counted and recorded as that method call
+// "{component}*{command}" (CommandMethod) and, once these checks pass,
+// takes the method path below: the daily quota (end of step 4), faults
+// (matched by that method name), throttling, the target checks and
+// delivery. It is counted and recorded as that method call
 // (Hub.Deliveries, Hub.Calls). Success is HTTP 200 with the device's
 // payload as the body (null when it sent none), its status in
 // x-ms-command-statuscode and a GUID in x-ms-request-id; errors are the
