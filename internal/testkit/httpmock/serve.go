@@ -128,6 +128,10 @@ func (h *Hub) newRoutes() []route {
 		{method: http.MethodPut, rights: ServiceConnect, action: actTwinsWrite, op: OperationTwin, serve: h.replaceTwin},
 		{method: http.MethodPatch, rights: ServiceConnect, action: actTwinsWrite, op: OperationTwin, serve: h.patchTwin},
 	}
+	digitalTwinVerbs := []verb{
+		{method: http.MethodGet, rights: ServiceConnect, action: actTwinsRead, op: OperationTwin, serve: h.getDigitalTwin},
+		{method: http.MethodPatch, rights: ServiceConnect, action: actTwinsWrite, op: OperationTwin, serve: h.patchDigitalTwin},
+	}
 	invoke := []verb{{method: http.MethodPost, rights: ServiceConnect, action: actInvokeMethod, op: OperationMethod, serve: h.invokeMethod}}
 	read := func(fn serveFunc) verb {
 		return verb{method: http.MethodGet, rights: RegistryRead, action: actDevicesRead, op: OperationRegistry, serve: fn}
@@ -146,6 +150,7 @@ func (h *Hub) newRoutes() []route {
 		{segs: []string{"twins", "", "methods"}, verbs: invoke},
 		{segs: []string{"twins", "", "modules", ""}, verbs: twinVerbs},
 		{segs: []string{"twins", "", "modules", "", "methods"}, verbs: invoke},
+		{segs: []string{"digitaltwins", ""}, verbs: digitalTwinVerbs},
 		{segs: []string{"devices"}, verbs: []verb{
 			read(h.listDevices),
 			{method: http.MethodPost, rights: RegistryWrite, action: actDevicesWrite, op: OperationRegistry, serve: h.bulkDevices},
