@@ -75,9 +75,21 @@ var importRules = []importRule{
 		transitive: true,
 	},
 	{
-		rule:       "the pipeline knows no operation: it imports neither service nor registry",
-		from:       []string{"internal/pipeline/..."},
+		rule:       "service and registry never import digitaltwin",
+		from:       []string{"service/...", "registry/..."},
+		forbid:     []string{"digitaltwin/..."},
+		transitive: true,
+	},
+	{
+		rule:       "digitaltwin imports neither service nor registry",
+		from:       []string{"digitaltwin/..."},
 		forbid:     []string{"service/...", "registry/..."},
+		transitive: true,
+	},
+	{
+		rule:       "the pipeline knows no operation: it imports neither service, registry nor digitaltwin",
+		from:       []string{"internal/pipeline/..."},
+		forbid:     []string{"service/...", "registry/...", "digitaltwin/..."},
 		transitive: true,
 	},
 	{

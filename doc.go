@@ -9,6 +9,8 @@
 //   - service: direct methods on devices and modules (service.Client).
 //   - registry: devices, modules, twins, bulk operations and queries
 //     (registry.Client).
+//   - digitaltwin: Plug and Play digital twins, read and updated with JSON
+//     Patch (digitaltwin.Client).
 //   - auth: connection strings, SAS tokens and credentials, and the
 //     Microsoft Entra adapter.
 //

@@ -136,8 +136,8 @@
 // The device side (MQTT, AMQP, device-to-cloud messages), cloud-to-device
 // messages, file uploads, import and export jobs (bulk registry requests,
 // POST /devices, are simulated), configurations and deployments of IoT
-// Edge, and the digital twin itself (GET and PATCH /digitaltwins/{id};
-// Plug and Play commands are simulated). The throttles of the
+// Edge. Plug and Play is simulated: commands, and the digital twin view
+// (GET and PATCH /digitaltwins/{id}) built from the device twin. The throttles of the
 // registry and twin operations are not modelled.
 //
 // The package keeps no global state, and every method of its types is safe

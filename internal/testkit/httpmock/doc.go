@@ -56,6 +56,18 @@
 // twin rules (no arrays, key characters, depth, sizes) enforced with
 // 400004. POST with X-HTTP-Method-Override: PATCH is a PATCH.
 //
+// Plug and Play digital twins (ServiceConnect): GET /digitaltwins/{id},
+// the view of the device twin (components are the objects marked
+// "__t": "c"; writable-property metadata from desired values and the
+// convention's {"value","ac","av","ad"} reports; $model from the model id,
+// absent without one) with a weak ETag; PATCH /digitaltwins/{id}, a JSON
+// Patch of add, replace and remove on /prop, /component/prop and
+// /component applied to the desired properties (a whole component needs
+// "$metadata": {}; component properties get the "__t": "c" marker), with
+// If-Match (412001), the rules of DTDL names, no arrays or nulls and depth
+// 5 (400004 naming the property), answered 202 with ETag and Location and
+// no body. Removing what has no desired value changes nothing.
+//
 // Queries (ServiceConnect): POST /devices/query with a subset of the IoT
 // Hub query language (SELECT *, projections, COUNT() and GROUP BY, TOP,
 // FROM devices or devices.modules, WHERE with AND, OR, NOT, comparisons,

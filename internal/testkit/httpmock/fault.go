@@ -91,7 +91,8 @@ const (
 	// PUT and DELETE, module and device lists, statistics and bulk POST
 	// /devices.
 	OperationRegistry Operation = "registry"
-	// OperationTwin is twin GET, PATCH and PUT.
+	// OperationTwin is twin GET, PATCH and PUT, and digital twin GET and
+	// PATCH.
 	OperationTwin Operation = "twin"
 	// OperationQuery is POST /devices/query.
 	OperationQuery Operation = "query"

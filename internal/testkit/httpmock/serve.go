@@ -128,6 +128,10 @@ func (h *Hub) newRoutes() []route {
 		{method: http.MethodPut, rights: ServiceConnect, action: actTwinsWrite, op: OperationTwin, serve: h.replaceTwin},
 		{method: http.MethodPatch, rights: ServiceConnect, action: actTwinsWrite, op: OperationTwin, serve: h.patchTwin},
 	}
+	digitalTwinVerbs := []verb{
+		{method: http.MethodGet, rights: ServiceConnect, action: actTwinsRead, op: OperationTwin, serve: h.getDigitalTwin},
+		{method: http.MethodPatch, rights: ServiceConnect, action: actTwinsWrite, op: OperationTwin, serve: h.patchDigitalTwin},
+	}
 	invoke := []verb{{method: http.MethodPost, rights: ServiceConnect, action: actInvokeMethod, op: OperationMethod, serve: h.invokeMethod}}
 	// A Plug and Play command is a direct method on the device: same
 	// rights, same operation for faults.
@@ -151,6 +155,7 @@ func (h *Hub) newRoutes() []route {
 		{segs: []string{"twins", "", "modules", "", "methods"}, verbs: invoke},
 		{segs: []string{"digitaltwins", "", "commands", ""}, verbs: command},
 		{segs: []string{"digitaltwins", "", "components", "", "commands", ""}, verbs: command},
+		{segs: []string{"digitaltwins", ""}, verbs: digitalTwinVerbs},
 		{segs: []string{"devices"}, verbs: []verb{
 			read(h.listDevices),
 			{method: http.MethodPost, rights: RegistryWrite, action: actDevicesWrite, op: OperationRegistry, serve: h.bulkDevices},

@@ -41,6 +41,7 @@ type pnode struct {
 	val     any // string, json.Number or bool, for leaves
 	kids    map[string]*pnode
 	updated time.Time
+	ver     int64 // desired properties: the $version of the node's last change (0: not stamped)
 }
 
 func newObject(now time.Time) *pnode {
@@ -509,6 +510,7 @@ func (h *Hub) applyTwinUpdate(e *entry, u *twinUpdate, patch bool, now time.Time
 	if desiredChanged {
 		t.desired.root = desired
 		t.desired.version++
+		stampDesiredVersion(desired, now, t.desired.version)
 	}
 	if tagsChanged || desiredChanged {
 		t.version++
