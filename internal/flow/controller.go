@@ -189,6 +189,16 @@ type Policy struct {
 
 	// MinRate is the lowest rate, in calls per second.
 	MinRate float64
+
+	// Slack is how far behind its schedule the pacing may fall and still
+	// catch up: a start the dispatcher could make only late (a timer that
+	// woke late, a dispatcher descheduled for a moment) is made up by the
+	// next starts, which then go at once, so the rate holds on average.
+	// A start later than Slack behind is the caller's doing (its workers
+	// were all busy), and the schedule restarts from it. Starts that
+	// catch up count as held back by the pacing. Slack bounds the burst a
+	// catch-up makes: Slack times the rate, in calls.
+	Slack time.Duration
 }
 
 // DefaultPolicy returns the tuned policy; see the package documentation.
@@ -214,6 +224,7 @@ func DefaultPolicy() Policy {
 		PauseMin:          20,
 		PacedShare:        0.8,
 		MinRate:           1,
+		Slack:             4 * time.Millisecond,
 	}
 }
 
@@ -268,6 +279,7 @@ func (p Policy) withDefaults() Policy {
 		p.PauseMin = d.PauseMin
 	}
 	pos(&p.MinRate, d.MinRate)
+	posD(&p.Slack, d.Slack)
 	return p
 }
 
@@ -382,15 +394,31 @@ func (c *Controller) Reserve(now time.Time) (wait time.Duration) {
 	if t.Before(c.pause) {
 		t = c.pause
 	}
+	paced := false
 	if c.interval > 0 {
-		if t.Before(c.next) {
-			t = c.next
+		base := c.next
+		if base.Before(now.Add(-c.p.Slack)) {
+			// Too far behind: the caller held the starts back, and
+			// the schedule restarts from now.
+			base = now
+		} else if !base.After(now) {
+			// Behind by less than Slack: the pacing's own lateness,
+			// made up by starting now and booking the next from the
+			// schedule, not from now.
+			paced = true
 		}
-		c.next = t.Add(c.interval)
+		if t.Before(base) {
+			t = base
+		}
+		if t.After(now) {
+			c.next = t.Add(c.interval)
+		} else {
+			c.next = base.Add(c.interval)
+		}
 	}
 	wait = t.Sub(now)
 	s.reserved++
-	if wait > 0 {
+	if wait > 0 || paced {
 		s.paced++
 	}
 	return wait

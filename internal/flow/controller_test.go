@@ -372,3 +372,44 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("rate %v", r)
 	}
 }
+
+// TestLateTimers drives the controller from a dispatcher whose timers wake
+// late, as they do on a busy machine (or one whose poller sleeps in whole
+// milliseconds): each wait of a millisecond or more is slept for a
+// millisecond longer, and shorter waits are not slept at all, as the
+// fan-out's pacer does. The pacing must make up the lateness, so that the
+// rate holds and slow start still sees itself as the limit and grows.
+func TestLateTimers(t *testing.T) {
+	t.Parallel()
+	const overshoot = time.Millisecond
+	run := func(c *Controller, d time.Duration) (starts int, end time.Time) {
+		now := t0
+		for now.Before(t0.Add(d)) {
+			if wait := c.Reserve(now); wait >= time.Millisecond {
+				now = now.Add(wait + overshoot)
+			}
+			starts++
+			c.Done(now.Add(200*time.Microsecond), Result{Outcome: Accepted, Latency: 200 * time.Microsecond})
+			now = now.Add(time.Microsecond) // the dispatcher's own work
+		}
+		return starts, now
+	}
+	t.Run("capped rate holds", func(t *testing.T) {
+		t.Parallel()
+		c := NewController(Policy{}, Config{Cap: 5000, Seed: 5000})
+		starts, end := run(c, 2*time.Second)
+		if got := float64(starts) / end.Sub(t0).Seconds(); got < 0.97*5000 {
+			t.Errorf("%d starts in %v: %.0f/s, want at least 97%% of the 5000/s cap", starts, end.Sub(t0), got)
+		}
+	})
+	t.Run("slow start grows past the timers' lateness", func(t *testing.T) {
+		t.Parallel()
+		c := NewController(Policy{}, Config{})
+		_, end := run(c, 2*time.Second)
+		// Unhindered, slow start doubles every 50 ms from 50/s; with the
+		// lateness made up it passes 20,000/s well within 2 s.
+		if got := c.State(end); got.Phase != Probing || got.Rate < 20000 {
+			t.Errorf("state after 2 s: %v (rate %.0f/s), want still probing above 20000/s", got, got.Rate)
+		}
+	})
+}
