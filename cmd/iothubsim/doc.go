@@ -17,8 +17,9 @@
 //
 // The hub has the example programs' named devices (sim-device-1 …
 // sim-device-3 online; sim-device-slow, which answers after 2 s;
-// sim-device-offline, registered but not connected; sim-edge-1, whose
-// "$edgeAgent" module answers "RestartModule" and "ping"), plus -devices
+// sim-device-offline, registered but not connected; sim-edge-1, an IoT
+// Edge device whose $edgeAgent and $edgeHub answer the runtime's built-in
+// methods, with modules tempSensor and filterModule), plus -devices
 // online fleet devices sim-fleet-00001 and on, and -edge more devices like
 // sim-edge-1, sim-edge-00001 and on. Every device answers the direct
 // methods "reboot" (payload {"delay":N} or null), "getStatus", "echo" (its

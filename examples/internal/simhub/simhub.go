@@ -61,8 +61,9 @@ type Hub struct {
 //   - sim-device-1 … sim-device-3: online;
 //   - sim-device-slow: online, answers after 2 s;
 //   - sim-device-offline: registered but not connected (404103);
-//   - sim-edge-1: an IoT Edge device whose "$edgeAgent" module answers
-//     "RestartModule" and "ping".
+//   - sim-edge-1: an IoT Edge device whose $edgeAgent and $edgeHub answer
+//     the runtime's built-in methods, with the modules tempSensor and
+//     filterModule and a few log lines of each from the last hour.
 //
 // Every device answers "reboot" (payload {"delay":N} or null), "getStatus",
 // "echo" (its payload back), and "fail" with status 500, a device-side
