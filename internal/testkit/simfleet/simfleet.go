@@ -210,7 +210,9 @@ const (
 // tempSensor and filterModule, and a few log lines of each module in the
 // hour before now.
 func edgeRuntime(now time.Time) *iothubtest.EdgeOptions {
-	at := func(minutesAgo int) time.Time { return now.Add(-time.Duration(minutesAgo) * time.Minute).Truncate(time.Millisecond) }
+	at := func(minutesAgo int) time.Time {
+		return now.Add(-time.Duration(minutesAgo) * time.Minute).Truncate(time.Millisecond)
+	}
 	return &iothubtest.EdgeOptions{
 		Modules: []string{TempSensorModule, FilterModule},
 		Logs: map[string][]iothubtest.LogLine{
