@@ -26,6 +26,9 @@ type Options struct {
 	Troubled bool
 	// SlowLatency is the latency of Troubled's slow devices; 0 means 3 s.
 	SlowLatency time.Duration
+	// Edge is how many IoT Edge devices to add besides sim-edge-1:
+	// sim-edge-00001 and on, each like sim-edge-1.
+	Edge int
 	// JobDeviceOpsPerSecond is the rate at which IoT Hub jobs reach their
 	// devices; 0 means an S1 hub's 10 per second.
 	JobDeviceOpsPerSecond float64
@@ -82,7 +85,7 @@ func Start(opts *Options) (*Hub, error) {
 	var fleet simfleet.Options
 	if opts != nil {
 		hopts.JobDeviceOpsPerSecond = opts.JobDeviceOpsPerSecond
-		fleet = simfleet.Options{Fleet: opts.Fleet, Troubled: opts.Troubled, SlowLatency: opts.SlowLatency}
+		fleet = simfleet.Options{Fleet: opts.Fleet, Troubled: opts.Troubled, SlowLatency: opts.SlowLatency, Edge: opts.Edge}
 	}
 	h := iothubtest.New(&hopts)
 	simfleet.Add(h, &fleet)
