@@ -75,6 +75,24 @@ var importRules = []importRule{
 		transitive: true,
 	},
 	{
+		rule:   "edge is built on service: it imports only the root, service and internal/wire",
+		from:   []string{"edge/..."},
+		forbid: []string{"..."},
+		allow:  []string{".", "service", "internal/wire"},
+	},
+	{
+		rule:       "edge never imports registry",
+		from:       []string{"edge/..."},
+		forbid:     []string{"registry/..."},
+		transitive: true,
+	},
+	{
+		rule:       "service and registry never import edge",
+		from:       []string{"service/...", "registry/..."},
+		forbid:     []string{"edge/..."},
+		transitive: true,
+	},
+	{
 		rule:       "service and registry never import digitaltwin",
 		from:       []string{"service/...", "registry/..."},
 		forbid:     []string{"digitaltwin/..."},
@@ -87,9 +105,9 @@ var importRules = []importRule{
 		transitive: true,
 	},
 	{
-		rule:       "the pipeline knows no operation: it imports neither service, registry nor digitaltwin",
+		rule:       "the pipeline knows no operation: it imports neither service, registry, digitaltwin nor edge",
 		from:       []string{"internal/pipeline/..."},
-		forbid:     []string{"service/...", "registry/...", "digitaltwin/..."},
+		forbid:     []string{"service/...", "registry/...", "digitaltwin/...", "edge/..."},
 		transitive: true,
 	},
 	{

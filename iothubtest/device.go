@@ -118,9 +118,12 @@ type DeviceOptions struct {
 	// AddDevice; Device.HandleMethod changes only that device's handlers.
 	Methods map[string]MethodHandler
 	// Edge makes it an IoT Edge device (capabilities.iotEdge) with the
-	// modules $edgeAgent, which answers "ping" and "RestartModule" with
-	// status 200, and $edgeHub.
+	// modules $edgeAgent and $edgeHub, which answer the runtime's built-in
+	// methods as a real agent does (see Edge).
 	Edge bool
+	// EdgeRuntime, when not nil, makes it an Edge device as Edge does,
+	// with the deployment's modules and their logs.
+	EdgeRuntime *EdgeOptions
 	// ModelID makes it a Plug and Play device announcing this model id
 	// (a DTMI such as "dtmi:com:example:Thermostat;1"), shown as the
 	// twin's modelId.
@@ -181,15 +184,10 @@ func (h *Hub) AddDevice(id string, opts *DeviceOptions) *Device {
 	if o.ModelID != "" {
 		d.SetModelID(o.ModelID)
 	}
-	dev := &Device{d: d}
-	if o.Edge {
-		d.SetEdge(true)
-		agent := dev.AddModule("$edgeAgent", nil)
-		agent.HandleMethod("ping", Answer(http.StatusOK, nil))
-		agent.HandleMethod("RestartModule", Answer(http.StatusOK, nil))
-		dev.AddModule("$edgeHub", nil)
+	if o.Edge || o.EdgeRuntime != nil {
+		d.MakeEdge(o.EdgeRuntime.engine())
 	}
-	return dev
+	return &Device{d: d}
 }
 
 // methodTable returns the engine's table for a DeviceOptions.Methods map:

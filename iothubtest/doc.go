@@ -88,7 +88,11 @@
 //   - a lost answer: AddFault(LostAnswers(id, "")), 504101 after delivery;
 //   - a handler that never answers in time: 504101 at the response timeout;
 //   - a fixed answer: Answer(status, payload); an echo: Echo();
-//   - IoT Edge: DeviceOptions.Edge adds $edgeAgent and $edgeHub;
+//   - IoT Edge: DeviceOptions.Edge adds $edgeAgent and $edgeHub, which
+//     answer the runtime's built-in methods (restart, logs, upload tasks)
+//     as a real agent does; DeviceOptions.EdgeRuntime adds the
+//     deployment's modules and their logs (EdgeOptions); Device.Edge
+//     seeds more logs and restarts the agent.
 //   - Plug and Play: DeviceOptions.ModelID. The hub serves commands
 //     (POST /digitaltwins/{id}/commands/{command} and
 //     /digitaltwins/{id}/components/{component}/commands/{command}) by

@@ -26,7 +26,7 @@ func exampleHub() *iothubtest.Hub {
 			_ = json.Unmarshal(c.Payload, &req)
 			return iothubtest.MethodResponse{Status: 200, Payload: map[string]any{"rebooting": true, "delay": req.Delay}}
 		})
-	hub.AddDevice("edge-1", &iothubtest.DeviceOptions{Edge: true})
+	hub.AddDevice("edge-1", &iothubtest.DeviceOptions{EdgeRuntime: &iothubtest.EdgeOptions{Modules: []string{"tempSensor"}}})
 	hub.AddDevice("dev-offline", &iothubtest.DeviceOptions{Offline: true})
 	return hub
 }

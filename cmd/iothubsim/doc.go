@@ -17,8 +17,9 @@
 //
 // The hub has the example programs' named devices (sim-device-1 …
 // sim-device-3 online; sim-device-slow, which answers after 2 s;
-// sim-device-offline, registered but not connected; sim-edge-1, whose
-// "$edgeAgent" module answers "RestartModule" and "ping"; sim-pnp-1, a Plug
+// sim-device-offline, registered but not connected; sim-edge-1, an IoT
+// Edge device whose $edgeAgent and $edgeHub answer the runtime's built-in
+// methods, with modules tempSensor and filterModule; sim-pnp-1, a Plug
 // and Play temperature controller whose components answer the command
 // "getMaxMinReport"), plus -devices
 // online fleet devices sim-fleet-00001 and on, and -edge more devices like

@@ -17,6 +17,7 @@ import (
 type config struct {
 	query, devices string
 	method         string
+	module         string          // -module: invoke the method on this module of each device
 	call           cli.MethodFlags // -payload, -timeout, -connect-timeout
 	concurrency    int
 	rate           float64
@@ -35,7 +36,7 @@ type config struct {
 
 const defaultQuery = "SELECT * FROM devices"
 
-const usage = "usage: fleet-reboot [-query SQL | -devices IDS|@FILE] [-method NAME] [-payload JSON] [-concurrency N] [-rate R] [-tier T [-units N]] [-mode client|job] [-report FILE [-resume]] [-dry-run]"
+const usage = "usage: fleet-reboot [-query SQL | -devices IDS|@FILE] [-module ID] [-method NAME] [-payload JSON] [-concurrency N] [-rate R] [-tier T [-units N]] [-mode client|job] [-report FILE [-resume]] [-dry-run]"
 
 // parseFlags parses and checks the flags, and reads the connection string
 // from getenv when no credentials are given. It reads no file.
@@ -78,6 +79,7 @@ func (c *config) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.query, "query", defaultQuery, "registry query selecting the targets (SELECT * FROM devices [WHERE …], or FROM devices.modules)")
 	fs.StringVar(&c.devices, "devices", "", "comma-separated device ids, or @FILE with one id per line (# comments)")
 	fs.StringVar(&c.method, "method", "reboot", "method name")
+	fs.StringVar(&c.module, "module", "", "invoke the method on this module of each selected device, such as $edgeAgent (client mode; the query selects devices)")
 	c.call.Register(fs)
 	fs.IntVar(&c.concurrency, "concurrency", 16, "most calls in flight at once (client mode)")
 	fs.Float64Var(&c.rate, "rate", 0, "most calls started per second, 0 for no cap; below it the fan-out finds and holds the hub's own limit (client mode)")
@@ -116,6 +118,8 @@ func (c config) check() error {
 		return fmt.Errorf("-tier must be F1, S1, S2 or S3 (the basic tiers B1 to B3 have no direct methods); got %q", c.tier)
 	case c.mode != "client" && c.mode != "job":
 		return fmt.Errorf("-mode must be client or job; got %q", c.mode)
+	case c.module != "" && c.mode == "job":
+		return errors.New("-module goes with -mode client: IoT Hub jobs invoke device methods only")
 	case c.resume && c.report == "":
 		return errors.New("-resume needs -report FILE")
 	case c.retryUnknown && !c.resume:
@@ -126,9 +130,18 @@ func (c config) check() error {
 	if err := c.call.Check(); err != nil {
 		return err
 	}
+	if c.module != "" {
+		if rule := moduleRule(c.module); rule != "" {
+			return fmt.Errorf("-module %q: %s", c.module, rule)
+		}
+	}
 	if c.devices == "" {
-		if _, ok := countQuery(c.query); !ok {
+		m := queryRE.FindStringSubmatch(c.query)
+		if m == nil {
 			return fmt.Errorf("-query must be SELECT * FROM devices [WHERE …] (or FROM devices.modules); got %q", c.query)
+		}
+		if c.module != "" && !strings.EqualFold(m[1], "devices") {
+			return fmt.Errorf("-module needs a query FROM devices (it names the module itself); got %q", c.query)
 		}
 	}
 	return nil
@@ -161,4 +174,19 @@ func whereClause(q string) (cond string, devices bool) {
 		cond = strings.TrimSpace(rest[5:])
 	}
 	return cond, strings.EqualFold(m[1], "devices")
+}
+
+// moduleRule returns "" for a valid module id, or the rule it breaks: 1
+// to 128 characters, ASCII letters, digits and -:.+%_#*?!(),=@;$'.
+func moduleRule(id string) string {
+	const chars = "-:.+%_#*?!(),=@;$'"
+	if len(id) > 128 {
+		return "must be at most 128 characters"
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(chars, r)) {
+			return fmt.Sprintf("has %q; module ids use ASCII letters, digits and %s", r, chars)
+		}
+	}
+	return ""
 }

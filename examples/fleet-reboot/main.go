@@ -3,7 +3,7 @@
 // every target's outcome, and a way to resume an interrupted run.
 //
 //	go run ./examples/fleet-reboot [-query SQL | -devices ID,ID,… | -devices @FILE]
-//	    [-method NAME] [-payload JSON] [-timeout S] [-connect-timeout S]
+//	    [-module ID] [-method NAME] [-payload JSON] [-timeout S] [-connect-timeout S]
 //	    [-concurrency N] [-rate R] [-mode client|job]
 //	    [-report FILE [-resume]] [-dry-run]
 //
@@ -22,6 +22,17 @@
 // says succeeded or unknown (the method may have run: check those devices,
 // then add -retry-unknown to invoke them again), and appends. A target is
 // never invoked twice in a run.
+//
+// -module ID invokes the method on that module of each selected device
+// instead of the device itself: to restart a module on every IoT Edge
+// device,
+//
+//	-query "SELECT * FROM devices WHERE capabilities.iotEdge = true" -module '$edgeAgent'
+//	    -method RestartModule -payload '{"schemaVersion":"1.0","id":"tempSensor"}'
+//
+// The report's lines then name the module too, and -resume skips by device
+// and module. An agent's failure (status 400 or 500 in its answer) is the
+// device's answer: device-error.
 //
 // The first interrupt (Ctrl-C) stops starting calls and waits for the calls
 // in flight; the second abandons them (they are reported unknown).

@@ -20,6 +20,9 @@ type targets struct {
 	list []string
 	// query selects the targets when list is nil.
 	query string
+	// module, when not empty, is the module of each device to invoke
+	// (-module): the targets are that module of every device selected.
+	module string
 	// done holds the targets an earlier run settled (-resume), with their
 	// last outcome: the run skips them.
 	done map[service.Target]service.Outcome
@@ -29,7 +32,7 @@ type targets struct {
 // run (printing its warnings); without -resume it refuses to overwrite a
 // report.
 func loadTargets(cfg config, msg cli.Stderr) (targets, error) {
-	t := targets{query: cfg.query}
+	t := targets{query: cfg.query, module: cfg.module}
 	if cfg.devices != "" {
 		ids, err := parseDevices(cfg.devices)
 		if err != nil {
@@ -105,12 +108,33 @@ func (t targets) total() int {
 }
 
 // seq yields every target once: the list, or the twins of the query
-// (through reg), page by page as they are needed.
+// (through reg), page by page as they are needed; with a module, that
+// module of each of those devices.
 func (t targets) seq(ctx context.Context, reg *registry.Client) iter.Seq2[service.Target, error] {
+	var devices iter.Seq2[service.Target, error]
 	if t.list != nil {
-		return service.Devices(t.list...)
+		devices = service.Devices(t.list...)
+	} else {
+		devices = dedupe(service.TargetsOf(reg.QueryTwins(ctx, t.query, nil)))
 	}
-	return dedupe(service.TargetsOf(reg.QueryTwins(ctx, t.query, nil)))
+	if t.module == "" {
+		return devices
+	}
+	return onModule(devices, t.module)
+}
+
+// onModule turns device targets into targets on their module.
+func onModule(devices iter.Seq2[service.Target, error], module string) iter.Seq2[service.Target, error] {
+	return func(yield func(service.Target, error) bool) {
+		for t, err := range devices {
+			if err == nil {
+				t.ModuleID = module
+			}
+			if !yield(t, err) {
+				return
+			}
+		}
+	}
 }
 
 // dedupe drops repeated targets, so that none is invoked twice.

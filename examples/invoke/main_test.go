@@ -124,7 +124,7 @@ func TestRun(t *testing.T) {
 		},
 		{
 			name:       "module not found",
-			args:       []string{"-device", "sim-edge-1", "-module", "$edgeHub", "-method", "ping"},
+			args:       []string{"-device", "sim-edge-1", "-module", "noSuchModule", "-method", "ping"},
 			wantCode:   cli.ExitFailed,
 			wantStderr: []string{"404010", "ModuleNotFound", "tracking ID "},
 		},

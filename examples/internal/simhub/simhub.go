@@ -26,6 +26,9 @@ type Options struct {
 	Troubled bool
 	// SlowLatency is the latency of Troubled's slow devices; 0 means 3 s.
 	SlowLatency time.Duration
+	// Edge is how many IoT Edge devices to add besides sim-edge-1:
+	// sim-edge-00001 and on, each like sim-edge-1.
+	Edge int
 	// JobDeviceOpsPerSecond is the rate at which IoT Hub jobs reach their
 	// devices; 0 means an S1 hub's 10 per second.
 	JobDeviceOpsPerSecond float64
@@ -61,8 +64,9 @@ type Hub struct {
 //   - sim-device-1 … sim-device-3: online;
 //   - sim-device-slow: online, answers after 2 s;
 //   - sim-device-offline: registered but not connected (404103);
-//   - sim-edge-1: an IoT Edge device whose "$edgeAgent" module answers
-//     "RestartModule" and "ping";
+//   - sim-edge-1: an IoT Edge device whose $edgeAgent and $edgeHub answer
+//     the runtime's built-in methods, with the modules tempSensor and
+//     filterModule and a few log lines of each from the last hour.
 //   - sim-pnp-1: a Plug and Play temperature controller
 //     (dtmi:com:example:TemperatureController;2) whose components
 //     "thermostat1" and "thermostat2" answer the command "getMaxMinReport".
@@ -84,7 +88,7 @@ func Start(opts *Options) (*Hub, error) {
 	var fleet simfleet.Options
 	if opts != nil {
 		hopts.JobDeviceOpsPerSecond = opts.JobDeviceOpsPerSecond
-		fleet = simfleet.Options{Fleet: opts.Fleet, Troubled: opts.Troubled, SlowLatency: opts.SlowLatency}
+		fleet = simfleet.Options{Fleet: opts.Fleet, Troubled: opts.Troubled, SlowLatency: opts.SlowLatency, Edge: opts.Edge}
 	}
 	h := iothubtest.New(&hopts)
 	simfleet.Add(h, &fleet)

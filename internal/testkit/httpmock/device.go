@@ -126,6 +126,7 @@ type Device struct {
 	statusReason  *string
 	statusUpdated time.Time
 	iotEdge       bool
+	edge          *Edge   // the Edge runtime of MakeEdge, or nil
 	deviceScope   *string // of a non-edge device: its parent's scope
 	parentScopes  []string
 }

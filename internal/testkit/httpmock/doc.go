@@ -31,6 +31,13 @@
 // payload as the body (null when it sent none), its status in
 // x-ms-command-statuscode and a GUID in x-ms-request-id; errors are the
 // methods' errors.
+// IoT Edge devices (Device.MakeEdge): the $edgeAgent and $edgeHub modules
+// answer the runtime's built-in methods as device answers (see edge.go and
+// iothub-facts.md §12): names matched case-insensitively; GetModuleLogs
+// with regex module selection, tail/since/until/loglevel/regex filters,
+// gzip or none, json (double-encoded records) or text, 400 over
+// MaxEdgeLogsBytes; upload tasks NotStarted → Running → Completed or
+// Failed, one state per GetTaskStatus; Unknown after an agent restart.
 //
 // The identity registry, with ETags (RegistryRead to read, RegistryWrite
 // to write):

@@ -99,8 +99,8 @@ func EdgeID(i int) string { return fmt.Sprintf("sim-edge-%05d", i) }
 
 // Named devices.
 const (
-	// EdgeDevice is the IoT Edge device whose "$edgeAgent" module answers
-	// "RestartModule" and "ping".
+	// EdgeDevice is the IoT Edge device whose runtime answers the
+	// built-in methods of $edgeAgent and $edgeHub.
 	EdgeDevice = "sim-edge-1"
 	// EdgeAgent is the Edge device's agent module.
 	EdgeAgent = "$edgeAgent"
@@ -138,8 +138,10 @@ func DeviceIDs(opts *Options) []string {
 //   - sim-device-1 … sim-device-3: online;
 //   - sim-device-slow: online, answers after 2 s;
 //   - sim-device-offline: registered but not connected (404103);
-//   - sim-edge-1: an IoT Edge device whose "$edgeAgent" module answers
-//     "RestartModule" and "ping";
+//   - sim-edge-1: an IoT Edge device (capabilities.iotEdge) whose
+//     $edgeAgent and $edgeHub answer the runtime's built-in methods
+//     (iothubtest.EdgeOptions), with the modules tempSensor and
+//     filterModule and a few log lines of each from the last hour.
 //   - sim-pnp-1: a Plug and Play temperature controller (PnPModelID) that
 //     also answers the component commands "thermostat1*getMaxMinReport"
 //     and "thermostat2*getMaxMinReport" (payload: an RFC 3339 time or
@@ -169,7 +171,7 @@ func Add(h *iothubtest.Hub, opts *Options) {
 	}
 	h.AddDevice("sim-device-slow", &iothubtest.DeviceOptions{Latency: 2 * time.Second, Methods: deviceMethods})
 	h.AddDevice("sim-device-offline", &iothubtest.DeviceOptions{Offline: true, Methods: deviceMethods})
-	edge := h.AddDevice(EdgeDevice, &iothubtest.DeviceOptions{Methods: deviceMethods})
+	h.AddDevice(EdgeDevice, &iothubtest.DeviceOptions{Methods: deviceMethods, EdgeRuntime: edgeRuntime(time.Now())})
 	pnpMethods := maps.Clone(deviceMethods)
 	pnpMethods["thermostat1*getMaxMinReport"] = maxMinReport
 	pnpMethods["thermostat2*getMaxMinReport"] = maxMinReport
@@ -204,17 +206,44 @@ func Add(h *iothubtest.Hub, opts *Options) {
 			h.AddDevice(id, &fine)
 		}
 	}
-	addAgent(edge)
-	for i := 1; i <= o.Edge; i++ {
-		addAgent(h.AddDevice(EdgeID(i), &fine))
+	if o.Edge > 0 {
+		edgeOpts := iothubtest.DeviceOptions{Methods: deviceMethods, EdgeRuntime: edgeRuntime(time.Now())}
+		for i := 1; i <= o.Edge; i++ {
+			h.AddDevice(EdgeID(i), &edgeOpts)
+		}
 	}
 }
 
-// addAgent gives an Edge device its "$edgeAgent" module.
-func addAgent(d *iothubtest.Device) {
-	agent := d.AddModule(EdgeAgent, nil)
-	agent.HandleMethod("RestartModule", null)
-	agent.HandleMethod("ping", null)
+// Modules of the Edge devices' deployment, besides edgeAgent and edgeHub.
+const (
+	TempSensorModule = "tempSensor"
+	FilterModule     = "filterModule"
+)
+
+// edgeRuntime is the runtime of the simulated Edge devices: the modules
+// tempSensor and filterModule, and a few log lines of each module in the
+// hour before now.
+func edgeRuntime(now time.Time) *iothubtest.EdgeOptions {
+	at := func(minutesAgo int) time.Time {
+		return now.Add(-time.Duration(minutesAgo) * time.Minute).Truncate(time.Millisecond)
+	}
+	return &iothubtest.EdgeOptions{
+		Modules: []string{TempSensorModule, FilterModule},
+		Logs: map[string][]iothubtest.LogLine{
+			TempSensorModule: {
+				{Time: at(55), LogLevel: 6, Text: "Starting simulated temperature sensor"},
+				{Time: at(40), LogLevel: 6, Text: "Sent message 1: temperature 21.3"},
+				{Time: at(25), LogLevel: 4, Stream: "stderr", Text: "Sensor read took 2.1 s, retrying"},
+				{Time: at(10), LogLevel: 6, Text: "Sent message 2: temperature 21.6"},
+			},
+			FilterModule: {
+				{Time: at(50), LogLevel: 6, Text: "Filter ready: threshold 25"},
+				{Time: at(5), LogLevel: 3, Stream: "stderr", Text: "Dropped a malformed message"},
+			},
+			"edgeAgent": {{Time: at(58), LogLevel: 6, Text: "Starting module management agent"}},
+			"edgeHub":   {{Time: at(57), LogLevel: 6, Text: "Starting Edge Hub"}},
+		},
+	}
 }
 
 func reboot(_ context.Context, call iothubtest.MethodCall) iothubtest.MethodResponse {
@@ -256,8 +285,4 @@ func fail(context.Context, iothubtest.MethodCall) iothubtest.MethodResponse {
 
 func echo(_ context.Context, call iothubtest.MethodCall) iothubtest.MethodResponse {
 	return iothubtest.MethodResponse{Status: 200, Payload: call.Payload}
-}
-
-func null(context.Context, iothubtest.MethodCall) iothubtest.MethodResponse {
-	return iothubtest.MethodResponse{Status: 200, Payload: json.RawMessage(`null`)}
 }
