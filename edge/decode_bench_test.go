@@ -16,15 +16,7 @@ func fullGzipAnswer(tb testing.TB) (json.RawMessage, int) {
 	tb.Helper()
 	rng := rand.New(rand.NewPCG(1, 2))
 	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	type rec struct {
-		IoTHub    string `json:"iothub"`
-		Device    string `json:"device"`
-		ID        string `json:"id"`
-		Stream    string `json:"stream"`
-		LogLevel  int    `json:"loglevel"`
-		Text      string `json:"text"`
-		Timestamp string `json:"timestamp"`
-	}
+	type rec = wireLogRecord
 	gz := func(recs []rec) []byte {
 		raw, _ := json.Marshal(recs)
 		var buf bytes.Buffer

@@ -286,17 +286,21 @@ func tooLarge(data []byte) bool {
 	return bytes.HasPrefix(data, []byte("The payload is too large"))
 }
 
+// wireLogRecord is one record of the json content type, as the agent
+// writes it.
+type wireLogRecord struct {
+	IoTHub    string `json:"iothub"`
+	Device    string `json:"device"`
+	ID        string `json:"id"`
+	Stream    string `json:"stream"`
+	LogLevel  int    `json:"loglevel"`
+	Text      string `json:"text"`
+	Timestamp string `json:"timestamp"`
+}
+
 // decodeLines parses the json content type's records.
 func decodeLines(data []byte) ([]LogLine, error) {
-	var recs []struct {
-		IoTHub    string `json:"iothub"`
-		Device    string `json:"device"`
-		ID        string `json:"id"`
-		Stream    string `json:"stream"`
-		LogLevel  int    `json:"loglevel"`
-		Text      string `json:"text"`
-		Timestamp string `json:"timestamp"`
-	}
+	var recs []wireLogRecord
 	if err := json.Unmarshal(data, &recs); err != nil {
 		return nil, fmt.Errorf("decode log records: %w", err)
 	}
