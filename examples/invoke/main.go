@@ -23,9 +23,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/hubkit/iothub"
 	"github.com/hubkit/iothub/examples/internal/cli"
+	"github.com/hubkit/iothub/examples/internal/otelsetup"
 	"github.com/hubkit/iothub/service"
 )
 
@@ -76,7 +78,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return msg.Usage(err)
 	}
 
-	client, closeHub, code := cfg.creds.OpenServiceClient(msg)
+	tel, err := otelsetup.Start(ctx, "invoke", getenv)
+	if err != nil {
+		return msg.Usage(err)
+	}
+	// Flushed on every way out, after an interrupt too (ctx is then
+	// cancelled, so the flush gets a bound of its own).
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(sctx); err != nil {
+			msg.Printf("OpenTelemetry export: %v\n", err)
+		}
+	}()
+
+	client, closeHub, code := cfg.creds.OpenServiceClient(msg, tel.Apply)
 	if client == nil {
 		return code
 	}
