@@ -90,12 +90,12 @@ func TestNoSecretInTelemetry(t *testing.T) {
 	for _, s := range spans.Ended() {
 		outputs = append(outputs, s.Name(), s.Status().Description)
 		for _, a := range s.Attributes() {
-			outputs = append(outputs, string(a.Key), a.Value.Emit())
+			outputs = append(outputs, string(a.Key), a.Value.String())
 		}
 		for _, e := range s.Events() {
 			outputs = append(outputs, e.Name)
 			for _, a := range e.Attributes {
-				outputs = append(outputs, string(a.Key), a.Value.Emit())
+				outputs = append(outputs, string(a.Key), a.Value.String())
 			}
 		}
 	}
@@ -151,7 +151,7 @@ func TestNoSecretInTelemetry(t *testing.T) {
 func setStrings(kvs []attribute.KeyValue) []string {
 	var out []string
 	for _, kv := range kvs {
-		out = append(out, string(kv.Key), kv.Value.Emit())
+		out = append(out, string(kv.Key), kv.Value.String())
 	}
 	return out
 }

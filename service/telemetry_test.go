@@ -87,7 +87,7 @@ func (o *observed) tree() []span {
 			n.Status = s.Status().Code.String()
 		}
 		for _, a := range s.Attributes() {
-			v := a.Value.Emit()
+			v := a.Value.String()
 			if volatile[a.Key] && v != "" {
 				v = "<set>"
 			}
@@ -122,7 +122,7 @@ func (o *observed) metrics(t *testing.T) map[string]float64 {
 			case "iothub.hub.host", "server.address", "server.port":
 				continue
 			}
-			parts = append(parts, string(kv.Key)+"="+kv.Value.Emit())
+			parts = append(parts, string(kv.Key)+"="+kv.Value.String())
 		}
 		return name + "{" + strings.Join(parts, ",") + "}"
 	}
