@@ -156,6 +156,24 @@ var importRules = []importRule{
 	},
 }
 
+// externalRules forbid packages outside the module, by import path prefix
+// ("go.opentelemetry.io/otel/sdk" is that package and everything below
+// it), to the module's packages that match from and none of except,
+// through any chain of imports, the module's or others'.
+var externalRules = []struct {
+	rule   string
+	from   []string
+	except []string
+	forbid []string
+}{
+	{
+		rule:   "production code never imports an OpenTelemetry SDK or exporter: it takes the OpenTelemetry API's providers from the caller",
+		from:   productionFrom,
+		except: productionExcept,
+		forbid: []string{"go.opentelemetry.io/otel/sdk", "go.opentelemetry.io/otel/exporters"},
+	},
+}
+
 // futurePackages are packages the rules name before they exist.
 var futurePackages = []string{}
 
@@ -205,6 +223,31 @@ func TestArchitecture(t *testing.T) {
 		}
 	})
 
+	t.Run("external imports follow the rules", func(t *testing.T) {
+		t.Parallel()
+		for _, r := range externalRules {
+			for _, from := range g.pkgs {
+				if !matchesAny(r.from, from) || matchesAny(r.except, from) {
+					continue
+				}
+				prev := g.reachAll(g.full(from))
+				for to := range prev {
+					forbidden := slices.ContainsFunc(r.forbid, func(f string) bool { return to == f || strings.HasPrefix(to, f+"/") })
+					if !forbidden {
+						continue
+					}
+					chain := []string{to}
+					for p := prev[to]; p != ""; p = prev[p] {
+						chain = append(chain, p)
+					}
+					slices.Reverse(chain)
+					t.Errorf("%s imports %s, which breaks the rule %q (docs/architecture.md): through %s",
+						g.full(from), to, r.rule, strings.Join(chain, " → "))
+				}
+			}
+		}
+	})
+
 	t.Run("imports follow the rules", func(t *testing.T) {
 		t.Parallel()
 		for _, r := range importRules {
@@ -230,6 +273,27 @@ type graph struct {
 	module  string
 	pkgs    []string            // every package of the module, sorted
 	imports map[string][]string // direct imports within the module
+	all     map[string][]string // direct imports of every listed package, by full path
+}
+
+// reachAll returns every package from imports, by full path, through any
+// chain of imports, each with the package that imports it on a shortest
+// chain ("" for from itself).
+func (g *graph) reachAll(from string) map[string]string {
+	prev := map[string]string{from: ""}
+	queue := []string{from}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, q := range g.all[p] {
+			if _, ok := prev[q]; !ok {
+				prev[q] = p
+				queue = append(queue, q)
+			}
+		}
+	}
+	delete(prev, from)
+	return prev
 }
 
 func readGraph(out []byte) (*graph, error) {
@@ -244,7 +308,7 @@ func readGraph(out []byte) (*graph, error) {
 		}
 		listed = append(listed, p)
 	}
-	g := &graph{imports: make(map[string][]string)}
+	g := &graph{imports: make(map[string][]string), all: make(map[string][]string)}
 	for _, p := range listed {
 		if p.Module != nil && p.Module.Main {
 			g.module = p.Module.Path
@@ -255,6 +319,7 @@ func readGraph(out []byte) (*graph, error) {
 		return nil, errors.New("go list reported no package of the main module")
 	}
 	for _, p := range listed {
+		g.all[p.ImportPath] = p.Imports
 		rel, ok := g.rel(p.ImportPath)
 		if !ok {
 			continue

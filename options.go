@@ -4,6 +4,10 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // APIVersion is the IoT Hub data-plane REST API version the SDK speaks
@@ -59,6 +63,26 @@ type ClientOptions struct {
 	// status, attempt, duration, tracking ID). Nil means silent. Bodies,
 	// tokens and keys are never logged.
 	Logger *slog.Logger
+
+	// TracerProvider, when set, receives a span for every call (named
+	// after the operation, such as "InvokeDeviceMethod") with a child span
+	// of kind client for each HTTP attempt, and one span per fan-out; see
+	// docs/observability.md for the attributes. Nil means no spans, at no
+	// cost. Keys, tokens, signatures and payloads never reach a span.
+	TracerProvider trace.TracerProvider
+
+	// MeterProvider, when set, receives the clients' metrics: call and
+	// attempt durations, attempts, retries, throttled answers, calls in
+	// flight, fan-out rates and token renewals (docs/observability.md lists
+	// them). Nil means no metrics, at no cost.
+	MeterProvider metric.MeterProvider
+
+	// Propagator writes the trace context of each attempt into its
+	// headers. Nil means the W3C Trace Context propagator (traceparent,
+	// tracestate) when TracerProvider is set, and none otherwise; set it
+	// without a TracerProvider to pass the caller's trace context on without
+	// recording spans, or to an empty composite propagator to send none.
+	Propagator propagation.TextMapPropagator
 
 	// APIVersion overrides the api-version query parameter; empty means
 	// APIVersion.

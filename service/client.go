@@ -13,7 +13,8 @@ import (
 // It is immutable after construction and safe for concurrent use; create one
 // per hub and share it.
 type Client struct {
-	p *pipeline.Pipeline
+	p   *pipeline.Pipeline
+	fan *fanOutMetrics // nil without a MeterProvider
 }
 
 // NewClientFromConnectionString returns a client for the hub named in a
@@ -50,7 +51,11 @@ func newClient(p *pipeline.Pipeline, err error) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{p: p}, nil
+	fan, err := newFanOutMetrics(p)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{p: p, fan: fan}, nil
 }
 
 // HostName returns the hub's host name.

@@ -164,6 +164,7 @@ type FanOut struct {
 	lastAccepted atomic.Int64 // unix nanoseconds of the last accepted call
 	meter        meter        // the stats' counters
 	started      atomic.Bool  // Results has been ranged
+	tel          *fanOutTelemetry
 }
 
 // StartFanOut starts invoking params on every target, reading targets only
@@ -203,6 +204,7 @@ func (c *Client) StartFanOut(ctx context.Context, targets iter.Seq2[Target, erro
 	// The fan-out's own connection pool, at most one connection per
 	// worker, closed when the fan-out ends.
 	limited, release := c.p.WithConnLimit(o.Concurrency)
+	ctx, tel := c.startFanOutTelemetry(ctx, params, o)
 	f := &FanOut{
 		c: &Client{p: limited}, params: params, opts: o, targets: targets, releaseConns: release,
 		ctl:     flow.NewController(flow.DefaultPolicy(), cfg),
@@ -218,6 +220,8 @@ func (c *Client) StartFanOut(ctx context.Context, targets iter.Seq2[Target, erro
 	f.lastAccepted.Store(time.Now().UnixNano())
 	f.stopCtx, f.stop = context.WithCancel(ctx)
 	f.callCtx, f.abort = context.WithCancel(context.WithoutCancel(ctx))
+	f.tel = tel
+	tel.begin(f)
 	go f.run()
 	return f, nil
 }

@@ -32,6 +32,7 @@ func (f *FanOut) run() {
 	close(f.idle)
 	pacer.Wait()
 	f.releaseConns()
+	f.tel.end(f)
 	close(f.results)
 }
 
@@ -301,6 +302,7 @@ func attempts(err error, answered int) int {
 }
 
 func (f *FanOut) classify(res *Result, r MethodResult[json.RawMessage], err error) {
+	defer f.tel.count(res)
 	if err == nil {
 		res.Status, res.Payload = r.Status, r.Payload
 		if r.Status >= 200 && r.Status < 300 {

@@ -236,6 +236,8 @@ func invoke[R, P any](ctx context.Context, c *Client, op, deviceID, moduleID str
 		Retry:            class,
 		Policy:           policy,
 		MaxResponseBytes: maxMethodResponseBytes,
+		MethodName:       params.Name,
+		ResultStatus:     methodStatus,
 	}
 	resp, err := c.p.Do(ctx, req)
 	if err != nil {
@@ -243,6 +245,18 @@ func invoke[R, P any](ctx context.Context, c *Client, op, deviceID, moduleID str
 	}
 	res, err = decodeMethodResult[R](op, deviceID, moduleID, resp)
 	return res, resp.Attempts, err
+}
+
+// methodStatus reads the device's status from the hub's answer to an
+// invocation, for telemetry (pipeline.Request.ResultStatus).
+func methodStatus(body []byte) (int, bool) {
+	var wire struct {
+		Status *int `json:"status"`
+	}
+	if json.Unmarshal(body, &wire) != nil || wire.Status == nil {
+		return 0, false
+	}
+	return *wire.Status, true
 }
 
 // decodeMethodResult decodes the hub's answer to an invocation.

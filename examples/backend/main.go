@@ -58,7 +58,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return msg.Usage(err)
 	}
-	client, closeHub, code := cfg.creds.OpenServiceClient(msg)
+	client, closeHub, code := cfg.creds.OpenServiceClient(msg, nil)
 	if client == nil {
 		return code
 	}

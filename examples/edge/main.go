@@ -166,7 +166,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		logsReq.Items[0].Filter.LogLevel = &cfg.level // refused by the SDK, naming the field
 	}
 
-	svc, closeHub, code := cfg.creds.OpenServiceClient(msg)
+	svc, closeHub, code := cfg.creds.OpenServiceClient(msg, nil)
 	if svc == nil {
 		return code
 	}

@@ -13,13 +13,14 @@ func (r *fleetRun) connect() (*cli.Conn, error) {
 	if err != nil {
 		return nil, stopWith(cli.OpenExit(err), err)
 	}
+	conn.With = r.tel.Apply
 	if conn.Sim != nil {
 		r.msg.Printf("no credentials given; using the embedded simulated hub %s with %d devices, "+
 			"some offline, some slow, some failing and some losing their response\n",
 			conn.Sim.HostName(), len(conn.Sim.DeviceIDs()))
 	}
 	if conn.Sim != nil && r.cfg.mode == "job" {
-		r.svc, err = conn.Sim.OwnerClient() // jobs need registry rights too
+		r.svc, err = conn.Sim.OwnerClient(conn.With) // jobs need registry rights too
 	} else {
 		r.svc, err = conn.ServiceClient()
 	}

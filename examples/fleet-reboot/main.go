@@ -51,6 +51,7 @@ import (
 	"time"
 
 	"github.com/hubkit/iothub/examples/internal/cli"
+	"github.com/hubkit/iothub/examples/internal/otelsetup"
 	"github.com/hubkit/iothub/examples/internal/simhub"
 	"github.com/hubkit/iothub/registry"
 	"github.com/hubkit/iothub/service"
@@ -120,8 +121,9 @@ type fleetRun struct {
 	msg     cli.Stderr                // prints "fleet-reboot: …" on stderr
 	params  service.MethodParams[any] // the call, validated by the SDK
 	targets targets
-	svc     *service.Client  // methods and jobs
-	reg     *registry.Client // the target query and its count
+	svc     *service.Client      // methods and jobs
+	reg     *registry.Client     // the target query and its count
+	tel     *otelsetup.Telemetry // OTLP export, when the environment asks for it
 }
 
 // display is where the run shows its progress.
@@ -144,6 +146,18 @@ func runWith(ctx context.Context, args []string, d deps) int {
 	if r.targets, err = loadTargets(r.cfg, r.msg); err != nil {
 		return exit(r.msg, err)
 	}
+	if r.tel, err = otelsetup.Start(ctx, name, d.getenv); err != nil {
+		return r.msg.Usage(err)
+	}
+	// Flushed on every way out, after an interrupt too (ctx is then
+	// cancelled, so the flush gets a bound of its own).
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := r.tel.Shutdown(sctx); err != nil {
+			r.msg.Printf("OpenTelemetry export: %v\n", err)
+		}
+	}()
 	if r.cfg.mode == "job" && (r.cfg.rateSet || r.cfg.concSet) {
 		r.msg.Println("-rate and -concurrency do not apply to -mode job: IoT Hub paces the job itself")
 	}

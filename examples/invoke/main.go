@@ -31,9 +31,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/hubkit/iothub"
 	"github.com/hubkit/iothub/examples/internal/cli"
+	"github.com/hubkit/iothub/examples/internal/otelsetup"
 	"github.com/hubkit/iothub/service"
 )
 
@@ -90,15 +92,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return msg.Usage(err)
 	}
-	if cfg.command != "" {
-		return runCommand(ctx, cfg, msg, stdout)
+	var params service.MethodParams[any]
+	if cfg.command == "" {
+		if params, err = cfg.call.Params(cfg.method); err != nil {
+			return msg.Usage(err)
+		}
 	}
-	params, err := cfg.call.Params(cfg.method)
+
+	tel, err := otelsetup.Start(ctx, "invoke", getenv)
 	if err != nil {
 		return msg.Usage(err)
 	}
+	// Flushed on every way out, after an interrupt too (ctx is then
+	// cancelled, so the flush gets a bound of its own).
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(sctx); err != nil {
+			msg.Printf("OpenTelemetry export: %v\n", err)
+		}
+	}()
 
-	client, closeHub, code := cfg.creds.OpenServiceClient(msg)
+	if cfg.command != "" {
+		return runCommand(ctx, cfg, msg, stdout, tel.Apply)
+	}
+	client, closeHub, code := cfg.creds.OpenServiceClient(msg, tel.Apply)
 	if client == nil {
 		return code
 	}
@@ -118,12 +136,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // runCommand invokes a Plug and Play command and prints the answer as
 // run prints a method's.
-func runCommand(ctx context.Context, cfg config, msg cli.Stderr, stdout io.Writer) int {
+func runCommand(ctx context.Context, cfg config, msg cli.Stderr, stdout io.Writer, with func(*iothub.ClientOptions)) int {
 	params, err := cfg.call.CommandParams(cfg.component, cfg.command)
 	if err != nil {
 		return msg.Usage(err)
 	}
-	client, closeHub, code := cfg.creds.OpenServiceClient(msg)
+	client, closeHub, code := cfg.creds.OpenServiceClient(msg, with)
 	if client == nil {
 		return code
 	}

@@ -76,8 +76,15 @@ func (p *Pipeline) Do(ctx context.Context, req *Request) (*Response, error) {
 	if req.Body != nil {
 		h["Content-Type"] = p.contentType
 	}
+	if p.tel != nil {
+		rreq = c.startCall(rreq, u)
+	}
 	resp, err := c.rc.Do(rreq)
-	return c.finish(resp, err)
+	out, err := c.finish(resp, err)
+	if p.tel != nil {
+		c.endCall(ctx, out, err)
+	}
+	return out, err
 }
 
 // newCall builds the reusable part of a call: its retry client, whose
@@ -94,6 +101,9 @@ func (p *Pipeline) newCall() *call {
 		Backoff:      c.backoff,
 		ErrorHandler: passThrough,
 	}
+	if p.tel != nil {
+		c.rc.CheckRetry = c.checkRetryObserved
+	}
 	return c
 }
 
@@ -105,6 +115,7 @@ func (c *call) release() {
 	c.ctx = nil
 	c.attempts, c.anySent, c.lastErr, c.accepted, c.start = 0, false, nil, false, time.Time{}
 	c.earlier = false
+	c.tel = callTelemetry{}
 	c.p.calls.Put(c)
 }
 
@@ -132,6 +143,8 @@ type call struct {
 	lastErr  *iothub.Error // parsed error answer of the last attempt, if any
 	accepted bool          // the policy accepted the last error answer as the answer
 	start    time.Time
+
+	tel callTelemetry // spans and metrics, when the pipeline has them
 }
 
 // attemptError is what an attempt that got no answer returns; it records
@@ -191,6 +204,9 @@ func (c *call) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.earlier = c.anySent
 	c.start = time.Now()
 	c.mu.Unlock()
+	if c.p.tel != nil {
+		r = c.startAttempt(r, attempt)
+	}
 
 	authz, err := c.p.auth.Authorization(r.Context())
 	if err != nil {
@@ -207,6 +223,9 @@ func (c *call) RoundTrip(r *http.Request) (*http.Response, error) {
 		r2.Header = r.Header.Clone()
 	}
 	r2.Header["Authorization"] = []string{authz}
+	if c.p.tel != nil {
+		c.inject(r2)
+	}
 
 	resp, err := c.p.transport.RoundTrip(r2)
 	if err != nil {

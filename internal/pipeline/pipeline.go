@@ -85,6 +85,15 @@ type Request struct {
 	Policy Policy
 	// MaxResponseBytes bounds the body; 0 means DefaultMaxResponseBytes.
 	MaxResponseBytes int64
+	// MethodName names the direct method or command invoked, for spans and
+	// metrics; empty for other operations.
+	MethodName string
+	// ResultStatus, when set, reads the device's status from a successful
+	// answer's body, for spans and metrics (iothub.device.status, and the
+	// outcome device-error for a status outside 2xx). It is called only
+	// when telemetry is enabled; a package-level function costs no
+	// allocation.
+	ResultStatus func(body []byte) (status int, ok bool)
 }
 
 // Response is a successful (status < 400) answer, body read in full.
@@ -116,6 +125,7 @@ type settings struct {
 	clientTimeout time.Duration
 	retry         iothub.RetryOptions
 	logger        *slog.Logger
+	tel           *telemetry // nil: no spans, metrics or propagation
 }
 
 // New validates the options and builds a pipeline. It does no I/O.
@@ -188,6 +198,14 @@ func New(hostName string, a Authorizer, opts *iothub.ClientOptions) (*Pipeline, 
 		return nil, fmt.Errorf("iothub: ClientOptions.AttemptTimeout must be 0 (the default) or more; got %v", o.AttemptTimeout)
 	}
 	p.clientTimeout = o.AttemptTimeout
+	tel, err := newTelemetry(hostName, base, &o)
+	if err != nil {
+		return nil, err
+	}
+	p.tel = tel
+	if p.tel != nil && p.tel.meter != nil {
+		p.auth = watchRenewals(a, p.tel)
+	}
 	return p, nil
 }
 

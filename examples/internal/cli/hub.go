@@ -8,6 +8,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/hubkit/iothub"
 	"github.com/hubkit/iothub/examples/internal/simhub"
 	"github.com/hubkit/iothub/registry"
 	"github.com/hubkit/iothub/service"
@@ -57,6 +58,21 @@ type Conn struct {
 	host             string
 	cred             azcore.TokenCredential
 	ownsSim          bool
+
+	// With, when set, changes the options of every client the Conn makes,
+	// such as otelsetup.Telemetry.Apply.
+	With func(*iothub.ClientOptions)
+}
+
+// options are the options of a client of a real hub: nil, or what With
+// makes of them.
+func (c *Conn) options() *iothub.ClientOptions {
+	if c.With == nil {
+		return nil
+	}
+	o := &iothub.ClientOptions{}
+	c.With(o)
+	return o
 }
 
 // ErrSimulatedHub marks the failure to start the embedded simulated hub;
@@ -102,11 +118,11 @@ func OpenExit(err error) int {
 func (c *Conn) ServiceClient() (*service.Client, error) {
 	switch {
 	case c.connectionString != "":
-		return service.NewClientFromConnectionString(c.connectionString, nil)
+		return service.NewClientFromConnectionString(c.connectionString, c.options())
 	case c.cred != nil:
-		return service.NewClient(c.host, c.cred, nil)
+		return service.NewClient(c.host, c.cred, c.options())
 	}
-	return c.Sim.Client()
+	return c.Sim.Client(c.With)
 }
 
 // StatisticsClient returns a service client that may read the service
@@ -114,7 +130,7 @@ func (c *Conn) ServiceClient() (*service.Client, error) {
 // the "iothubowner" policy, since "service" has ServiceConnect only.
 func (c *Conn) StatisticsClient() (*service.Client, error) {
 	if c.connectionString == "" && c.cred == nil {
-		return c.Sim.OwnerClient()
+		return c.Sim.OwnerClient(c.With)
 	}
 	return c.ServiceClient()
 }
@@ -123,11 +139,11 @@ func (c *Conn) StatisticsClient() (*service.Client, error) {
 func (c *Conn) RegistryClient() (*registry.Client, error) {
 	switch {
 	case c.connectionString != "":
-		return registry.NewClientFromConnectionString(c.connectionString, nil)
+		return registry.NewClientFromConnectionString(c.connectionString, c.options())
 	case c.cred != nil:
-		return registry.NewClient(c.host, c.cred, nil)
+		return registry.NewClient(c.host, c.cred, c.options())
 	}
-	return c.Sim.RegistryClient()
+	return c.Sim.RegistryClient(c.With)
 }
 
 // Close stops the simulated hub if Open started it.
@@ -142,12 +158,13 @@ func (c *Conn) Close() {
 // credentials it starts the embedded simulated hub and says so on msg,
 // naming its devices. When it fails it prints why and returns the exit
 // code, with a nil client.
-func (c Credentials) OpenServiceClient(msg Stderr) (*service.Client, func(), int) {
+func (c Credentials) OpenServiceClient(msg Stderr, with func(*iothub.ClientOptions)) (*service.Client, func(), int) {
 	conn, err := c.Open(nil, nil)
 	if err != nil {
 		msg.Println(err)
 		return nil, nil, OpenExit(err)
 	}
+	conn.With = with
 	if conn.Sim != nil {
 		msg.Printf("no credentials given; using the embedded simulated hub %s with devices %s\n",
 			conn.Sim.HostName(), strings.Join(conn.Sim.DeviceIDs(), ", "))

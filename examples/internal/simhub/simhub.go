@@ -7,6 +7,7 @@ package simhub
 import (
 	"time"
 
+	"github.com/hubkit/iothub"
 	"github.com/hubkit/iothub/internal/testkit/simfleet"
 	"github.com/hubkit/iothub/iothubtest"
 	"github.com/hubkit/iothub/registry"
@@ -109,21 +110,33 @@ func (h *Hub) DeviceIDs() []string { return simfleet.DeviceIDs(&h.fleet) }
 
 // Client returns a service client for the simulated hub, signed with the
 // "service" policy, sending to its TLS listener.
-func (h *Hub) Client() (*service.Client, error) {
-	return service.NewClientFromConnectionString(h.srv.ConnectionStringFor(iothubtest.PolicyService), h.srv.ClientOptions())
+func (h *Hub) Client(with ...func(*iothub.ClientOptions)) (*service.Client, error) {
+	return service.NewClientFromConnectionString(h.srv.ConnectionStringFor(iothubtest.PolicyService), h.options(with))
 }
 
 // OwnerClient returns a service client signed with the "iothubowner"
 // policy, which jobs need (ServiceConnect with registry rights).
-func (h *Hub) OwnerClient() (*service.Client, error) {
-	return service.NewClientFromConnectionString(h.srv.ConnectionStringFor(iothubtest.PolicyIoTHubOwner), h.srv.ClientOptions())
+func (h *Hub) OwnerClient(with ...func(*iothub.ClientOptions)) (*service.Client, error) {
+	return service.NewClientFromConnectionString(h.srv.ConnectionStringFor(iothubtest.PolicyIoTHubOwner), h.options(with))
 }
 
 // RegistryClient returns a registry client for the simulated hub, signed
 // with the "iothubowner" policy (registry reads and writes, twins and
 // queries), sending to its TLS listener.
-func (h *Hub) RegistryClient() (*registry.Client, error) {
-	return registry.NewClientFromConnectionString(h.srv.ConnectionStringFor(iothubtest.PolicyIoTHubOwner), h.srv.ClientOptions())
+func (h *Hub) RegistryClient(with ...func(*iothub.ClientOptions)) (*registry.Client, error) {
+	return registry.NewClientFromConnectionString(h.srv.ConnectionStringFor(iothubtest.PolicyIoTHubOwner), h.options(with))
+}
+
+// options are the options of a client of the hub, changed by each of with
+// (such as the telemetry of otelsetup).
+func (h *Hub) options(with []func(*iothub.ClientOptions)) *iothub.ClientOptions {
+	o := h.srv.ClientOptions()
+	for _, f := range with {
+		if f != nil {
+			f(o)
+		}
+	}
+	return o
 }
 
 // Hub returns the simulated hub itself, for tests that count what reached
