@@ -57,8 +57,14 @@ func TestRunAA(t *testing.T) {
 	}
 	_, after, _ := strings.Cut(out.String(), "allocs per call ")
 	diff, _, _ := strings.Cut(after, ",")
-	if d, err := strconv.ParseFloat(diff, 64); err != nil || math.Abs(d) > 3 {
-		t.Errorf("A/A allocations per call differ by %q, want within 3:\n%s", diff, out.String())
+	// Allocations are counted for the whole process per block, so the
+	// runtime's and the hub connection's own allocations land on
+	// whichever client's block they fall in: with 1,000 calls a block
+	// (about 100 allocations per call under -race) that moves a row by a
+	// few per call. A biased harness would differ by ten or more, the gap
+	// between the SDK and the reference.
+	if d, err := strconv.ParseFloat(diff, 64); err != nil || math.Abs(d) > 5 {
+		t.Errorf("A/A allocations per call differ by %q, want within 5:\n%s", diff, out.String())
 	}
 }
 
