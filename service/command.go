@@ -107,12 +107,8 @@ func (p CommandParams[P]) Validate() error {
 // job reports its status and payload as for any method. Method does not
 // validate; call Validate first.
 func (p CommandParams[P]) Method() MethodParams[P] {
-	name := p.Name
-	if p.Component != "" {
-		name = p.Component + "*" + p.Name
-	}
 	return MethodParams[P]{
-		Name:                    name,
+		Name:                    commandMethodName(p.Component, p.Name),
 		Payload:                 p.Payload,
 		TimeoutInSeconds:        p.TimeoutInSeconds,
 		ConnectTimeoutInSeconds: p.ConnectTimeoutInSeconds,
@@ -157,6 +153,15 @@ func InvokeCommand[R, P any](ctx context.Context, c *Client, deviceID string, pa
 	return invokeCommand[R](ctx, c, deviceID, params, options)
 }
 
+// commandMethodName is the direct method that delivers a command to the
+// device: "{component}*{command}", or the command's name at the root.
+func commandMethodName(component, name string) string {
+	if component == "" {
+		return name
+	}
+	return component + "*" + name
+}
+
 func invokeCommand[R, P any](ctx context.Context, c *Client, deviceID string, params CommandParams[P], options *InvokeOptions) (CommandResult[R], error) {
 	var res CommandResult[R]
 	body, err := commandBody(opCommand, deviceID, params)
@@ -182,6 +187,12 @@ func invokeCommand[R, P any](ctx context.Context, c *Client, deviceID string, pa
 	if timeout == 0 {
 		timeout = DefaultTimeoutInSeconds
 	}
+	// Spans and metrics name the method the device sees; building the
+	// component's name costs an allocation, so only when they are on.
+	method := params.Name
+	if params.Component != "" && c.p.Observed() {
+		method = commandMethodName(params.Component, params.Name)
+	}
 	class, policy := options.policy()
 	resp, err := c.p.Do(ctx, &pipeline.Request{
 		Operation:        opCommand,
@@ -194,11 +205,20 @@ func invokeCommand[R, P any](ctx context.Context, c *Client, deviceID string, pa
 		Retry:            class,
 		Policy:           policy,
 		MaxResponseBytes: maxMethodResponseBytes,
+		MethodName:       method,
+		ResultStatus:     commandStatus,
 	})
 	if err != nil {
 		return res, err
 	}
 	return decodeCommandResult[R](deviceID, resp)
+}
+
+// commandStatus reads the device's status from the hub's answer to a
+// command, for telemetry (pipeline.Request.ResultStatus).
+func commandStatus(resp *pipeline.Response) (int, bool) {
+	status, err := strconv.Atoi(resp.Header.Get(headerCommandStatus))
+	return status, err == nil
 }
 
 // decodeCommandResult reads the device's status and the request id from the

@@ -249,11 +249,11 @@ func invoke[R, P any](ctx context.Context, c *Client, op, deviceID, moduleID str
 
 // methodStatus reads the device's status from the hub's answer to an
 // invocation, for telemetry (pipeline.Request.ResultStatus).
-func methodStatus(body []byte) (int, bool) {
+func methodStatus(resp *pipeline.Response) (int, bool) {
 	var wire struct {
 		Status *int `json:"status"`
 	}
-	if json.Unmarshal(body, &wire) != nil || wire.Status == nil {
+	if json.Unmarshal(resp.Body, &wire) != nil || wire.Status == nil {
 		return 0, false
 	}
 	return *wire.Status, true

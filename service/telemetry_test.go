@@ -510,3 +510,40 @@ func TestTelemetryUnset(t *testing.T) {
 }
 
 func propagationTraceContext() propagation.TextMapPropagator { return propagation.TraceContext{} }
+
+// TestTelemetryCommand checks that a Plug and Play command's span and
+// metrics carry the method the device sees and the device's status, which
+// a command's answer gives in a header: a device failure is device-error,
+// not succeeded.
+func TestTelemetryCommand(t *testing.T) {
+	t.Parallel()
+	o := newObserved(t)
+	dev := o.hub.AddDevice("dev-1", &iothubtest.DeviceOptions{ModelID: "dtmi:com:example:TemperatureController;2"})
+	dev.HandleMethod("thermostat1*getMaxMinReport", iothubtest.Answer(500, map[string]string{"error": "no data"}))
+	res, err := o.client.InvokeCommand(t.Context(), "dev-1", service.CommandParams[any]{Component: "thermostat1", Name: "getMaxMinReport"}, nil)
+	if err != nil || res.Status != 500 {
+		t.Fatalf("InvokeCommand = %+v, %v; want status 500", res, err)
+	}
+	spans := o.tree()
+	if len(spans) != 1 {
+		t.Fatalf("%d root spans, want 1: %+v", len(spans), spans)
+	}
+	want := map[string]string{
+		"iothub.operation":     "InvokeCommand",
+		"iothub.method.name":   "thermostat1*getMaxMinReport",
+		"iothub.outcome":       "device-error",
+		"iothub.device.status": "500",
+	}
+	got := map[string]string{}
+	for k := range want {
+		got[k] = spans[0].Attrs[k]
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("command span attributes (-want +got):\n%s", diff)
+	}
+	metrics := o.metrics(t)
+	key := "iothub.client.call.duration{iothub.method.name=thermostat1*getMaxMinReport,iothub.operation=InvokeCommand,iothub.outcome=device-error}"
+	if metrics[key] != 1 {
+		t.Errorf("metric %s = %v, want 1; all: %v", key, metrics[key], metrics)
+	}
+}

@@ -89,11 +89,11 @@ type Request struct {
 	// metrics; empty for other operations.
 	MethodName string
 	// ResultStatus, when set, reads the device's status from a successful
-	// answer's body, for spans and metrics (iothub.device.status, and the
-	// outcome device-error for a status outside 2xx). It is called only
-	// when telemetry is enabled; a package-level function costs no
-	// allocation.
-	ResultStatus func(body []byte) (status int, ok bool)
+	// answer (from its body for a method, from a header for a command),
+	// for spans and metrics (iothub.device.status, and the outcome
+	// device-error for a status outside 2xx). It is called only when
+	// telemetry is enabled; a package-level function costs no allocation.
+	ResultStatus func(resp *Response) (status int, ok bool)
 }
 
 // Response is a successful (status < 400) answer, body read in full.

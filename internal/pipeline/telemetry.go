@@ -153,6 +153,10 @@ func (p *Pipeline) Tracer() trace.Tracer {
 	return p.tel.tracer
 }
 
+// Observed reports whether the pipeline has spans or metrics, for callers
+// that compute an attribute only when it is used.
+func (p *Pipeline) Observed() bool { return p.tel != nil }
+
 // Meter returns the pipeline's meter, or nil when ClientOptions has no
 // MeterProvider.
 func (p *Pipeline) Meter() metric.Meter {
@@ -223,7 +227,7 @@ func (c *call) endCall(ctx context.Context, resp *Response, err error) {
 			outcome = OutcomeUnknown
 		}
 	} else if c.req.ResultStatus != nil {
-		if status, hasStatus = c.req.ResultStatus(resp.Body); hasStatus && (status < 200 || status > 299) {
+		if status, hasStatus = c.req.ResultStatus(resp); hasStatus && (status < 200 || status > 299) {
 			outcome = OutcomeDeviceError
 		}
 	}
