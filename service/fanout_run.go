@@ -79,9 +79,11 @@ func (f *FanOut) halt(ff *FleetFaultError) {
 	})
 }
 
-// pace is the one dispatcher: once a worker asks for a start, it books
-// the start with the controller, waits for it, and hands the permit to the
-// longest-waiting worker (a channel serves its receivers in order). A
+// pace is the dispatcher of the starts that must wait: once a worker asks
+// for a start (awaitStart found no room in the schedule), it books the
+// start with the controller, waits for it, and hands the permit to the
+// longest-waiting worker (a channel serves its receivers in order). Booking
+// one start at a time keeps every wait at the rate of its moment. A
 // worker needs a permit for every attempt, a retry after a 429 as much as
 // a first call. Booking only on demand tells the controller the truth
 // about who holds the calls back: a start booked while every worker is
@@ -126,11 +128,18 @@ func (f *FanOut) pace() {
 	}
 }
 
-// awaitStart waits for the pacer's permit to start a call; it returns why
-// not when the run stops first.
+// awaitStart books a start with the controller at once when it has room,
+// or else waits for the pacer's permit; it returns why not when the run
+// stops first.
 func (f *FanOut) awaitStart() error {
 	if err := f.stopCause(); err != nil {
 		return err
+	}
+	// When no worker waits and the schedule has room now, start without
+	// the round trip through the pacer: two goroutine switches a call
+	// when the workers, not the pacing, hold the calls back.
+	if len(f.demand) == 0 && f.ctl.TryReserve(time.Now(), minPacingSleep) {
+		return nil
 	}
 	f.demand <- struct{}{} // room for one per worker: never blocks
 	select {

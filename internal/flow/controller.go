@@ -386,6 +386,23 @@ func (c *Controller) setRate(r float64) {
 // is over: reservations booked far ahead would hold to a rate the
 // controller has since changed.
 func (c *Controller) Reserve(now time.Time) (wait time.Duration) {
+	wait, _ = c.reserve(now, -1)
+	return wait
+}
+
+// TryReserve books the start of one call only if it may begin within d of
+// now, and reports whether it did. It lets a caller that is free to start
+// skip the dispatcher when the schedule has room: it books nothing when
+// the next slot is later, which is where the dispatcher's one-at-a-time
+// booking matters. A booked start is as from Reserve: call Done or
+// Release.
+func (c *Controller) TryReserve(now time.Time, d time.Duration) bool {
+	_, ok := c.reserve(now, d)
+	return ok
+}
+
+// reserve is Reserve, and TryReserve when within is not negative.
+func (c *Controller) reserve(now time.Time, within time.Duration) (wait time.Duration, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.advance(now)
@@ -395,8 +412,8 @@ func (c *Controller) Reserve(now time.Time) (wait time.Duration) {
 		t = c.pause
 	}
 	paced := false
+	base := c.next
 	if c.interval > 0 {
-		base := c.next
 		if base.Before(now.Add(-c.p.Slack)) {
 			// Too far behind: the caller held the starts back, and
 			// the schedule restarts from now.
@@ -410,18 +427,23 @@ func (c *Controller) Reserve(now time.Time) (wait time.Duration) {
 		if t.Before(base) {
 			t = base
 		}
+	}
+	wait = t.Sub(now)
+	if within >= 0 && wait >= within {
+		return 0, false
+	}
+	if c.interval > 0 {
 		if t.After(now) {
 			c.next = t.Add(c.interval)
 		} else {
 			c.next = base.Add(c.interval)
 		}
 	}
-	wait = t.Sub(now)
 	s.reserved++
 	if wait > 0 || paced {
 		s.paced++
 	}
-	return wait
+	return wait, true
 }
 
 // Release gives back a reservation whose call did not start.

@@ -76,6 +76,27 @@ func TestControllerRules(t *testing.T) {
 			},
 		},
 		{
+			name: "TryReserve books only a start the schedule has room for",
+			cfg:  Config{Seed: 100},
+			run:  func(c *Controller) time.Time { return t0 },
+			want: func(t *testing.T, c *Controller, now time.Time) {
+				type step struct {
+					At     time.Duration
+					Booked bool
+				}
+				var got []step
+				for _, at := range []time.Duration{0, 0, 9500 * time.Microsecond, 10 * time.Millisecond, 15 * time.Millisecond} {
+					got = append(got, step{at, c.TryReserve(now.Add(at), time.Millisecond)})
+				}
+				// A refused try booked nothing: the next slot is still 20 ms.
+				got = append(got, step{-1, c.Reserve(now.Add(15*time.Millisecond)) == 5*time.Millisecond})
+				want := []step{{0, true}, {0, false}, {9500 * time.Microsecond, true}, {10 * time.Millisecond, false}, {15 * time.Millisecond, false}, {-1, true}}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("tries (-want +got):\n%s", diff)
+				}
+			},
+		},
+		{
 			name: "slow start doubles while the pacing binds",
 			run: func(c *Controller) time.Time {
 				return drive(c, t0, 400*time.Millisecond, 10*time.Millisecond, nil)
