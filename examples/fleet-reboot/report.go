@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/hubkit/iothub/service"
 )
@@ -23,24 +25,6 @@ type line struct {
 	TrackingID string          `json:"trackingId,omitempty"`
 	Attempts   int             `json:"attempts"`
 	MS         int64           `json:"ms"`
-}
-
-func lineOf(r service.Result) line {
-	l := line{
-		DeviceID:   r.DeviceID,
-		ModuleID:   r.ModuleID,
-		Outcome:    r.Outcome,
-		Status:     r.Status,
-		Payload:    r.Payload,
-		ErrorCode:  int(r.ErrorCode),
-		TrackingID: r.TrackingID,
-		Attempts:   r.Attempts,
-		MS:         r.Latency.Milliseconds(),
-	}
-	if r.Err != nil {
-		l.Error = r.Err.Error()
-	}
-	return l
 }
 
 // readReport reads a report and returns the targets a resumed run must not
@@ -91,6 +75,8 @@ func readReport(file string, retryUnknown bool) (map[service.Target]service.Outc
 type reportWriter struct {
 	mu  sync.Mutex
 	f   *os.File
+	buf []byte       // the line being written
+	pay bytes.Buffer // scratch for compacting its payload
 	err error
 }
 
@@ -121,18 +107,21 @@ func openReport(file string, resume bool) (*reportWriter, error) {
 }
 
 // write appends r's line; a nil *reportWriter (no -report) writes nothing.
+// The line is encoded into the writer's buffer under its lock, and written
+// with one write call before the next result is handled.
 func (w *reportWriter) write(r service.Result) {
 	if w == nil {
 		return
 	}
-	b, err := marshalLine(lineOf(r))
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err != nil {
 		return
 	}
+	var err error
+	w.buf, err = appendLine(w.buf[:0], &w.pay, r)
 	if err == nil {
-		_, err = w.f.Write(b)
+		_, err = w.f.Write(w.buf)
 	}
 	w.err = err
 }
@@ -154,15 +143,104 @@ func (w *reportWriter) close() error {
 	return w.err
 }
 
-// marshalLine encodes a line without HTML escaping, newline-terminated.
-func marshalLine(l line) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(l); err != nil {
-		return nil, err
+// appendLine appends r's line to b, newline-terminated: the JSON of a
+// line as encoding/json writes it without HTML escaping, field for field
+// (TestAppendLine checks that), without reflection. pay is scratch space
+// for compacting the payload; a payload that is not valid JSON is an
+// error.
+func appendLine(b []byte, pay *bytes.Buffer, r service.Result) ([]byte, error) {
+	b = append(b, `{"deviceId":`...)
+	b = appendString(b, r.DeviceID)
+	if r.ModuleID != "" {
+		b = append(b, `,"moduleId":`...)
+		b = appendString(b, r.ModuleID)
 	}
-	return b.Bytes(), nil
+	b = append(b, `,"outcome":`...)
+	b = appendString(b, string(r.Outcome))
+	if r.Status != 0 {
+		b = append(b, `,"status":`...)
+		b = strconv.AppendInt(b, int64(r.Status), 10)
+	}
+	if len(r.Payload) > 0 {
+		b = append(b, `,"payload":`...)
+		pay.Reset()
+		if err := json.Compact(pay, r.Payload); err != nil {
+			return b, fmt.Errorf("payload of %s: %w", r.DeviceID, err)
+		}
+		b = append(b, pay.Bytes()...)
+	}
+	if r.ErrorCode != 0 {
+		b = append(b, `,"errorCode":`...)
+		b = strconv.AppendInt(b, int64(r.ErrorCode), 10)
+	}
+	if r.Err != nil {
+		if msg := r.Err.Error(); msg != "" {
+			b = append(b, `,"error":`...)
+			b = appendString(b, msg)
+		}
+	}
+	if r.TrackingID != "" {
+		b = append(b, `,"trackingId":`...)
+		b = appendString(b, r.TrackingID)
+	}
+	b = append(b, `,"attempts":`...)
+	b = strconv.AppendInt(b, int64(r.Attempts), 10)
+	b = append(b, `,"ms":`...)
+	b = strconv.AppendInt(b, r.Latency.Milliseconds(), 10)
+	return append(b, "}\n"...), nil
+}
+
+// appendString appends s as a JSON string the way encoding/json does
+// without HTML escaping: quote, backslash and control characters escaped,
+// U+2028 and U+2029 escaped, invalid UTF-8 replaced by U+FFFD.
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // openReport opens -report FILE, for appending with -resume; without
