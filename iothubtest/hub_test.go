@@ -560,25 +560,32 @@ func TestExpectDeliveries(t *testing.T) {
 		}
 	}
 	tests := []struct {
-		name    string
-		want    map[iothubtest.Target]int
-		failing bool
+		name string
+		want map[iothubtest.Target]int
+		diff string // the report's lines, "" for none
 	}{
-		{"exact", map[iothubtest.Target]int{{DeviceID: "a", Method: "reboot"}: 2, {DeviceID: "b", ModuleID: "m", Method: "ping"}: 1}, false},
-		{"zeros are ignored", map[iothubtest.Target]int{{DeviceID: "a", Method: "reboot"}: 2, {DeviceID: "b", ModuleID: "m", Method: "ping"}: 1, {DeviceID: "c", Method: "x"}: 0}, false},
-		{"wrong count", map[iothubtest.Target]int{{DeviceID: "a", Method: "reboot"}: 1, {DeviceID: "b", ModuleID: "m", Method: "ping"}: 1}, true},
-		{"an unexpected delivery", map[iothubtest.Target]int{{DeviceID: "a", Method: "reboot"}: 2}, true},
+		{"exact", map[iothubtest.Target]int{{DeviceID: "a", Method: "reboot"}: 2, {DeviceID: "b", ModuleID: "m", Method: "ping"}: 1}, ""},
+		{"zeros are ignored", map[iothubtest.Target]int{{DeviceID: "a", Method: "reboot"}: 2, {DeviceID: "b", ModuleID: "m", Method: "ping"}: 1, {DeviceID: "c", Method: "x"}: 0}, ""},
+		{"wrong count", map[iothubtest.Target]int{{DeviceID: "a", Method: "reboot"}: 1, {DeviceID: "b", ModuleID: "m", Method: "ping"}: 1},
+			"-\t{DeviceID: \"a\", ModuleID: \"\", Method: \"reboot\"}: 1\n+\t{DeviceID: \"a\", ModuleID: \"\", Method: \"reboot\"}: 2\n"},
+		{"an unexpected delivery", map[iothubtest.Target]int{{DeviceID: "a", Method: "reboot"}: 2},
+			"+\t{DeviceID: \"b\", ModuleID: \"m\", Method: \"ping\"}: 1\n"},
+		{"a missing delivery, and targets in order", map[iothubtest.Target]int{{DeviceID: "c", Method: "x"}: 1},
+			"+\t{DeviceID: \"a\", ModuleID: \"\", Method: \"reboot\"}: 2\n" +
+				"+\t{DeviceID: \"b\", ModuleID: \"m\", Method: \"ping\"}: 1\n" +
+				"-\t{DeviceID: \"c\", ModuleID: \"\", Method: \"x\"}: 1\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := &fakeTB{TB: t}
 			hub.ExpectDeliveries(f, tt.want)
-			if got := len(f.errors) > 0; got != tt.failing {
-				t.Fatalf("ExpectDeliveries reported %q, want failing=%v", f.errors, tt.failing)
+			var want []string
+			if tt.diff != "" {
+				want = []string{"iothubtest: deliveries of " + hub.HostName() + " (-want +got):\n" + tt.diff}
 			}
-			if tt.failing && !strings.Contains(f.errors[0], "(-want +got)") {
-				t.Errorf("report %q has no -want +got diff", f.errors[0])
+			if diff := cmp.Diff(want, f.errors); diff != "" {
+				t.Errorf("ExpectDeliveries reported (-want +got):\n%s", diff)
 			}
 		})
 	}
