@@ -80,7 +80,11 @@
 // meant for one dispatcher that asks for the next start only after the
 // previous one's wait: a reservation is made at the rate of its moment,
 // so booking many ahead would commit them to a rate that is already
-// stale. The controller has no window of its own; the caller's
+// stale. TryReserve is the shortcut around that dispatcher: it books a
+// start only when the schedule has room for it at once (within a given
+// slack), and nothing otherwise, so a caller free to start may go without
+// a hand-off while every start that must wait still goes through the
+// dispatcher. The controller has no window of its own; the caller's
 // concurrency bounds the calls in flight.
 //
 // Measured in the simulation (virtual time, 10 ms device latency, 0.5 ms
