@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"sync"
@@ -158,15 +159,20 @@ func (f *FanOut) awaitStart() error {
 // worker invokes the targets it is handed, one at a time; slot i is its
 // entry in the stats' table of calls in flight.
 func (f *FanOut) worker(i int) {
+	// Each worker's calls hang off a context of its own, so that the
+	// context of every call registers with, and leaves, a parent no other
+	// worker locks; abort still reaches them all.
+	ctx, cancel := context.WithCancel(f.callCtx)
+	defer cancel()
 	for t := range f.jobs {
-		f.results <- f.invokeOne(i, t)
+		f.results <- f.invokeOne(ctx, i, t)
 		f.meter.finish()
 	}
 }
 
 // invokeOne invokes the method on one target, trying again after
 // throttling, and classifies the outcome.
-func (f *FanOut) invokeOne(i int, t Target) Result {
+func (f *FanOut) invokeOne(ctx context.Context, i int, t Target) Result {
 	res := Result{Target: t}
 	if rule := wire.CheckID(t.DeviceID); rule != "" {
 		res.Outcome, res.Err = OutcomeNotDelivered, &iothub.ArgumentError{Operation: "FanOut", Field: "Target.DeviceID", Rule: rule}
@@ -192,7 +198,7 @@ func (f *FanOut) invokeOne(i int, t Target) Result {
 			f.meter.start()
 		}
 		f.meter.callStarted(i, start)
-		r, answered, err := invoke[json.RawMessage](f.callCtx, f.c, op, t.DeviceID, t.ModuleID, f.params, class, policy)
+		r, answered, err := invoke[json.RawMessage](ctx, f.c, op, t.DeviceID, t.ModuleID, f.params, class, policy)
 		end := time.Now()
 		f.meter.callEnded(i)
 		res.Attempts += attempts(err, answered)
