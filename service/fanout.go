@@ -260,6 +260,13 @@ func (f *FanOut) Results() iter.Seq[Result] {
 	}
 }
 
+// Buffered returns how many results are ready for Results to yield at
+// once, without waiting for a call. A consumer that writes results out can
+// use it to write those together: it holds a result back only while
+// Buffered is above 0, and writes when it reaches 0, so no result waits
+// for a call still running.
+func (f *FanOut) Buffered() int { return len(f.results) }
+
 // String describes the fan-out without reading its running state, so
 // that printing one while it runs (with %v or %+v) is safe.
 func (f *FanOut) String() string {

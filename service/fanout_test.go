@@ -355,3 +355,30 @@ func TestMethodRateLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestFanOutBuffered counts the results ready to be read: all of them once
+// every call has ended, one fewer for each result read.
+func TestFanOutBuffered(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		hub, client := setup(t, nil)
+		var ids []string
+		for i := range 5 {
+			ids = append(ids, fmt.Sprintf("dev-%d", i))
+			hub.AddDevice(ids[i], &httpmock.DeviceOptions{Handler: echo})
+		}
+		run, err := client.StartFanOut(t.Context(), service.Devices(ids...), service.MethodParams[any]{Name: "reboot"}, &service.FanOutOptions{Concurrency: 5, StartRate: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second) // in the bubble: every call ends, its result queued
+		synctest.Wait()
+		got := []int{run.Buffered()}
+		for range run.Results() {
+			got = append(got, run.Buffered())
+		}
+		if diff := cmp.Diff([]int{5, 4, 3, 2, 1, 0}, got); diff != "" {
+			t.Errorf("Buffered before and after each result (-want +got):\n%s", diff)
+		}
+	})
+}

@@ -11,8 +11,9 @@ import (
 )
 
 // BenchmarkReportAndProgress is the program's own work per result: one
-// report line encoded and written to the file (one write, no buffering,
-// so that a killed run loses nothing) and the progress count. Compare it
+// report line encoded and written to the file (one write per line, the
+// case of results that arrive one at a time; results ready together share
+// a write) and the progress count. Compare it
 // with the cost of a call (docs/performance.md).
 func BenchmarkReportAndProgress(b *testing.B) {
 	w, err := openReport(filepath.Join(b.TempDir(), "report.jsonl"), false)
@@ -30,7 +31,7 @@ func BenchmarkReportAndProgress(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		w.write(r)
+		w.write(r, false)
 		p.add(r.Outcome)
 	}
 	b.StopTimer()

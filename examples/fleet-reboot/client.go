@@ -31,7 +31,7 @@ func (r *fleetRun) runClient(ctx context.Context) int {
 	defer stopWatching()
 
 	for res := range f.Results() {
-		rw.write(res)
+		rw.write(res, f.Buffered() > 0)
 		prog.add(res.Outcome)
 	}
 	code := r.endRun(ctx, prog, f.Err())

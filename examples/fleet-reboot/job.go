@@ -197,7 +197,7 @@ func (r *fleetRun) jobResults(ctx context.Context, jobID string, rw *reportWrite
 		if err != nil {
 			return err
 		}
-		rw.write(resultOf(dr))
+		rw.write(resultOf(dr), false)
 		prog.add(dr.Outcome)
 	}
 	return nil

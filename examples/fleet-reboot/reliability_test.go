@@ -304,7 +304,7 @@ func FuzzReadReport(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rw.write(service.Result{Target: service.Target{DeviceID: "appended-device"}, Outcome: service.OutcomeSucceeded, Status: 200, Attempts: 1})
+		rw.write(service.Result{Target: service.Target{DeviceID: "appended-device"}, Outcome: service.OutcomeSucceeded, Status: 200, Attempts: 1}, false)
 		if err := rw.close(); err != nil {
 			t.Fatal(err)
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,12 +71,13 @@ func readReport(file string, retryUnknown bool) (map[service.Target]service.Outc
 	return done, warn, nil
 }
 
-// reportWriter writes one line per result straight to the file: each line
-// is in the file (the kernel's) before the next result is handled.
+// reportWriter writes one line per result to the file as results arrive:
+// each line is in the file (the kernel's) before the program waits for
+// another result; see write.
 type reportWriter struct {
 	mu  sync.Mutex
 	f   *os.File
-	buf []byte       // the line being written
+	buf []byte       // lines not yet written
 	pay bytes.Buffer // scratch for compacting its payload
 	err error
 }
@@ -107,9 +109,12 @@ func openReport(file string, resume bool) (*reportWriter, error) {
 }
 
 // write appends r's line; a nil *reportWriter (no -report) writes nothing.
-// The line is encoded into the writer's buffer under its lock, and written
-// with one write call before the next result is handled.
-func (w *reportWriter) write(r service.Result) {
+// With more false the line, and any held before it, is written with one
+// write call before write returns. With more true (another result is
+// already waiting to be handled, FanOut.Buffered) the line is held for
+// that one: results that arrive together are written together, and none
+// waits for a call still running.
+func (w *reportWriter) write(r service.Result, more bool) {
 	if w == nil {
 		return
 	}
@@ -118,12 +123,29 @@ func (w *reportWriter) write(r service.Result) {
 	if w.err != nil {
 		return
 	}
-	var err error
-	w.buf, err = appendLine(w.buf[:0], &w.pay, r)
-	if err == nil {
-		_, err = w.f.Write(w.buf)
+	b, err := appendLine(w.buf, &w.pay, r)
+	if err != nil {
+		// The lines held before this one still go out.
+		w.err = cmp.Or(w.flushLocked(), err)
+		return
 	}
-	w.err = err
+	w.buf = b
+	if !more || len(w.buf) >= maxHeld {
+		w.err = w.flushLocked()
+	}
+}
+
+// maxHeld bounds the bytes of the lines held back for one write.
+const maxHeld = 64 << 10
+
+// flushLocked writes the held lines; the caller holds w.mu.
+func (w *reportWriter) flushLocked() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	_, err := w.f.Write(w.buf)
+	w.buf = w.buf[:0]
+	return err
 }
 
 // close syncs and closes the file and returns the first error; a nil
@@ -134,6 +156,9 @@ func (w *reportWriter) close() error {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.err == nil {
+		w.err = w.flushLocked()
+	}
 	if err := w.f.Sync(); w.err == nil {
 		w.err = err
 	}

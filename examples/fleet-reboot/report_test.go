@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -137,4 +139,67 @@ func FuzzAppendLine(f *testing.F) {
 			t.Errorf("appendLine:\n%s\nencoding/json:\n%s", got, want)
 		}
 	})
+}
+
+// TestReportWriterHolds writes a line held for the next result together
+// with it, and every held line before write returns with more false or
+// at close.
+func TestReportWriterHolds(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "r.jsonl")
+	w, err := openReport(file, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := func(id string) service.Result {
+		return service.Result{Target: service.Target{DeviceID: id}, Outcome: service.OutcomeSucceeded, Status: 200, Attempts: 1}
+	}
+	lines := func() int {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bytes.Count(data, []byte("\n"))
+	}
+	type step struct {
+		ID     string
+		More   bool
+		InFile int
+	}
+	var got []step
+	for _, s := range []step{{"a", true, 0}, {"b", true, 0}, {"c", false, 3}, {"d", false, 4}, {"e", true, 4}} {
+		w.write(res(s.ID), s.More)
+		got = append(got, step{s.ID, s.More, lines()})
+	}
+	if err := w.close(); err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, step{"close", false, lines()})
+	want := []step{{"a", true, 0}, {"b", true, 0}, {"c", false, 3}, {"d", false, 4}, {"e", true, 4}, {"close", false, 5}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("lines in the file after each write (-want +got):\n%s", diff)
+	}
+}
+
+// TestReportWriterBadPayload still writes the lines held before a result
+// whose line cannot be encoded, and reports the error at close.
+func TestReportWriterBadPayload(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "r.jsonl")
+	w, err := openReport(file, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.write(service.Result{Target: service.Target{DeviceID: "held"}, Outcome: service.OutcomeSucceeded}, true)
+	w.write(service.Result{Target: service.Target{DeviceID: "bad"}, Outcome: service.OutcomeSucceeded, Payload: json.RawMessage(`{`)}, false)
+	if err := w.close(); err == nil {
+		t.Error("close reported no error")
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "{\"deviceId\":\"held\",\"outcome\":\"succeeded\",\"attempts\":0,\"ms\":0}\n"; string(data) != want {
+		t.Errorf("report %q, want %q", data, want)
+	}
 }
