@@ -2,6 +2,7 @@ package otelsetup
 
 import (
 	"compress/gzip"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -289,4 +290,17 @@ func stringAttr(kvs []*commonpb.KeyValue, key string) string {
 		}
 	}
 	return ""
+}
+
+// tlsCollector is a collector over TLS and its certificate in PEM.
+type tlsCollector struct {
+	*httptest.Server
+	certPEM []byte
+}
+
+func newTLSCollector(t *testing.T) *tlsCollector {
+	t.Helper()
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(srv.Close)
+	return &tlsCollector{srv, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})}
 }
