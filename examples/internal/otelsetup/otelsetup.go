@@ -35,14 +35,16 @@
 // answer is success; 429, 502, 503 and 504 are retried, after Retry-After
 // when the collector sends one and with a growing, jittered backoff
 // otherwise, while the timeout allows; any other answer is an error naming
-// the URL (without its query) and the status. Redirects are not followed.
+// the URL (without its query) and the status. A partial success is an
+// error too, with the count the collector rejected. Redirects are not
+// followed, so the headers go nowhere else.
 // The SDK's own variables (OTEL_BSP_* for the span batcher,
 // OTEL_METRIC_EXPORT_INTERVAL and OTEL_METRIC_EXPORT_TIMEOUT for the
 // metric reader) apply as the SDK reads them, from the process environment.
-// Not honoured: OTEL_EXPORTER_OTLP_INSECURE (gRPC only),
+// HTTPS_PROXY, HTTP_PROXY and NO_PROXY apply as net/http reads them. Not
+// honoured: OTEL_EXPORTER_OTLP_INSECURE (gRPC only) and
 // OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION (explicit
-// buckets, always) and proxies other than HTTP_PROXY, HTTPS_PROXY and
-// NO_PROXY.
+// buckets, always).
 //
 // With no endpoint set nothing is started: no exporter, no goroutine, no
 // connection.
