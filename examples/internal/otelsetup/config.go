@@ -4,9 +4,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +25,25 @@ type signalConfig struct {
 	gzip    bool        // Content-Encoding: gzip
 	timeout time.Duration
 	tls     *tls.Config // nil: the system's roots, no client certificate
+}
+
+// String shows the settings with the URL's query and the header values
+// left out: they often hold API keys.
+func (c signalConfig) String() string {
+	names := slices.Sorted(maps.Keys(c.headers))
+	return fmt.Sprintf("OTLP to %s (headers %v redacted, gzip %t, timeout %v, custom TLS %t)", redactURL(c.url), names, c.gzip, c.timeout, c.tls != nil)
+}
+
+// GoString is String, for %#v.
+func (c signalConfig) GoString() string { return c.String() }
+
+// redactURL is u without its query and user info, for messages.
+func redactURL(u string) string {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return "[an invalid URL]"
+	}
+	return (&url.URL{Scheme: pu.Scheme, Host: pu.Host, Path: pu.Path}).String()
 }
 
 // readSignal reads the settings of one signal ("TRACES" or "METRICS"),

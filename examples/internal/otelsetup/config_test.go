@@ -2,6 +2,7 @@ package otelsetup
 
 import (
 	"crypto/tls"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -165,6 +166,22 @@ func TestTemporality(t *testing.T) {
 		}
 		if diff := cmp.Diff(tt.want, got); diff != "" {
 			t.Errorf("%q: temporality by kind (-want +got):\n%s", tt.pref, diff)
+		}
+	}
+}
+
+// TestConfigString shows no header value and no query, whatever the verb.
+func TestConfigString(t *testing.T) {
+	t.Parallel()
+	const secret = "s3cret"
+	cfg := signalConfig{url: "https://u:" + secret + "@c:4318/v1/traces?key=" + secret, headers: http.Header{"Api-Key": {secret}}, timeout: time.Second, gzip: true}
+	s := newSender(cfg, "spans")
+	want := "OTLP to https://c:4318/v1/traces (headers [Api-Key] redacted, gzip true, timeout 1s, custom TLS false)"
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		for _, v := range []any{cfg, &cfg, s} {
+			if got := fmt.Sprintf(verb, v); got != want {
+				t.Errorf("Sprintf(%q, %T) = %q, want %q", verb, v, got, want)
+			}
 		}
 	}
 }

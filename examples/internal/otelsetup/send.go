@@ -46,13 +46,9 @@ func newSender(cfg signalConfig, signal string) *sender {
 	if cfg.tls != nil {
 		t.TLSClientConfig = cfg.tls
 	}
-	where := cfg.url
-	if u, err := url.Parse(cfg.url); err == nil {
-		where = (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
-	}
 	return &sender{
 		cfg:    cfg,
-		where:  where,
+		where:  redactURL(cfg.url),
 		signal: signal,
 		client: &http.Client{
 			Transport: t,
@@ -62,6 +58,12 @@ func newSender(cfg signalConfig, signal string) *sender {
 		},
 	}
 }
+
+// String is the configuration's String: no header value, no query.
+func (s *sender) String() string { return s.cfg.String() }
+
+// GoString is String, for %#v.
+func (s *sender) GoString() string { return s.cfg.String() }
 
 // exportError is a collector's answer other than success. Its message names
 // the URL (without query) and the status; never a header value.
