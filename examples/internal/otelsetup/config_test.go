@@ -3,6 +3,7 @@ package otelsetup
 import (
 	"crypto/tls"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -28,9 +29,7 @@ func TestReadSignal(t *testing.T) {
 	base := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}
 	with := func(kv ...string) map[string]string {
 		m := map[string]string{}
-		for k, v := range base {
-			m[k] = v
-		}
+		maps.Copy(m, base)
 		for i := 0; i < len(kv); i += 2 {
 			m[kv[i]] = kv[i+1]
 		}

@@ -147,8 +147,8 @@ func (s *sender) post(ctx context.Context, body []byte, encoding string) (*http.
 	if err != nil {
 		return nil, nil, errors.New("the endpoint is not a valid URL")
 	}
-	for k, vs := range s.cfg.headers {
-		req.Header[k] = vs
+	if s.cfg.headers != nil {
+		req.Header = s.cfg.headers.Clone() // not shared between concurrent uploads
 	}
 	req.Header.Set("Content-Type", "application/x-protobuf")
 	req.Header.Set("User-Agent", userAgent)
