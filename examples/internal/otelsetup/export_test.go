@@ -304,3 +304,36 @@ func newTLSCollector(t *testing.T) *tlsCollector {
 	t.Cleanup(srv.Close)
 	return &tlsCollector{srv, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})}
 }
+
+// TestStartRefuses refuses bad settings before anything is started or
+// sent.
+func TestStartRefuses(t *testing.T) {
+	t.Parallel()
+	col := newCollector(t)
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr string
+	}{
+		{"gRPC", map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "OTEL_EXPORTER_OTLP_PROTOCOL=grpc is not supported"},
+		{"gRPC for metrics only", map[string]string{"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "grpc"}, "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL=grpc is not supported"},
+		{"http/json", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json"}, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/json is not supported"},
+		{"bad headers", map[string]string{"OTEL_EXPORTER_OTLP_METRICS_HEADERS": "nokey"}, "OTEL_EXPORTER_OTLP_METRICS_HEADERS: entry 1"},
+		{"bad temporality", map[string]string{"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "x"}, "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=x is not supported"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.env["OTEL_EXPORTER_OTLP_ENDPOINT"] = col.URL
+			tel, err := Start(t.Context(), "p", func(k string) string { return tt.env[k] })
+			if tel != nil || err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("Start = %v, %v; want nil and an error with %q", tel, err, tt.wantErr)
+			}
+		})
+	}
+	t.Cleanup(func() {
+		if got := col.requests(); len(got) != 0 {
+			t.Errorf("%d requests sent; want none", len(got))
+		}
+	})
+}
