@@ -172,6 +172,20 @@ var externalRules = []struct {
 		except: productionExcept,
 		forbid: []string{"go.opentelemetry.io/otel/sdk", "go.opentelemetry.io/otel/exporters"},
 	},
+	{
+		rule: "the example programs link no gRPC: their OTLP export is HTTP/protobuf of their own (examples/internal/otelsetup), " +
+			"not the OTLP exporters or collector packages that bring gRPC and its gateway",
+		from: []string{"examples/..."},
+		forbid: []string{
+			"google.golang.org/grpc",
+			"github.com/grpc-ecosystem/grpc-gateway",
+			"golang.org/x/net/trace",
+			"go.opentelemetry.io/proto/otlp/collector",
+			"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp",
+			"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc",
+			"go.opentelemetry.io/otel/exporters/otlp/otlpmetric",
+		},
+	},
 }
 
 // futurePackages are packages the rules name before they exist.

@@ -1,21 +1,53 @@
 // Package otelsetup starts the OpenTelemetry export the example programs'
-// environment asks for, with the standard variables:
+// environment asks for: OTLP over HTTP with protobuf bodies, POST
+// ExportTraceServiceRequest to …/v1/traces and ExportMetricsServiceRequest
+// to …/v1/metrics, Content-Type application/x-protobuf. The exporter is the
+// package's own, small one: the OpenTelemetry OTLP/HTTP exporters link gRPC
+// and its gateway into every program, and cost memory even when nothing is
+// exported.
+//
+// It honours these variables (a signal's own _TRACES_ or _METRICS_ form
+// wins, whole, over the general one):
 //
 //   - OTEL_EXPORTER_OTLP_ENDPOINT (such as http://localhost:4318): traces to
 //     …/v1/traces and metrics to …/v1/metrics;
 //   - OTEL_EXPORTER_OTLP_TRACES_ENDPOINT and
-//     OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: one signal's full URL, which wins
-//     over the general endpoint for that signal;
-//   - OTEL_EXPORTER_OTLP_PROTOCOL (and its _TRACES_ and _METRICS_ forms):
-//     http/protobuf, the only protocol supported; any other value is an
-//     error, so that a collector expecting gRPC is not sent protobuf
-//     silently;
+//     OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: one signal's full URL, used as
+//     given;
+//   - OTEL_EXPORTER_OTLP_PROTOCOL: http/protobuf, the only protocol
+//     supported; any other value is an error, so that a collector expecting
+//     gRPC is not sent protobuf silently;
+//   - OTEL_EXPORTER_OTLP_HEADERS: key=value,key2=value2 with percent-encoded
+//     values, sent on every request; errors never show a value;
+//   - OTEL_EXPORTER_OTLP_TIMEOUT: milliseconds one export may take, retries
+//     included, 10000 by default;
+//   - OTEL_EXPORTER_OTLP_COMPRESSION: gzip or none (the default);
+//   - OTEL_EXPORTER_OTLP_CERTIFICATE: a PEM file of the CAs to trust for
+//     https, instead of the system's; OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE
+//     and OTEL_EXPORTER_OTLP_CLIENT_KEY: PEM files of a client certificate
+//     and its key, for mutual TLS;
+//   - OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: cumulative (the
+//     default), delta or lowmemory;
 //   - OTEL_SERVICE_NAME: the service.name of the resource, the program's
 //     name by default.
 //
-// Headers, timeouts, compression and TLS settings follow the exporters' own
-// OTEL_EXPORTER_OTLP_* variables. With no endpoint set nothing is started:
-// no exporter, no goroutine, no connection.
+// An invalid value is an error of Start, before anything is sent. A 2xx
+// answer is success; 429, 502, 503 and 504 are retried, after Retry-After
+// when the collector sends one and with a growing, jittered backoff
+// otherwise, while the timeout allows; any other answer is an error naming
+// the URL (without its query) and the status. A partial success is an
+// error too, with the count the collector rejected. Redirects are not
+// followed, so the headers go nowhere else.
+// The SDK's own variables (OTEL_BSP_* for the span batcher,
+// OTEL_METRIC_EXPORT_INTERVAL and OTEL_METRIC_EXPORT_TIMEOUT for the
+// metric reader) apply as the SDK reads them, from the process environment.
+// HTTPS_PROXY, HTTP_PROXY and NO_PROXY apply as net/http reads them. Not
+// honoured: OTEL_EXPORTER_OTLP_INSECURE (gRPC only) and
+// OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION (explicit
+// buckets, always).
+//
+// With no endpoint set nothing is started: no exporter, no goroutine, no
+// connection.
 package otelsetup
 
 import (
@@ -25,8 +57,7 @@ import (
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -44,16 +75,22 @@ type Telemetry struct {
 // Start starts the export that getenv's variables ask for, for the program
 // named program; it returns nil when they ask for none.
 func Start(ctx context.Context, program string, getenv func(string) string) (*Telemetry, error) {
-	tracesURL, err := signalURL(getenv, "TRACES", "/v1/traces")
+	traces, err := readSignal(getenv, "TRACES", "/v1/traces")
 	if err != nil {
 		return nil, err
 	}
-	metricsURL, err := signalURL(getenv, "METRICS", "/v1/metrics")
+	metrics, err := readSignal(getenv, "METRICS", "/v1/metrics")
 	if err != nil {
 		return nil, err
 	}
-	if tracesURL == "" && metricsURL == "" {
+	if traces.url == "" && metrics.url == "" {
 		return nil, nil
+	}
+	var temporality sdkmetric.TemporalitySelector
+	if metrics.url != "" {
+		if temporality, err = temporalitySelector(getenv); err != nil {
+			return nil, err
+		}
 	}
 	name := getenv("OTEL_SERVICE_NAME")
 	if name == "" {
@@ -64,19 +101,15 @@ func Start(ctx context.Context, program string, getenv func(string) string) (*Te
 		return nil, fmt.Errorf("OpenTelemetry resource: %w", err)
 	}
 	t := &Telemetry{}
-	if tracesURL != "" {
-		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(tracesURL))
+	if traces.url != "" {
+		exp, err := otlptrace.New(ctx, &traceClient{s: newSender(traces, "spans")})
 		if err != nil {
 			return nil, fmt.Errorf("OTLP trace exporter: %w", err)
 		}
 		t.tp = sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	}
-	if metricsURL != "" {
-		exp, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpointURL(metricsURL))
-		if err != nil {
-			_ = t.Shutdown(ctx)
-			return nil, fmt.Errorf("OTLP metric exporter: %w", err)
-		}
+	if metrics.url != "" {
+		exp := &metricExporter{s: newSender(metrics, "data points"), temporality: temporality}
 		t.mp = sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp)), sdkmetric.WithResource(res))
 	}
 	return t, nil
