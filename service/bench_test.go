@@ -159,8 +159,10 @@ func (cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		Proto:      "HTTP/2.0",
 		ProtoMajor: 2,
 		Header:     http.Header{"Content-Type": {"application/json; charset=utf-8"}},
-		Body:       io.NopCloser(bytes.NewReader(cannedAnswer)),
-		Request:    r,
+		// The length the hub states, as net/http reports it.
+		ContentLength: int64(len(cannedAnswer)),
+		Body:          io.NopCloser(bytes.NewReader(cannedAnswer)),
+		Request:       r,
 	}, nil
 }
 

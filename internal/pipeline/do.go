@@ -315,7 +315,7 @@ func (c *call) checkRetry(ctx context.Context, resp *http.Response, err error) (
 	}
 	// Read the error answer now: the decision needs its code, and the
 	// answer must survive retryablehttp's draining for the final error.
-	b, _, _ := readCapped(resp.Body, c.limit)
+	b, _, _ := readCapped(resp.Body, c.limit, resp.ContentLength)
 	resp.Body.Close()
 	resp.Body = io.NopCloser(bytes.NewReader(b))
 	info := wire.ParseError(b, resp.Header.Get("iothub-errorcode"))
@@ -429,7 +429,7 @@ func (c *call) finish(resp *http.Response, err error) (*Response, error) {
 		he.EarlierAttemptMayHaveRun = earlier
 		return nil, he
 	}
-	b, tooLong, rerr := readCapped(resp.Body, c.limit)
+	b, tooLong, rerr := readCapped(resp.Body, c.limit, resp.ContentLength)
 	if rerr != nil || tooLong {
 		cause := rerr
 		if tooLong {

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"testing/synctest"
 	"time"
 
@@ -425,24 +426,48 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 
 func TestReadCapped(t *testing.T) {
 	t.Parallel()
+	long := strings.Repeat("x", 3000)
 	tests := []struct {
 		in      string
 		limit   int64
+		size    int64 // the body's stated length, -1 unknown
 		want    string
 		tooLong bool
 	}{
-		{"abc", 3, "abc", false},
-		{"abcd", 3, "abc", true},
-		{"", 3, "", false},
+		{"abc", 3, -1, "abc", false},
+		{"abcd", 3, -1, "abc", true},
+		{"", 3, -1, "", false},
+		{"abc", 3, 3, "abc", false},
+		{"abcd", 3, 4, "abc", true},
+		{"", 3, 0, "", false},
+		{"abcdef", 10, 2, "abcdef", false}, // a size that is too small only grows the buffer
+		{"ab", 10, 600, "ab", false},       // one too large allocates no more than 512 bytes
+		{long, 5000, -1, long, false},
+		{long, 5000, 3000, long, false},
+		{long, 2999, 3000, long[:2999], true},
+		{long, 2999, -1, long[:2999], true},
 	}
 	for _, tt := range tests {
-		got, tooLong, err := readCapped(strings.NewReader(tt.in), tt.limit)
-		if err != nil {
-			t.Fatal(err)
+		// iotest.OneByteReader: the loop must not depend on reads that
+		// fill the buffer.
+		for _, r := range []io.Reader{strings.NewReader(tt.in), iotest.OneByteReader(strings.NewReader(tt.in))} {
+			got, tooLong, err := readCapped(r, tt.limit, tt.size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, string(got)); diff != "" || tooLong != tt.tooLong {
+				t.Errorf("readCapped(%.10q…, %d, %d) = %.10q…, %v; want %.10q…, %v", tt.in, tt.limit, tt.size, got, tooLong, tt.want, tt.tooLong)
+			}
 		}
-		if diff := cmp.Diff(tt.want, string(got)); diff != "" || tooLong != tt.tooLong {
-			t.Errorf("readCapped(%q, %d) = %q, %v", tt.in, tt.limit, got, tooLong)
-		}
+	}
+	// The buffer of a body of known size is that size (plus one byte).
+	if got, _, _ := readCapped(strings.NewReader(`{"status":200,"payload":null}`), 1<<20, 29); cap(got) != 30 {
+		t.Errorf("buffer of a 29-byte body: capacity %d, want 30", cap(got))
+	}
+	// A read error comes back with what was read.
+	got, tooLong, err := readCapped(iotest.TimeoutReader(iotest.OneByteReader(strings.NewReader("abc"))), 10, 3)
+	if string(got) != "a" || tooLong || !errors.Is(err, iotest.ErrTimeout) {
+		t.Errorf("read error: %q, %v, %v", got, tooLong, err)
 	}
 }
 

@@ -17,10 +17,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -411,11 +413,38 @@ func speaksHTTP2(t *http.Transport) bool {
 func newRequestID() string { return rand.Text() }
 
 // readCapped reads at most limit bytes and reports whether the body was
-// longer.
-func readCapped(r io.Reader, limit int64) ([]byte, bool, error) {
-	b, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if int64(len(b)) > limit {
-		return b[:limit], true, err
+// longer. size is the length the body says it has (Content-Length), or
+// negative when unknown: a body of that length is read into a buffer of
+// its size, where growing one from io.ReadAll's 512 bytes would allocate
+// several times the size of a typical answer. A size that is wrong only
+// costs a grown buffer.
+func readCapped(r io.Reader, limit, size int64) ([]byte, bool, error) {
+	stop := limit + 1 // reading one byte past the limit tells a longer body
+	if stop <= 0 {
+		stop = math.MaxInt64
 	}
-	return b, false, err
+	n := int64(512)
+	if size >= 0 && size < n {
+		n = size + 1 // room to see the end without growing
+	}
+	b := make([]byte, 0, min(n, stop))
+	for {
+		if len(b) == cap(b) {
+			// Grown as io.ReadAll grows, from 512 bytes at least: a
+			// size that was wrong costs one allocation more, not a
+			// string of small ones.
+			b = slices.Grow(b, max(512, cap(b)))
+		}
+		m, err := r.Read(b[len(b):min(int64(cap(b)), stop)])
+		b = b[:len(b)+m]
+		if int64(len(b)) > limit {
+			return b[:limit], true, nil
+		}
+		if err == io.EOF {
+			return b, false, nil
+		}
+		if err != nil {
+			return b, false, err
+		}
+	}
 }
