@@ -326,6 +326,11 @@ type Controller struct {
 	ring     [slots]slot
 	growFrom int64 // slot at the last growth decision
 
+	// The current round of slow start, counted exactly: its rounds may be
+	// shorter than a slot.
+	roundFrom                 time.Time
+	roundReserved, roundPaced int32
+
 	// Lowest latencies per ProbeInterval.
 	intervalMin    time.Duration
 	intervalN      int32
@@ -440,8 +445,10 @@ func (c *Controller) reserve(now time.Time, within time.Duration) (wait time.Dur
 		}
 	}
 	s.reserved++
+	c.roundReserved++
 	if wait > 0 || paced {
 		s.paced++
+		c.roundPaced++
 	}
 	return wait, true
 }
@@ -603,23 +610,27 @@ func (c *Controller) maybeGrow(now time.Time) {
 	}
 	iv := c.p.ProbeInterval
 	if c.slowStart {
-		iv = c.p.SlowStartInterval
+		iv = c.slowStartRound()
+	}
+	if c.roundFrom.IsZero() {
+		c.roundFrom = now
 	}
 	from := c.growFrom
 	if c.slowStart && !math.IsInf(c.rate, 1) {
 		// A round of slow start lasts at least SlowStartCalls calls,
 		// so that a low rate does not double on no evidence.
-		var n int32
-		for i := max(from, c.cur-slots+1); i <= c.cur; i++ {
-			n += c.ring[i%slots].reserved
-		}
-		if float64(n) < c.p.SlowStartCalls && now.Sub(c.epoch.Add(time.Duration(from)*c.slotDur)) < c.p.Window {
+		if float64(c.roundReserved) < c.p.SlowStartCalls && now.Sub(c.roundFrom) < c.p.Window {
 			c.nextGrow = now.Add(iv)
 			return
 		}
 	}
+	roundReserved, roundPaced, roundSpan := c.roundReserved, c.roundPaced, now.Sub(c.roundFrom)
+	c.roundFrom, c.roundReserved, c.roundPaced = now, 0, 0
 	c.nextGrow, c.growFrom = now.Add(iv), c.cur
 	queueing, rising := c.queueing()
+	if c.slowStart {
+		c.nextGrow = now.Add(c.slowStartRound()) // the round trip may be known now
+	}
 	c.resetInterval()
 	if now.Before(c.pause) {
 		return
@@ -638,6 +649,11 @@ func (c *Controller) maybeGrow(now time.Time) {
 	// behind a burst of others (a worker pool freeing up at once) is not
 	// evidence while the starts as a whole fall short of the rate.
 	span := now.Sub(c.epoch.Add(time.Duration(first) * c.slotDur)) // from the first counted slot's start
+	if c.slowStart {
+		// Slow start's rounds may be shorter than a slot: its own
+		// exact counts.
+		reserved, paced, span = roundReserved, roundPaced, roundSpan
+	}
 	pacingLimited := !math.IsInf(c.rate, 1) && reserved > 0 && 2*paced >= reserved &&
 		float64(reserved) >= c.p.PacedShare*c.rate*span.Seconds()
 	// Latency rising is the hub's queue only while calls go out at the
@@ -714,6 +730,38 @@ func (c *Controller) acceptedRate(now time.Time, d time.Duration) float64 {
 
 // observeLatency adds an accepted call's latency to the interval's
 // minimum.
+// slowStartRound is how long a round of slow start lasts at least:
+// SlowStartInterval below fastRoundRate, or while the hub's round trip is
+// not known; above it, that round trip (the lowest latency of the baseline
+// window) when it is shorter, but no less than minSlowStartRound.
+//
+// A 429 or a queue comes back within one round trip, so doubling once a
+// round trip never outruns the hub's answer, and a hub that already took
+// fastRoundRate calls a second with no sign of congestion (an S3 hub, or
+// many units of S2) is not made to wait 50 ms a doubling. Below that rate
+// the longer rounds keep slow start's overshoot into a small hub's bucket
+// (S1 allows 40 calls a second a unit) to a few calls.
+func (c *Controller) slowStartRound() time.Duration {
+	if c.rate < fastRoundRate {
+		return c.p.SlowStartInterval
+	}
+	rtt := c.baseline
+	if c.baselinePrev != 0 && (rtt == 0 || c.baselinePrev < rtt) {
+		rtt = c.baselinePrev
+	}
+	if rtt <= 0 {
+		return c.p.SlowStartInterval
+	}
+	return min(max(rtt, minSlowStartRound), c.p.SlowStartInterval)
+}
+
+// minSlowStartRound is the shortest round of slow start, and
+// fastRoundRate the rate from which its rounds follow the round trip.
+const (
+	minSlowStartRound = 5 * time.Millisecond
+	fastRoundRate     = 1000
+)
+
 func (c *Controller) observeLatency(d time.Duration) {
 	if c.intervalN == 0 || d < c.intervalMin {
 		c.intervalMin = d

@@ -275,6 +275,38 @@ func TestControllerRules(t *testing.T) {
 	}
 }
 
+// TestSlowStartRounds doubles once a round trip from fastRoundRate on,
+// when the round trip is short, and once SlowStartInterval otherwise.
+func TestSlowStartRounds(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		initial  float64
+		latency  time.Duration
+		min, max float64 // the rate after 100 ms
+	}{
+		// From 1,000/s with a 2 ms round trip: rounds of 8 calls (8 ms
+		// at 1,000/s), then of 5 ms (minSlowStartRound): eight or more
+		// doublings where 50 ms rounds make two.
+		{"fast hub above 1,000/s", 1000, 2 * time.Millisecond, 64000, 1e7},
+		// A 100 ms round trip is longer than SlowStartInterval: 50 ms.
+		{"slow hub above 1,000/s", 1000, 100 * time.Millisecond, 2000, 4000},
+		// Below 1,000/s the rounds stay at 50 ms however fast the hub
+		// answers: 8 calls at 400/s take 20 ms.
+		{"fast hub below 1,000/s", 400, 2 * time.Millisecond, 800, 1600},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := NewController(Policy{InitialRate: tt.initial}, Config{})
+			drive(c, t0, 100*time.Millisecond, tt.latency, nil)
+			if got := c.Rate(); got < tt.min || got > tt.max {
+				t.Errorf("rate %v after 100 ms, want %v to %v", got, tt.min, tt.max)
+			}
+		})
+	}
+}
+
 func TestUnpacedStart(t *testing.T) {
 	t.Parallel()
 	c := NewController(Policy{InitialRate: -1}, Config{})

@@ -35,7 +35,12 @@
 //     round in which the pacing, not the caller, held the calls back,
 //     until the first congestion signal. A round is SlowStartInterval
 //     (50 ms) or SlowStartCalls (8) calls, whichever is longer, so that a
-//     low rate does not double on no evidence. A
+//     low rate does not double on no evidence. From 1,000 calls/s on, a
+//     hub whose round trip is shorter gets rounds of that round trip (at
+//     least 5 ms): a 429 or a queue shows within one round trip, so the
+//     doubling never outruns the hub's answer, and a fast hub is not made
+//     to wait 50 ms a doubling; below that rate the 50 ms rounds keep the
+//     overshoot into a small hub's bucket to a few calls. A
 //     Config.Seed starts at the seed instead.
 //   - On a 429 the rate drops to Backoff (0.95) times the rate the hub
 //     accepted over the last ProbeInterval, never above the current
