@@ -57,7 +57,6 @@ import (
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -102,10 +101,7 @@ func Start(ctx context.Context, program string, getenv func(string) string) (*Te
 	}
 	t := &Telemetry{}
 	if traces.url != "" {
-		exp, err := otlptrace.New(ctx, &traceClient{s: newSender(traces, "spans")})
-		if err != nil {
-			return nil, fmt.Errorf("OTLP trace exporter: %w", err)
-		}
+		exp := &spanExporter{s: newSender(traces, "spans")}
 		t.tp = sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	}
 	if metrics.url != "" {
