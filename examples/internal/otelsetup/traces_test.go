@@ -2,6 +2,7 @@ package otelsetup
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -51,7 +52,7 @@ func everyKind() []attribute.KeyValue {
 		attribute.Int64("a.int", -3),
 		attribute.Int64("a.zero", 0),
 		attribute.Float64("a.float", 2.5),
-		attribute.Float64("a.negzero", -0.0),
+		attribute.Float64("a.negzero", math.Copysign(0, -1)),
 		attribute.String("a.string", "s"),
 		attribute.String("a.emptystring", ""),
 		attribute.BoolSlice("b.bools", []bool{true, false}),

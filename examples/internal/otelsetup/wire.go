@@ -36,13 +36,6 @@ func endMessage(b []byte, at int) []byte {
 	return b
 }
 
-// emptyMessage appends the length-delimited field num with no content: a
-// message that is set but has every field zero.
-func emptyMessage(b []byte, num protowire.Number) []byte {
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendVarint(b, 0)
-}
-
 func appendString(b []byte, num protowire.Number, s string) []byte {
 	if s == "" {
 		return b
