@@ -6,15 +6,10 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
-	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-	"go.opentelemetry.io/otel/sdk/resource"
-	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
-	metricpb "go.opentelemetry.io/proto/otlp/metrics/v1"
-	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // metricExporter is an sdkmetric.Exporter that posts OTLP/HTTP protobuf.
@@ -76,13 +71,9 @@ func (e *metricExporter) Export(ctx context.Context, rm *metricdata.ResourceMetr
 	if done {
 		return errors.New("OTLP metric export: the exporter is shut down")
 	}
-	pb, terr := resourceMetrics(rm)
-	if len(pb.ScopeMetrics) == 0 {
+	body, n, terr := metricsRequest(rm)
+	if n == 0 {
 		return terr
-	}
-	body, err := frame([]*metricpb.ResourceMetrics{pb})
-	if err != nil {
-		return errors.Join(fmt.Errorf("OTLP metric export: %w", err), terr)
 	}
 	return errors.Join(e.s.send(ctx, body), terr)
 }
@@ -99,265 +90,267 @@ func (e *metricExporter) Shutdown(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// resourceMetrics is the OTLP form of rm. A metric of an aggregation it does
-// not know is left out and named in the error; the rest is converted.
-func resourceMetrics(rm *metricdata.ResourceMetrics) (*metricpb.ResourceMetrics, error) {
-	out := &metricpb.ResourceMetrics{Resource: resourcePB(rm.Resource)}
-	if rm.Resource != nil {
-		out.SchemaUrl = rm.Resource.SchemaURL()
-	}
+// metricsRequest is the ExportMetricsServiceRequest {repeated
+// ResourceMetrics resource_metrics = 1} of rm, and the number of metrics in
+// it. A metric of an aggregation it does not know is left out and named in
+// the error; the rest is written. A scope left with no metric is left out.
+//
+// ResourceMetrics is {Resource resource = 1; repeated ScopeMetrics
+// scope_metrics = 2; string schema_url = 3}, ScopeMetrics {InstrumentationScope
+// scope = 1; repeated Metric metrics = 2; string schema_url = 3}.
+func metricsRequest(rm *metricdata.ResourceMetrics) ([]byte, int, error) {
 	var errs []error
+	n := 0
+	b, at := beginMessage(nil, 1)
+	b = appendResource(b, 1, rm.Resource)
 	for _, sm := range rm.ScopeMetrics {
-		spb := &metricpb.ScopeMetrics{
-			Scope: &commonpb.InstrumentationScope{
-				Name:       sm.Scope.Name,
-				Version:    sm.Scope.Version,
-				Attributes: keyValues(sm.Scope.Attributes.ToSlice()),
-			},
-			SchemaUrl: sm.Scope.SchemaURL,
-		}
+		before := len(b)
+		var sat int
+		b, sat = beginMessage(b, 2)
+		b = appendScope(b, 1, sm.Scope.Name, sm.Scope.Version, sm.Scope.Attributes)
+		written := 0
 		for _, m := range sm.Metrics {
-			mpb := &metricpb.Metric{Name: m.Name, Description: m.Description, Unit: m.Unit}
-			if !setData(mpb, m.Data) {
+			mb, ok := appendMetric(b, 2, m)
+			if !ok {
 				errs = append(errs, fmt.Errorf("OTLP metric export: %s: aggregation %T is not supported, left out", m.Name, m.Data))
 				continue
 			}
-			spb.Metrics = append(spb.Metrics, mpb)
+			b = mb
+			written++
 		}
-		if len(spb.Metrics) > 0 {
-			out.ScopeMetrics = append(out.ScopeMetrics, spb)
+		if written == 0 {
+			b = b[:before]
+			continue
 		}
+		b = appendString(b, 3, sm.Scope.SchemaURL)
+		b = endMessage(b, sat)
+		n += written
 	}
-	return out, errors.Join(errs...)
+	if rm.Resource != nil {
+		b = appendString(b, 3, rm.Resource.SchemaURL())
+	}
+	return endMessage(b, at), n, errors.Join(errs...)
 }
 
-// setData sets the OTLP form of a on m; false for an aggregation it does
-// not know.
-func setData(m *metricpb.Metric, a metricdata.Aggregation) bool {
-	switch a := a.(type) {
+// appendMetric writes the Metric field num {string name = 1; string
+// description = 2; string unit = 3; oneof data {Gauge gauge = 5; Sum sum =
+// 7; Histogram histogram = 9; ExponentialHistogram exponential_histogram =
+// 10; Summary summary = 11}}; false, and b as it was, for an aggregation it
+// does not know.
+func appendMetric(b []byte, num protowire.Number, m metricdata.Metrics) ([]byte, bool) {
+	before := len(b)
+	b, at := beginMessage(b, num)
+	b = appendString(b, 1, m.Name)
+	b = appendString(b, 2, m.Description)
+	b = appendString(b, 3, m.Unit)
+	switch a := m.Data.(type) {
 	case metricdata.Gauge[int64]:
-		m.Data = &metricpb.Metric_Gauge{Gauge: &metricpb.Gauge{DataPoints: numberPoints(a.DataPoints)}}
+		b = appendGauge(b, a.DataPoints)
 	case metricdata.Gauge[float64]:
-		m.Data = &metricpb.Metric_Gauge{Gauge: &metricpb.Gauge{DataPoints: numberPoints(a.DataPoints)}}
+		b = appendGauge(b, a.DataPoints)
 	case metricdata.Sum[int64]:
-		m.Data = &metricpb.Metric_Sum{Sum: sum(a)}
+		b = appendSum(b, a)
 	case metricdata.Sum[float64]:
-		m.Data = &metricpb.Metric_Sum{Sum: sum(a)}
+		b = appendSum(b, a)
 	case metricdata.Histogram[int64]:
-		m.Data = &metricpb.Metric_Histogram{Histogram: histogram(a)}
+		b = appendHistogram(b, a)
 	case metricdata.Histogram[float64]:
-		m.Data = &metricpb.Metric_Histogram{Histogram: histogram(a)}
+		b = appendHistogram(b, a)
 	case metricdata.ExponentialHistogram[int64]:
-		m.Data = &metricpb.Metric_ExponentialHistogram{ExponentialHistogram: expHistogram(a)}
+		b = appendExpHistogram(b, a)
 	case metricdata.ExponentialHistogram[float64]:
-		m.Data = &metricpb.Metric_ExponentialHistogram{ExponentialHistogram: expHistogram(a)}
+		b = appendExpHistogram(b, a)
 	case metricdata.Summary:
-		m.Data = &metricpb.Metric_Summary{Summary: summary(a)}
+		b = appendSummary(b, a)
 	default:
-		return false
+		return b[:before], false
 	}
-	return true
+	return endMessage(b, at), true
 }
 
-func sum[N int64 | float64](s metricdata.Sum[N]) *metricpb.Sum {
-	return &metricpb.Sum{
-		DataPoints:             numberPoints(s.DataPoints),
-		AggregationTemporality: temporalityPB(s.Temporality),
-		IsMonotonic:            s.IsMonotonic,
-	}
-}
-
-func numberPoints[N int64 | float64](dps []metricdata.DataPoint[N]) []*metricpb.NumberDataPoint {
-	out := make([]*metricpb.NumberDataPoint, 0, len(dps))
+// appendGauge writes gauge = 5, Gauge {repeated NumberDataPoint data_points
+// = 1}.
+func appendGauge[N int64 | float64](b []byte, dps []metricdata.DataPoint[N]) []byte {
+	b, at := beginMessage(b, 5)
 	for _, dp := range dps {
-		p := &metricpb.NumberDataPoint{
-			Attributes:        keyValues(dp.Attributes.ToSlice()),
-			StartTimeUnixNano: unixNano(dp.StartTime),
-			TimeUnixNano:      unixNano(dp.Time),
-			Exemplars:         exemplars(dp.Exemplars),
-		}
-		switch v := any(dp.Value).(type) {
-		case int64:
-			p.Value = &metricpb.NumberDataPoint_AsInt{AsInt: v}
-		case float64:
-			p.Value = &metricpb.NumberDataPoint_AsDouble{AsDouble: v}
-		}
-		out = append(out, p)
+		b = appendNumberPoint(b, 1, dp)
 	}
-	return out
+	return endMessage(b, at)
 }
 
-func histogram[N int64 | float64](h metricdata.Histogram[N]) *metricpb.Histogram {
-	out := &metricpb.Histogram{
-		AggregationTemporality: temporalityPB(h.Temporality),
-		DataPoints:             make([]*metricpb.HistogramDataPoint, 0, len(h.DataPoints)),
-	}
-	for _, dp := range h.DataPoints {
-		out.DataPoints = append(out.DataPoints, &metricpb.HistogramDataPoint{
-			Attributes:        keyValues(dp.Attributes.ToSlice()),
-			StartTimeUnixNano: unixNano(dp.StartTime),
-			TimeUnixNano:      unixNano(dp.Time),
-			Count:             dp.Count,
-			Sum:               new(float64(dp.Sum)),
-			BucketCounts:      dp.BucketCounts,
-			ExplicitBounds:    dp.Bounds,
-			Exemplars:         exemplars(dp.Exemplars),
-			Min:               extremum(dp.Min),
-			Max:               extremum(dp.Max),
-		})
-	}
-	return out
-}
-
-func expHistogram[N int64 | float64](h metricdata.ExponentialHistogram[N]) *metricpb.ExponentialHistogram {
-	out := &metricpb.ExponentialHistogram{
-		AggregationTemporality: temporalityPB(h.Temporality),
-		DataPoints:             make([]*metricpb.ExponentialHistogramDataPoint, 0, len(h.DataPoints)),
-	}
-	for _, dp := range h.DataPoints {
-		out.DataPoints = append(out.DataPoints, &metricpb.ExponentialHistogramDataPoint{
-			Attributes:        keyValues(dp.Attributes.ToSlice()),
-			StartTimeUnixNano: unixNano(dp.StartTime),
-			TimeUnixNano:      unixNano(dp.Time),
-			Count:             dp.Count,
-			Sum:               new(float64(dp.Sum)),
-			Scale:             dp.Scale,
-			ZeroCount:         dp.ZeroCount,
-			Positive:          &metricpb.ExponentialHistogramDataPoint_Buckets{Offset: dp.PositiveBucket.Offset, BucketCounts: dp.PositiveBucket.Counts},
-			Negative:          &metricpb.ExponentialHistogramDataPoint_Buckets{Offset: dp.NegativeBucket.Offset, BucketCounts: dp.NegativeBucket.Counts},
-			Exemplars:         exemplars(dp.Exemplars),
-			Min:               extremum(dp.Min),
-			Max:               extremum(dp.Max),
-			ZeroThreshold:     dp.ZeroThreshold,
-		})
-	}
-	return out
-}
-
-func summary(s metricdata.Summary) *metricpb.Summary {
-	out := &metricpb.Summary{DataPoints: make([]*metricpb.SummaryDataPoint, 0, len(s.DataPoints))}
+// appendSum writes sum = 7, Sum {repeated NumberDataPoint data_points = 1;
+// AggregationTemporality aggregation_temporality = 2; bool is_monotonic =
+// 3}.
+func appendSum[N int64 | float64](b []byte, s metricdata.Sum[N]) []byte {
+	b, at := beginMessage(b, 7)
 	for _, dp := range s.DataPoints {
-		p := &metricpb.SummaryDataPoint{
-			Attributes:        keyValues(dp.Attributes.ToSlice()),
-			StartTimeUnixNano: unixNano(dp.StartTime),
-			TimeUnixNano:      unixNano(dp.Time),
-			Count:             dp.Count,
-			Sum:               dp.Sum,
-		}
-		for _, q := range dp.QuantileValues {
-			p.QuantileValues = append(p.QuantileValues, &metricpb.SummaryDataPoint_ValueAtQuantile{Quantile: q.Quantile, Value: q.Value})
-		}
-		out.DataPoints = append(out.DataPoints, p)
+		b = appendNumberPoint(b, 1, dp)
 	}
-	return out
+	b = appendVarint(b, 2, temporality(s.Temporality))
+	b = appendVarint(b, 3, protowire.EncodeBool(s.IsMonotonic))
+	return endMessage(b, at)
 }
 
-func exemplars[N int64 | float64](es []metricdata.Exemplar[N]) []*metricpb.Exemplar {
-	if len(es) == 0 {
-		return nil
+// appendNumberPoint writes the NumberDataPoint field num {fixed64
+// start_time_unix_nano = 2; fixed64 time_unix_nano = 3; oneof value {double
+// as_double = 4; sfixed64 as_int = 6}; repeated Exemplar exemplars = 5;
+// repeated KeyValue attributes = 7}. The SDK has no data point flags
+// (field 8).
+func appendNumberPoint[N int64 | float64](b []byte, num protowire.Number, dp metricdata.DataPoint[N]) []byte {
+	b, at := beginMessage(b, num)
+	b = appendAttributeSet(b, 7, dp.Attributes)
+	b = appendFixed64(b, 2, unixNano(dp.StartTime))
+	b = appendFixed64(b, 3, unixNano(dp.Time))
+	b = appendNumber(b, 4, 6, dp.Value)
+	b = appendExemplars(b, 5, dp.Exemplars)
+	return endMessage(b, at)
+}
+
+// appendNumber writes v as the oneof's double field asDouble or its
+// sfixed64 field asInt, whichever its type is; zero too.
+func appendNumber[N int64 | float64](b []byte, asDouble, asInt protowire.Number, v N) []byte {
+	switch v := any(v).(type) {
+	case int64:
+		return setFixed64(b, asInt, uint64(v))
+	case float64:
+		return setDouble(b, asDouble, v)
 	}
-	out := make([]*metricpb.Exemplar, 0, len(es))
+	return b
+}
+
+// appendExemplars writes each of es as the repeated Exemplar field num
+// {fixed64 time_unix_nano = 2; oneof value {double as_double = 3; sfixed64
+// as_int = 6}; bytes span_id = 4; bytes trace_id = 5; repeated KeyValue
+// filtered_attributes = 7}.
+func appendExemplars[N int64 | float64](b []byte, num protowire.Number, es []metricdata.Exemplar[N]) []byte {
 	for _, e := range es {
-		p := &metricpb.Exemplar{
-			FilteredAttributes: keyValues(e.FilteredAttributes),
-			TimeUnixNano:       unixNano(e.Time),
-			SpanId:             e.SpanID,
-			TraceId:            e.TraceID,
-		}
-		switch v := any(e.Value).(type) {
-		case int64:
-			p.Value = &metricpb.Exemplar_AsInt{AsInt: v}
-		case float64:
-			p.Value = &metricpb.Exemplar_AsDouble{AsDouble: v}
-		}
-		out = append(out, p)
+		var at int
+		b, at = beginMessage(b, num)
+		b = appendKeyValues(b, 7, e.FilteredAttributes)
+		b = appendFixed64(b, 2, unixNano(e.Time))
+		b = appendNumber(b, 3, 6, e.Value)
+		b = appendBytes(b, 4, e.SpanID)
+		b = appendBytes(b, 5, e.TraceID)
+		b = endMessage(b, at)
 	}
-	return out
+	return b
 }
 
-// extremum is a histogram's min or max, nil when it is not recorded.
-func extremum[N int64 | float64](e metricdata.Extrema[N]) *float64 {
+// appendHistogram writes histogram = 9, Histogram {repeated
+// HistogramDataPoint data_points = 1; AggregationTemporality
+// aggregation_temporality = 2}. HistogramDataPoint is {fixed64
+// start_time_unix_nano = 2; fixed64 time_unix_nano = 3; fixed64 count = 4;
+// optional double sum = 5; repeated fixed64 bucket_counts = 6; repeated
+// double explicit_bounds = 7; repeated Exemplar exemplars = 8; repeated
+// KeyValue attributes = 9; optional double min = 11; optional double max =
+// 12}.
+func appendHistogram[N int64 | float64](b []byte, h metricdata.Histogram[N]) []byte {
+	b, at := beginMessage(b, 9)
+	for _, dp := range h.DataPoints {
+		var pat int
+		b, pat = beginMessage(b, 1)
+		b = appendAttributeSet(b, 9, dp.Attributes)
+		b = appendFixed64(b, 2, unixNano(dp.StartTime))
+		b = appendFixed64(b, 3, unixNano(dp.Time))
+		b = appendFixed64(b, 4, dp.Count)
+		b = setDouble(b, 5, float64(dp.Sum))
+		b = appendPackedFixed64(b, 6, dp.BucketCounts)
+		b = appendPackedDouble(b, 7, dp.Bounds)
+		b = appendExemplars(b, 8, dp.Exemplars)
+		b = appendExtremum(b, 11, dp.Min)
+		b = appendExtremum(b, 12, dp.Max)
+		b = endMessage(b, pat)
+	}
+	b = appendVarint(b, 2, temporality(h.Temporality))
+	return endMessage(b, at)
+}
+
+// appendExpHistogram writes exponential_histogram = 10,
+// ExponentialHistogram {repeated ExponentialHistogramDataPoint data_points
+// = 1; AggregationTemporality aggregation_temporality = 2}. Its data point
+// is {repeated KeyValue attributes = 1; fixed64 start_time_unix_nano = 2;
+// fixed64 time_unix_nano = 3; fixed64 count = 4; optional double sum = 5;
+// sint32 scale = 6; fixed64 zero_count = 7; Buckets positive = 8; Buckets
+// negative = 9; repeated Exemplar exemplars = 11; optional double min = 12;
+// optional double max = 13; double zero_threshold = 14}.
+func appendExpHistogram[N int64 | float64](b []byte, h metricdata.ExponentialHistogram[N]) []byte {
+	b, at := beginMessage(b, 10)
+	for _, dp := range h.DataPoints {
+		var pat int
+		b, pat = beginMessage(b, 1)
+		b = appendAttributeSet(b, 1, dp.Attributes)
+		b = appendFixed64(b, 2, unixNano(dp.StartTime))
+		b = appendFixed64(b, 3, unixNano(dp.Time))
+		b = appendFixed64(b, 4, dp.Count)
+		b = setDouble(b, 5, float64(dp.Sum))
+		b = appendSint32(b, 6, dp.Scale)
+		b = appendFixed64(b, 7, dp.ZeroCount)
+		b = appendBuckets(b, 8, dp.PositiveBucket)
+		b = appendBuckets(b, 9, dp.NegativeBucket)
+		b = appendExemplars(b, 11, dp.Exemplars)
+		b = appendExtremum(b, 12, dp.Min)
+		b = appendExtremum(b, 13, dp.Max)
+		b = appendDouble(b, 14, dp.ZeroThreshold)
+		b = endMessage(b, pat)
+	}
+	b = appendVarint(b, 2, temporality(h.Temporality))
+	return endMessage(b, at)
+}
+
+// appendBuckets writes the Buckets field num {sint32 offset = 1; repeated
+// uint64 bucket_counts = 2}, always set (empty for no buckets).
+func appendBuckets(b []byte, num protowire.Number, eb metricdata.ExponentialBucket) []byte {
+	b, at := beginMessage(b, num)
+	b = appendSint32(b, 1, eb.Offset)
+	b = appendPackedVarint(b, 2, eb.Counts)
+	return endMessage(b, at)
+}
+
+// appendSummary writes summary = 11, Summary {repeated SummaryDataPoint
+// data_points = 1}. SummaryDataPoint is {fixed64 start_time_unix_nano = 2;
+// fixed64 time_unix_nano = 3; fixed64 count = 4; double sum = 5; repeated
+// ValueAtQuantile quantile_values = 6; repeated KeyValue attributes = 7},
+// ValueAtQuantile {double quantile = 1; double value = 2}.
+func appendSummary(b []byte, s metricdata.Summary) []byte {
+	b, at := beginMessage(b, 11)
+	for _, dp := range s.DataPoints {
+		var pat int
+		b, pat = beginMessage(b, 1)
+		b = appendAttributeSet(b, 7, dp.Attributes)
+		b = appendFixed64(b, 2, unixNano(dp.StartTime))
+		b = appendFixed64(b, 3, unixNano(dp.Time))
+		b = appendFixed64(b, 4, dp.Count)
+		b = appendDouble(b, 5, dp.Sum)
+		for _, q := range dp.QuantileValues {
+			var qat int
+			b, qat = beginMessage(b, 6)
+			b = appendDouble(b, 1, q.Quantile)
+			b = appendDouble(b, 2, q.Value)
+			b = endMessage(b, qat)
+		}
+		b = endMessage(b, pat)
+	}
+	return endMessage(b, at)
+}
+
+// appendExtremum writes a histogram's optional min or max, nothing when it
+// is not recorded.
+func appendExtremum[N int64 | float64](b []byte, num protowire.Number, e metricdata.Extrema[N]) []byte {
 	v, ok := e.Value()
 	if !ok {
-		return nil
+		return b
 	}
-	return new(float64(v))
+	return setDouble(b, num, float64(v))
 }
 
-func temporalityPB(t metricdata.Temporality) metricpb.AggregationTemporality {
+// temporality is OTLP's AggregationTemporality: UNSPECIFIED 0, DELTA 1,
+// CUMULATIVE 2.
+func temporality(t metricdata.Temporality) uint64 {
 	switch t {
 	case metricdata.DeltaTemporality:
-		return metricpb.AggregationTemporality_AGGREGATION_TEMPORALITY_DELTA
+		return 1
 	case metricdata.CumulativeTemporality:
-		return metricpb.AggregationTemporality_AGGREGATION_TEMPORALITY_CUMULATIVE
+		return 2
 	}
-	return metricpb.AggregationTemporality_AGGREGATION_TEMPORALITY_UNSPECIFIED
-}
-
-// unixNano is t in OTLP's form, 0 for the zero time (unset).
-func unixNano(t time.Time) uint64 {
-	if t.IsZero() || t.Before(time.Unix(0, 0)) {
-		return 0
-	}
-	return uint64(t.UnixNano())
-}
-
-// resourcePB is the OTLP form of a resource; nil for none.
-func resourcePB(r *resource.Resource) *resourcepb.Resource {
-	if r == nil {
-		return nil
-	}
-	return &resourcepb.Resource{Attributes: keyValues(r.Attributes())}
-}
-
-// keyValues is the OTLP form of attributes; nil for none.
-func keyValues(kvs []attribute.KeyValue) []*commonpb.KeyValue {
-	if len(kvs) == 0 {
-		return nil
-	}
-	out := make([]*commonpb.KeyValue, 0, len(kvs))
-	for _, kv := range kvs {
-		out = append(out, &commonpb.KeyValue{Key: string(kv.Key), Value: anyValue(kv.Value)})
-	}
-	return out
-}
-
-// anyValue is the OTLP form of every attribute value kind; an EMPTY value
-// is an AnyValue with none set.
-func anyValue(v attribute.Value) *commonpb.AnyValue {
-	av := &commonpb.AnyValue{}
-	switch v.Type() {
-	case attribute.BOOL:
-		av.Value = &commonpb.AnyValue_BoolValue{BoolValue: v.AsBool()}
-	case attribute.INT64:
-		av.Value = &commonpb.AnyValue_IntValue{IntValue: v.AsInt64()}
-	case attribute.FLOAT64:
-		av.Value = &commonpb.AnyValue_DoubleValue{DoubleValue: v.AsFloat64()}
-	case attribute.STRING:
-		av.Value = &commonpb.AnyValue_StringValue{StringValue: v.AsString()}
-	case attribute.BYTESLICE:
-		av.Value = &commonpb.AnyValue_BytesValue{BytesValue: v.AsByteSlice()}
-	case attribute.BOOLSLICE:
-		av.Value = array(v.AsBoolSlice(), attribute.BoolValue)
-	case attribute.INT64SLICE:
-		av.Value = array(v.AsInt64Slice(), attribute.Int64Value)
-	case attribute.FLOAT64SLICE:
-		av.Value = array(v.AsFloat64Slice(), attribute.Float64Value)
-	case attribute.STRINGSLICE:
-		av.Value = array(v.AsStringSlice(), attribute.StringValue)
-	case attribute.SLICE:
-		av.Value = array(v.AsSlice(), func(v attribute.Value) attribute.Value { return v })
-	case attribute.MAP:
-		av.Value = &commonpb.AnyValue_KvlistValue{KvlistValue: &commonpb.KeyValueList{Values: keyValues(v.AsMap())}}
-	}
-	return av
-}
-
-// array is the OTLP array of vs, each made a Value by value.
-func array[T any](vs []T, value func(T) attribute.Value) *commonpb.AnyValue_ArrayValue {
-	a := &commonpb.ArrayValue{Values: make([]*commonpb.AnyValue, 0, len(vs))}
-	for _, v := range vs {
-		a.Values = append(a.Values, anyValue(value(v)))
-	}
-	return &commonpb.AnyValue_ArrayValue{ArrayValue: a}
+	return 0
 }

@@ -1,6 +1,7 @@
 package otelsetup
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,17 +11,35 @@ import (
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/resource"
+	collmetricpb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	metricpb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 )
 
 // unknownAgg is an aggregation the transform does not know.
 type unknownAgg struct{ metricdata.Aggregation }
 
-// TestResourceMetrics converts each aggregation, for int64 and float64,
-// with every attribute value kind, exemplars, scope and resource.
+// decodeMetrics is the request metricsRequest writes for rm, decoded with
+// the collector package: its one ResourceMetrics.
+func decodeMetrics(t *testing.T, rm *metricdata.ResourceMetrics) (*metricpb.ResourceMetrics, int, error) {
+	t.Helper()
+	body, n, err := metricsRequest(rm)
+	req := &collmetricpb.ExportMetricsServiceRequest{}
+	if err := proto.Unmarshal(body, req); err != nil {
+		t.Fatal("the request does not decode:", err)
+	}
+	if len(req.ResourceMetrics) != 1 {
+		t.Fatalf("%d ResourceMetrics, want 1", len(req.ResourceMetrics))
+	}
+	return req.ResourceMetrics[0], n, err
+}
+
+// TestResourceMetrics writes each aggregation, for int64 and float64, with
+// every attribute value kind, exemplars, scope and resource, and compares
+// the decoded request with the generated types' form, written by hand.
 func TestResourceMetrics(t *testing.T) {
 	t.Parallel()
 	t0 := time.Unix(100, 5)
@@ -149,6 +168,29 @@ func TestResourceMetrics(t *testing.T) {
 			}}},
 		},
 		{
+			name: "zero values of a oneof and of optional fields are set",
+			in: metricdata.Histogram[int64]{Temporality: metricdata.CumulativeTemporality, DataPoints: []metricdata.HistogramDataPoint[int64]{{
+				Count: 1, Bounds: []float64{0}, BucketCounts: []uint64{1, 0}, Min: metricdata.NewExtrema[int64](0), Max: metricdata.NewExtrema[int64](0),
+				Exemplars: []metricdata.Exemplar[int64]{{Value: 0}},
+			}}},
+			want: &metricpb.Metric{Data: &metricpb.Metric_Histogram{Histogram: &metricpb.Histogram{
+				AggregationTemporality: metricpb.AggregationTemporality_AGGREGATION_TEMPORALITY_CUMULATIVE,
+				DataPoints: []*metricpb.HistogramDataPoint{{
+					Count: 1, Sum: new(0.0), ExplicitBounds: []float64{0}, BucketCounts: []uint64{1, 0}, Min: new(0.0), Max: new(0.0),
+					Exemplars: []*metricpb.Exemplar{{Value: &metricpb.Exemplar_AsInt{AsInt: 0}}},
+				}},
+			}}},
+		},
+		{
+			name: "int64 zero gauge, many points",
+			in: metricdata.Gauge[int64]{DataPoints: slices.Repeat([]metricdata.DataPoint[int64]{
+				{Attributes: set, Value: 0}, {Value: -1 << 62},
+			}, 100)},
+			want: &metricpb.Metric{Data: &metricpb.Metric_Gauge{Gauge: &metricpb.Gauge{DataPoints: slices.Repeat([]*metricpb.NumberDataPoint{
+				{Attributes: kv, Value: &metricpb.NumberDataPoint_AsInt{AsInt: 0}}, {Value: &metricpb.NumberDataPoint_AsInt{AsInt: -1 << 62}},
+			}, 100)}}},
+		},
+		{
 			name: "summary",
 			in: metricdata.Summary{DataPoints: []metricdata.SummaryDataPoint{{
 				Attributes: set, StartTime: t0, Time: t1, Count: 10, Sum: 55,
@@ -203,9 +245,9 @@ func TestResourceMetrics(t *testing.T) {
 				Scope:   scope,
 				Metrics: []metricdata.Metrics{{Name: "m", Description: "d", Unit: "u", Data: tt.in}},
 			}}}
-			got, err := resourceMetrics(rm)
-			if err != nil {
-				t.Fatal(err)
+			got, n, err := decodeMetrics(t, rm)
+			if err != nil || n != 1 {
+				t.Fatalf("metricsRequest: %d metrics, error %v; want 1 and none", n, err)
 			}
 			tt.want.Name, tt.want.Description, tt.want.Unit = "m", "d", "u"
 			want := &metricpb.ResourceMetrics{
@@ -225,16 +267,24 @@ func TestResourceMetrics(t *testing.T) {
 }
 
 // TestResourceMetricsUnknown leaves out an aggregation it does not know,
-// says so, and converts the rest.
+// and a scope with nothing else, says so, and writes the rest.
 func TestResourceMetricsUnknown(t *testing.T) {
 	t.Parallel()
-	rm := &metricdata.ResourceMetrics{ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{
-		{Name: "odd", Data: unknownAgg{}},
-		{Name: "fine", Data: metricdata.Gauge[int64]{}},
-	}}}}
-	got, err := resourceMetrics(rm)
-	if err == nil || !strings.Contains(err.Error(), "odd: aggregation otelsetup.unknownAgg is not supported, left out") {
-		t.Errorf("error %v, want one naming the metric and its aggregation", err)
+	rm := &metricdata.ResourceMetrics{ScopeMetrics: []metricdata.ScopeMetrics{
+		{Scope: instrumentation.Scope{Name: "left out"}, Metrics: []metricdata.Metrics{{Name: "odder", Data: unknownAgg{}}}},
+		{Metrics: []metricdata.Metrics{
+			{Name: "odd", Data: unknownAgg{}},
+			{Name: "fine", Data: metricdata.Gauge[int64]{}},
+		}},
+	}}
+	got, n, err := decodeMetrics(t, rm)
+	if n != 1 {
+		t.Errorf("%d metrics written, want 1", n)
+	}
+	for _, name := range []string{"odder", "odd"} {
+		if err == nil || !strings.Contains(err.Error(), name+": aggregation otelsetup.unknownAgg is not supported, left out") {
+			t.Errorf("error %v, want one naming the metric %s and its aggregation", err, name)
+		}
 	}
 	want := &metricpb.ResourceMetrics{ScopeMetrics: []*metricpb.ScopeMetrics{{Scope: &commonpb.InstrumentationScope{}, Metrics: []*metricpb.Metric{
 		{Name: "fine", Data: &metricpb.Metric_Gauge{Gauge: &metricpb.Gauge{DataPoints: []*metricpb.NumberDataPoint{}}}},

@@ -4,7 +4,9 @@
 // to …/v1/metrics, Content-Type application/x-protobuf. The exporter is the
 // package's own, small one: the OpenTelemetry OTLP/HTTP exporters link gRPC
 // and its gateway into every program, and cost memory even when nothing is
-// exported.
+// exported. It writes the messages with protowire from the SDK's span and
+// metric data: the generated OTLP types and the protobuf runtime would add
+// packages that do work at init, whether or not anything is exported.
 //
 // It honours these variables (a signal's own _TRACES_ or _METRICS_ form
 // wins, whole, over the general one):
@@ -57,7 +59,6 @@ import (
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -102,10 +103,7 @@ func Start(ctx context.Context, program string, getenv func(string) string) (*Te
 	}
 	t := &Telemetry{}
 	if traces.url != "" {
-		exp, err := otlptrace.New(ctx, &traceClient{s: newSender(traces, "spans")})
-		if err != nil {
-			return nil, fmt.Errorf("OTLP trace exporter: %w", err)
-		}
+		exp := &spanExporter{s: newSender(traces, "spans")}
 		t.tp = sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	}
 	if metrics.url != "" {

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
 )
 
 // userAgent names the exporter to the collector.
@@ -293,21 +292,4 @@ func retryAfter(v string, now time.Time) (time.Duration, bool) {
 		return max(t.Sub(now), 0), true
 	}
 	return 0, false
-}
-
-// frame encodes ms as the request message whose field 1 is
-// `repeated M = 1`, which both ExportTraceServiceRequest and
-// ExportMetricsServiceRequest are, without linking their packages.
-func frame[M proto.Message](ms []M) ([]byte, error) {
-	var b []byte
-	opts := proto.MarshalOptions{UseCachedSize: true}
-	for _, m := range ms {
-		b = protowire.AppendTag(b, 1, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(opts.Size(m)))
-		var err error
-		if b, err = opts.MarshalAppend(b, m); err != nil {
-			return nil, err
-		}
-	}
-	return b, nil
 }

@@ -11,11 +11,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	colltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
-	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
-	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
@@ -184,24 +180,6 @@ func TestSendRetries(t *testing.T) {
 	}
 }
 
-// TestFrame checks the framing against the collector package's own
-// encoding of the same request.
-func TestFrame(t *testing.T) {
-	t.Parallel()
-	req := &colltracepb.ExportTraceServiceRequest{}
-	if err := proto.Unmarshal(mustMarshal(t, sampleTraceRequest()), req); err != nil {
-		t.Fatal(err)
-	}
-	got, err := frame(req.ResourceSpans)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := mustMarshal(t, req)
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("frame (-collector package +ours):\n%s", diff)
-	}
-}
-
 func TestRetryAfter(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -224,19 +202,4 @@ func TestRetryAfter(t *testing.T) {
 			t.Errorf("retryAfter(%q) = %v, %v; want %v, %v", tt.in, got, ok, tt.want, tt.wantOK)
 		}
 	}
-}
-
-// sampleTraceRequest is a request of two resources' spans.
-func sampleTraceRequest() *colltracepb.ExportTraceServiceRequest {
-	rs := func(service string, names ...string) *tracepb.ResourceSpans {
-		ss := &tracepb.ScopeSpans{Scope: &commonpb.InstrumentationScope{Name: "s", Version: "1"}}
-		for i, n := range names {
-			ss.Spans = append(ss.Spans, &tracepb.Span{
-				TraceId: bytes.Repeat([]byte{1}, 16), SpanId: bytes.Repeat([]byte{byte(i + 1)}, 8),
-				Name: n, Kind: tracepb.Span_SPAN_KIND_CLIENT, StartTimeUnixNano: 1, EndTimeUnixNano: 2,
-			})
-		}
-		return &tracepb.ResourceSpans{Resource: &resourcepb.Resource{Attributes: kvs("service.name", service)}, ScopeSpans: []*tracepb.ScopeSpans{ss}}
-	}
-	return &colltracepb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{rs("a", "x", "y"), rs("b", "z")}}
 }
