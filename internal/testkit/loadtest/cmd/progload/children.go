@@ -131,14 +131,20 @@ func watchSockets(pid int) *socketWatch {
 	w := &socketWatch{done: make(chan struct{}), seen: make(chan int)}
 	fdDir := "/proc/" + strconv.Itoa(pid) + "/fd"
 	go func() {
-		sockets := map[string]bool{}
+		sockets := map[string]bool{} // socket inode link: is a TCP socket
 		tick := time.NewTicker(2 * time.Millisecond)
 		defer tick.Stop()
 		for {
 			scanSockets(fdDir, sockets)
 			select {
 			case <-w.done:
-				w.seen <- len(sockets)
+				n := 0
+				for _, tcp := range sockets {
+					if tcp {
+						n++
+					}
+				}
+				w.seen <- n
 				return
 			case <-tick.C:
 			}
@@ -147,17 +153,47 @@ func watchSockets(pid int) *socketWatch {
 	return w
 }
 
-// scanSockets adds the socket inodes open in fdDir to seen.
+// scanSockets adds the socket inodes open in fdDir to seen, each marked
+// whether it is a TCP socket: a name lookup's own socket (the C resolver
+// may open a netlink or a Unix socket) is not a connection.
 func scanSockets(fdDir string, seen map[string]bool) {
 	entries, err := os.ReadDir(fdDir)
 	if err != nil {
 		return // the process has exited, or not started yet
 	}
+	var tcp map[string]bool // read once a scan, only for new sockets
 	for _, e := range entries {
-		if l, err := os.Readlink(fdDir + "/" + e.Name()); err == nil && strings.HasPrefix(l, "socket:") {
-			seen[l] = true
+		l, err := os.Readlink(fdDir + "/" + e.Name())
+		if err != nil || !strings.HasPrefix(l, "socket:") {
+			continue
+		}
+		if _, ok := seen[l]; ok {
+			continue
+		}
+		if tcp == nil {
+			tcp = tcpInodes(filepath.Dir(fdDir))
+		}
+		seen[l] = tcp[l]
+	}
+}
+
+// tcpInodes returns the TCP sockets of the process's network namespace,
+// as "socket:[inode]" links, from procDir/net/tcp and tcp6.
+func tcpInodes(procDir string) map[string]bool {
+	m := map[string]bool{}
+	for _, f := range []string{"tcp", "tcp6"} {
+		data, err := os.ReadFile(filepath.Join(procDir, "net", f))
+		if err != nil {
+			continue
+		}
+		for line := range strings.Lines(string(data)) {
+			// sl local rem st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode …
+			if fields := strings.Fields(line); len(fields) > 9 && fields[0] != "sl" {
+				m["socket:["+fields[9]+"]"] = true
+			}
 		}
 	}
+	return m
 }
 
 // stop ends the watch and returns how many distinct sockets it saw.

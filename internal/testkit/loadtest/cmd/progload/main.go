@@ -10,9 +10,10 @@
 //	go run ./internal/testkit/loadtest/cmd/progload [-n 20000] [-c 8,64,256] [-rounds 5]
 //
 // For each run it prints the child's user+system CPU (rusage), CPU per
-// call, peak RSS (rusage Maxrss), the connections it opened (distinct
+// call, peak RSS (rusage Maxrss), the connections it opened (distinct TCP
 // sockets seen in /proc/PID/fd, polled every 2 ms: keep-alive connections
-// live for the whole run, so none is missed unless the client churns) and
+// live for the whole run, so none is missed unless the client churns; a
+// name lookup's netlink or Unix socket is not counted) and
 // wall time; then per concurrency the ratio fleet-reboot ÷ reference of each
 // round, with its median and range. The programs are built once, into a
 // temporary directory, with the go command on PATH; Linux only (rusage
