@@ -18,7 +18,10 @@
 // device-error (it answered another status), not-delivered (IoT Hub
 // guarantees the method did not reach it) or unknown (it may have run: the
 // answer was lost). -report FILE writes one JSON line per target as its
-// result arrives; -resume reads FILE, skips the targets whose last line
+// result arrives (results that arrive together are written together, and
+// every line is in the file before the program waits for another call, so
+// a killed run loses only answers still queued in memory); -resume reads
+// FILE, skips the targets whose last line
 // says succeeded or unknown (the method may have run: check those devices,
 // then add -retry-unknown to invoke them again), and appends. A target is
 // never invoked twice in a run.
