@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -16,9 +15,6 @@ import (
 type metricExporter struct {
 	s           *sender
 	temporality sdkmetric.TemporalitySelector
-
-	mu       sync.Mutex
-	shutdown bool
 }
 
 var _ sdkmetric.Exporter = (*metricExporter)(nil)
@@ -65,11 +61,8 @@ func (e *metricExporter) Aggregation(k sdkmetric.InstrumentKind) sdkmetric.Aggre
 
 // Export posts rm as an ExportMetricsServiceRequest.
 func (e *metricExporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) error {
-	e.mu.Lock()
-	done := e.shutdown
-	e.mu.Unlock()
-	if done {
-		return errors.New("OTLP metric export: the exporter is shut down")
+	if err := e.s.live(); err != nil {
+		return err
 	}
 	body, n, terr := metricsRequest(rm)
 	if n == 0 {
@@ -83,10 +76,7 @@ func (e *metricExporter) ForceFlush(ctx context.Context) error { return ctx.Err(
 
 // Shutdown stops later Exports and closes idle connections.
 func (e *metricExporter) Shutdown(ctx context.Context) error {
-	e.mu.Lock()
-	e.shutdown = true
-	e.mu.Unlock()
-	e.s.client.CloseIdleConnections()
+	e.s.stop()
 	return ctx.Err()
 }
 

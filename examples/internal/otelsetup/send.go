@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -38,6 +39,28 @@ type sender struct {
 	where  string // the URL without its query and user info, for errors
 	signal string // "spans" or "data points", for partial success
 	client *http.Client
+
+	mu      sync.Mutex
+	stopped bool
+}
+
+// stop makes later sends fail and closes the idle connections: an
+// exporter's Shutdown.
+func (s *sender) stop() {
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+	s.client.CloseIdleConnections()
+}
+
+// live returns an error once stop was called.
+func (s *sender) live() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return fmt.Errorf("OTLP export of %s: the exporter is shut down", s.signal)
+	}
+	return nil
 }
 
 func newSender(cfg signalConfig, signal string) *sender {

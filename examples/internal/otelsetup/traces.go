@@ -2,8 +2,6 @@ package otelsetup
 
 import (
 	"context"
-	"errors"
-	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -17,9 +15,6 @@ import (
 // spanExporter is an sdktrace.SpanExporter that posts OTLP/HTTP protobuf.
 type spanExporter struct {
 	s *sender
-
-	mu       sync.Mutex
-	shutdown bool
 }
 
 var _ sdktrace.SpanExporter = (*spanExporter)(nil)
@@ -27,11 +22,8 @@ var _ sdktrace.SpanExporter = (*spanExporter)(nil)
 // ExportSpans posts spans as an ExportTraceServiceRequest; no spans, no
 // request.
 func (e *spanExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
-	e.mu.Lock()
-	done := e.shutdown
-	e.mu.Unlock()
-	if done {
-		return errors.New("OTLP trace export: the exporter is shut down")
+	if err := e.s.live(); err != nil {
+		return err
 	}
 	body := traceRequest(spans)
 	if len(body) == 0 {
@@ -42,10 +34,7 @@ func (e *spanExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnl
 
 // Shutdown stops later exports and closes idle connections.
 func (e *spanExporter) Shutdown(ctx context.Context) error {
-	e.mu.Lock()
-	e.shutdown = true
-	e.mu.Unlock()
-	e.s.client.CloseIdleConnections()
+	e.s.stop()
 	return ctx.Err()
 }
 
