@@ -140,6 +140,10 @@ func (f *FanOut) awaitStart() error {
 	// the round trip through the pacer: two goroutine switches a call
 	// when the workers, not the pacing, hold the calls back.
 	if len(f.demand) == 0 && f.ctl.TryReserve(time.Now(), minPacingSleep) {
+		if err := f.stopCause(); err != nil {
+			f.ctl.Release(time.Now()) // stopped meanwhile: the start that never was
+			return err
+		}
 		return nil
 	}
 	f.demand <- struct{}{} // room for one per worker: never blocks
