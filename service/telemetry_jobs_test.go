@@ -403,6 +403,38 @@ func TestTelemetryJobs(t *testing.T) {
 			"iothub.client.active_calls{iothub.operation=ScheduleMethodJob}":                                                                              0,
 			"iothub.auth.token.renewals{iothub.auth.kind=sas}":                                                                                            1,
 		},
+	}, {
+		// WaitForSlot waits between requests of its own, outside the
+		// pipeline's retries: each request is a ScheduleMethodJob call with
+		// its span, the refused ones not-delivered. job-1 ends at 2.5 s;
+		// the schedule is tried at 0, 1 (1 s backoff) and 3 s (2 s).
+		name: "ScheduleMethodJob waiting for a slot",
+		setup: func(t *testing.T, hub *httpmock.Hub, c *service.Client) {
+			hub.AddDevice("d1", &httpmock.DeviceOptions{Latency: 2500 * time.Millisecond, Handler: respond(200, "")})
+			if _, err := c.ScheduleMethodJob(t.Context(), "job-1", reboot("d1"), nil); err != nil {
+				t.Fatal(err)
+			}
+		},
+		run: func(t *testing.T, c *service.Client) error {
+			_, err := c.ScheduleMethodJob(t.Context(), "job-2", reboot("d1"), &service.ScheduleJobOptions{WaitForSlot: true})
+			return err
+		},
+		wantSpans: func(host string) []span {
+			refused := jobOp(host, "ScheduleMethodJob",
+				hubError(true, "", "429004", "ThrottlingMaxActiveJobCountExceeded", "not-delivered"),
+				httpAttempt(host, "PUT", "/jobs/v2/job-2", "", 0, hubError(false, "429", "429004", "ThrottlingMaxActiveJobCountExceeded", "")))
+			return []span{refused, refused, jobOp(host, "ScheduleMethodJob", succeeded1, httpAttempt(host, "PUT", "/jobs/v2/job-2", "", 0, answered))}
+		},
+		wantMetrics: map[string]float64{
+			"iothub.client.call.duration{error.type=ThrottlingMaxActiveJobCountExceeded,iothub.operation=ScheduleMethodJob,iothub.outcome=not-delivered}": 2,
+			"iothub.client.call.duration{iothub.operation=ScheduleMethodJob,iothub.outcome=succeeded}":                                                    1,
+			"http.client.request.duration{error.type=429,http.request.method=PUT,http.response.status_code=429}":                                          2,
+			"http.client.request.duration{http.request.method=PUT,http.response.status_code=200}":                                                         1,
+			"iothub.client.attempts{iothub.operation=ScheduleMethodJob}":                                                                                  3,
+			"iothub.client.throttled{iothub.operation=ScheduleMethodJob}":                                                                                 2,
+			"iothub.client.active_calls{iothub.operation=ScheduleMethodJob}":                                                                              0,
+			"iothub.auth.token.renewals{iothub.auth.kind=sas}":                                                                                            1,
+		},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -428,4 +460,32 @@ func TestTelemetryJobs(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestTelemetryJobsUnderCallerSpan: a caller's span around WaitJob holds
+// its polls, each a GetJob span with its attempt. The job's call runs
+// from 0 s to 1.2 s; the polls at 0.5 s and 1.5 s see it running, then
+// completed.
+func TestTelemetryJobsUnderCallerSpan(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		hub, setup, o := observeJobs(t, nil)
+		hub.AddDevice("d1", &httpmock.DeviceOptions{Latency: 1200 * time.Millisecond, Handler: respond(200, "")})
+		if _, err := setup.ScheduleMethodJob(t.Context(), "job-1", reboot("d1"), nil); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond)
+		ctx, caller := o.tp.Tracer("test").Start(t.Context(), "caller")
+		_, err := o.client.WaitJob(ctx, "job-1", &service.WaitOptions{MinPollInterval: time.Second, MaxPollInterval: time.Second})
+		caller.End()
+		if err != nil {
+			t.Fatal(err)
+		}
+		host := o.client.HostName()
+		poll := jobOp(host, "GetJob", succeeded1, httpAttempt(host, "GET", "/jobs/v2/job-1", "", 0, answered))
+		want := []span{{Name: "caller", Kind: "internal", Attrs: map[string]string{}, Children: []span{poll, poll}}}
+		if diff := cmp.Diff(want, o.tree()); diff != "" {
+			t.Errorf("spans (-want +got):\n%s", diff)
+		}
+	})
 }
