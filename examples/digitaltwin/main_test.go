@@ -79,8 +79,8 @@ func TestRun(t *testing.T) {
 			wantStdout: `^device sim-device-1\nmodel  \(none announced\)\netag   W/"[^"]+"\nroot:\n  \(no properties\)\n$`}}},
 		{name: "set replaces a reported property, adds a new one, and get shows the desired values", steps: []step{
 			{args: []string{"set", "sim-pnp-1", "-component", "thermostat1", "targetTemperature=22.5", `mode={"level":2,"eco":true}`},
-				wantStdout: etagLine,
-				wantStderr: []string{"sim-pnp-1: replace /thermostat1/targetTemperature = 22.5", `sim-pnp-1: add /thermostat1/mode = {"level":2,"eco":true}`},
+				wantStdout:   etagLine,
+				wantStderr:   []string{"sim-pnp-1: replace /thermostat1/targetTemperature = 22.5", `sim-pnp-1: add /thermostat1/mode = {"level":2,"eco":true}`},
 				wantRequests: []string{getReq, patchReq}},
 			{args: []string{"get", "sim-pnp-1"},
 				wantStdout: `\nthermostat1:\n` +
@@ -107,7 +107,7 @@ func TestRun(t *testing.T) {
 			{args: []string{"set", "sim-pnp-1", "-if-match", "{etag:0}", "-component", "thermostat1", "targetTemperature=23"}, wantStdout: etagLine},
 			{args: []string{"set", "sim-pnp-1", "-if-match", "{etag:0}", "-component", "thermostat1", "targetTemperature=24"},
 				wantCode: cli.ExitFailed, wantStdout: `^$`,
-				wantStderr: []string{"412001 PreconditionFailed", "tracking ID", "the twin changed since ETag W/", "nothing was changed; run get for the current ETag"},
+				wantStderr:   []string{"412001 PreconditionFailed", "tracking ID", "the twin changed since ETag W/", "nothing was changed; run get for the current ETag"},
 				wantRequests: []string{getReq, patchReq}},
 			{args: []string{"remove", "sim-pnp-1", "-if-match", "{etag:0}", "-component", "thermostat1", "targetTemperature"},
 				wantCode: cli.ExitFailed, wantStdout: `^$`, wantStderr: []string{"412001"}},
@@ -123,7 +123,7 @@ func TestRun(t *testing.T) {
 		{name: "an update whose outcome is unknown", faults: []iothubtest.Fault{{Operation: iothubtest.OperationTwin, DeviceID: "sim-pnp-1", Skip: 1, Times: -1, Status: 500}},
 			steps: []step{{args: []string{"set", "sim-pnp-1", "-component", "thermostat1", "targetTemperature=22"},
 				wantCode: cli.ExitFailed, wantStdout: `^$`,
-				wantStderr: []string{"update sim-pnp-1: IoT Hub error 500000", "may have been applied before the failure; run get to see whether it was"},
+				wantStderr:   []string{"update sim-pnp-1: IoT Hub error 500000", "may have been applied before the failure; run get to see whether it was"},
 				wantRequests: []string{getReq, patchReq, patchReq, patchReq, patchReq}}}},
 
 		// Bad input: exit 2, nothing sent.
