@@ -154,6 +154,8 @@ func TestRun(t *testing.T) {
 		{name: "remove path not a DTDL name", steps: []step{{args: []string{"remove", "sim-pnp-1", "-component", "thermostat1", "target_"}, wantCode: cli.ExitUsage,
 			wantStderr: []string{`argument "target_": property name "target_": must not end with '_'`}}}},
 		{name: "bad device id", steps: []step{{args: []string{"set", "sim/pnp", "a=1"}, wantCode: cli.ExitUsage, wantStderr: []string{"invalid digitalTwinID"}}}},
+		{name: "bad connection string", steps: []step{{args: []string{"-connection-string", "HostName=h.azure-devices.net;SharedAccessKeyName=service;SharedAccessKey=SECRET!KEY", "set", "sim-pnp-1", "a=1"},
+			wantCode: cli.ExitUsage, wantStderr: []string{"invalid connection string", "SharedAccessKey"}}}},
 		{name: "both credentials", steps: []step{{args: []string{"-hub", "h.azure-devices.net", "-connection-string", "HostName=x", "get", "sim-pnp-1"},
 			wantCode: cli.ExitUsage, wantStderr: []string{"not both"}}}},
 	}
@@ -194,6 +196,9 @@ func TestRun(t *testing.T) {
 					if !strings.Contains(got.stderr, w) {
 						t.Errorf("step %d %q: stderr lacks %q:\n%s", i, args, w, got.stderr)
 					}
+				}
+				if strings.Contains(got.stdout+got.stderr, "SECRET!KEY") {
+					t.Errorf("step %d: the output shows the key:\n%s%s", i, got.stdout, got.stderr)
 				}
 				var sent []string
 				for _, r := range sim.Hub().Requests()[before:] {
