@@ -20,7 +20,8 @@
 // sim-device-offline, registered but not connected; sim-edge-1, an IoT
 // Edge device whose $edgeAgent and $edgeHub answer the runtime's built-in
 // methods, with modules tempSensor and filterModule; sim-pnp-1, a Plug
-// and Play temperature controller whose components answer the command
+// and Play temperature controller whose components report
+// targetTemperature and maxTempSinceLastReboot and answer the command
 // "getMaxMinReport"), plus -devices
 // online fleet devices sim-fleet-00001 and on, and -edge more devices like
 // sim-edge-1, sim-edge-00001 and on. Every device answers the direct

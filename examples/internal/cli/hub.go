@@ -9,6 +9,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/hubkit/iothub"
+	"github.com/hubkit/iothub/digitaltwin"
 	"github.com/hubkit/iothub/examples/internal/simhub"
 	"github.com/hubkit/iothub/registry"
 	"github.com/hubkit/iothub/service"
@@ -144,6 +145,18 @@ func (c *Conn) RegistryClient() (*registry.Client, error) {
 		return registry.NewClient(c.host, c.cred, c.options())
 	}
 	return c.Sim.RegistryClient(c.With)
+}
+
+// DigitalTwinClient returns a client for Plug and Play digital twins; on
+// the simulated hub it signs with the "service" policy.
+func (c *Conn) DigitalTwinClient() (*digitaltwin.Client, error) {
+	switch {
+	case c.connectionString != "":
+		return digitaltwin.NewClientFromConnectionString(c.connectionString, c.options())
+	case c.cred != nil:
+		return digitaltwin.NewClient(c.host, c.cred, c.options())
+	}
+	return c.Sim.DigitalTwinClient(c.With)
 }
 
 // Close stops the simulated hub if Open started it.

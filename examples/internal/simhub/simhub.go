@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hubkit/iothub"
+	"github.com/hubkit/iothub/digitaltwin"
 	"github.com/hubkit/iothub/internal/testkit/simfleet"
 	"github.com/hubkit/iothub/iothubtest"
 	"github.com/hubkit/iothub/registry"
@@ -69,8 +70,10 @@ type Hub struct {
 //     the runtime's built-in methods, with the modules tempSensor and
 //     filterModule and a few log lines of each from the last hour.
 //   - sim-pnp-1: a Plug and Play temperature controller
-//     (dtmi:com:example:TemperatureController;2) whose components
-//     "thermostat1" and "thermostat2" answer the command "getMaxMinReport".
+//     (dtmi:com:example:TemperatureController;2) that reports serialNumber,
+//     and whose components "thermostat1" and "thermostat2" report
+//     targetTemperature (writable) and maxTempSinceLastReboot and answer
+//     the command "getMaxMinReport".
 //
 // Every device answers "reboot" (payload {"delay":N} or null), "getStatus",
 // "echo" (its payload back), and "fail" with status 500, a device-side
@@ -125,6 +128,13 @@ func (h *Hub) OwnerClient(with ...func(*iothub.ClientOptions)) (*service.Client,
 // queries), sending to its TLS listener.
 func (h *Hub) RegistryClient(with ...func(*iothub.ClientOptions)) (*registry.Client, error) {
 	return registry.NewClientFromConnectionString(h.srv.ConnectionStringFor(iothubtest.PolicyIoTHubOwner), h.options(with))
+}
+
+// DigitalTwinClient returns a digital twin client for the simulated hub,
+// signed with the "service" policy (ServiceConnect), sending to its TLS
+// listener.
+func (h *Hub) DigitalTwinClient(with ...func(*iothub.ClientOptions)) (*digitaltwin.Client, error) {
+	return digitaltwin.NewClientFromConnectionString(h.srv.ConnectionStringFor(iothubtest.PolicyService), h.options(with))
 }
 
 // options are the options of a client of the hub, changed by each of with

@@ -143,6 +143,9 @@ func DeviceIDs(opts *Options) []string {
 //     (iothubtest.EdgeOptions), with the modules tempSensor and
 //     filterModule and a few log lines of each from the last hour.
 //   - sim-pnp-1: a Plug and Play temperature controller (PnPModelID) that
+//     reports serialNumber and, in its components "thermostat1" and
+//     "thermostat2", maxTempSinceLastReboot and the writable
+//     targetTemperature (21.5 and 19, acknowledged with ack code 203); it
 //     also answers the component commands "thermostat1*getMaxMinReport"
 //     and "thermostat2*getMaxMinReport" (payload: an RFC 3339 time or
 //     null), and the root command "reboot" as every device does.
@@ -175,7 +178,10 @@ func Add(h *iothubtest.Hub, opts *Options) {
 	pnpMethods := maps.Clone(deviceMethods)
 	pnpMethods["thermostat1*getMaxMinReport"] = maxMinReport
 	pnpMethods["thermostat2*getMaxMinReport"] = maxMinReport
-	h.AddDevice(PnPDevice, &iothubtest.DeviceOptions{ModelID: PnPModelID, Methods: pnpMethods})
+	pnp := h.AddDevice(PnPDevice, &iothubtest.DeviceOptions{ModelID: PnPModelID, Methods: pnpMethods})
+	if err := pnp.SetReported(pnpReported()); err != nil {
+		panic("simfleet: the Plug and Play device's reported properties: " + err.Error())
+	}
 	slow := o.SlowLatency
 	if slow <= 0 {
 		slow = 3 * time.Second
@@ -211,6 +217,28 @@ func Add(h *iothubtest.Hub, opts *Options) {
 		for i := 1; i <= o.Edge; i++ {
 			h.AddDevice(EdgeID(i), &edgeOpts)
 		}
+	}
+}
+
+// pnpReported is what the Plug and Play device reports when it connects,
+// the Plug and Play way: the root property serialNumber, and in each
+// thermostat component (marked "__t": "c") the read-only
+// maxTempSinceLastReboot and the writable targetTemperature with the
+// acknowledgement of a value the device chose itself (ack code 203, ack
+// version 0), as the convention has a device report a writable property no
+// one has set yet.
+func pnpReported() map[string]any {
+	thermostat := func(target, maxTemp float64) map[string]any {
+		return map[string]any{
+			"__t":                    "c",
+			"targetTemperature":      map[string]any{"value": target, "ac": 203, "av": 0, "ad": "initial value"},
+			"maxTempSinceLastReboot": maxTemp,
+		}
+	}
+	return map[string]any{
+		"serialNumber": "SIM-PNP-0001",
+		"thermostat1":  thermostat(21.5, 23.25),
+		"thermostat2":  thermostat(19, 20.5),
 	}
 }
 

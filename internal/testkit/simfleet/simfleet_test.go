@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/hubkit/iothub"
+	"github.com/hubkit/iothub/digitaltwin"
 	"github.com/hubkit/iothub/internal/testkit/simfleet"
 	"github.com/hubkit/iothub/iothubtest"
 	"github.com/hubkit/iothub/registry"
@@ -72,6 +73,29 @@ func TestAdd(t *testing.T) {
 		}
 		if tw, err := reg.GetTwin(t.Context(), simfleet.PnPDevice, nil); err != nil || tw.ModelID != simfleet.PnPModelID {
 			t.Errorf("twin of %s: model %q, %v; want model %s", simfleet.PnPDevice, tw.ModelID, err, simfleet.PnPModelID)
+		}
+		dt, err := digitaltwin.NewClientFromConnectionString(h.ConnectionStringFor(iothubtest.PolicyService), h.ClientOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		twin, err := dt.Get(t.Context(), simfleet.PnPDevice, nil)
+		if err != nil {
+			t.Fatalf("digital twin of %s: %v", simfleet.PnPDevice, err)
+		}
+		gotView := map[string]string{"$model": twin.ModelID, "serialNumber": string(twin.Properties["serialNumber"])}
+		for _, c := range []string{"thermostat1", "thermostat2"} {
+			comp := twin.Components[c]
+			gotView[c+"/targetTemperature"] = string(comp.Properties["targetTemperature"])
+			gotView[c+"/targetTemperature ack"] = fmt.Sprint(comp.Metadata["targetTemperature"].AckCode)
+			gotView[c+"/maxTempSinceLastReboot"] = string(comp.Properties["maxTempSinceLastReboot"])
+		}
+		wantView := map[string]string{
+			"$model": simfleet.PnPModelID, "serialNumber": `"SIM-PNP-0001"`,
+			"thermostat1/targetTemperature": "21.5", "thermostat1/targetTemperature ack": "203", "thermostat1/maxTempSinceLastReboot": "23.25",
+			"thermostat2/targetTemperature": "19", "thermostat2/targetTemperature ack": "203", "thermostat2/maxTempSinceLastReboot": "20.5",
+		}
+		if diff := cmp.Diff(wantView, gotView); diff != "" {
+			t.Errorf("digital twin of %s (-want +got):\n%s", simfleet.PnPDevice, diff)
 		}
 		report, err := client.InvokeCommand(t.Context(), simfleet.PnPDevice, service.CommandParams[any]{Component: "thermostat1", Name: "getMaxMinReport", Payload: "2026-02-01T00:00:00Z"}, nil)
 		if err != nil || report.Status != 200 || !strings.Contains(string(report.Payload), `"startTime":"2026-02-01T00:00:00Z"`) {
