@@ -127,7 +127,7 @@ func (d *Device) MakeEdge(opts *EdgeOptions) *Edge {
 	d.hub.mu.Lock()
 	if d.edge != nil {
 		d.hub.mu.Unlock()
-		panic(fmt.Sprintf("httpmock: MakeEdge: device %q already has an Edge runtime", d.id))
+		panic(fmt.Sprintf("iothubtest: MakeEdge: device %q already has an Edge runtime", d.id))
 	}
 	d.edge = e
 	d.hub.mu.Unlock()
