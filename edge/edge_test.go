@@ -524,7 +524,9 @@ func TestWaitTaskContext(t *testing.T) {
 }
 
 // TestRestartAgent: restarting the agent is refused by default; allowed,
-// it ends with the hub's 504101 and the agent's tasks are lost.
+// it ends with the hub's 504101, the agent is away for the fake's restart
+// window (404103, not delivered: WaitTask says so too) and its tasks are
+// lost.
 func TestRestartAgent(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
@@ -533,16 +535,42 @@ func TestRestartAgent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		start := time.Now()
 		err = c.RestartModule(t.Context(), "edge-1", "edgeAgent", &edge.RestartOptions{AllowAgent: true, CallOptions: edge.CallOptions{TimeoutInSeconds: 5}})
 		if !errors.Is(err, iothub.ErrOutcomeUnknown) {
 			t.Fatalf("err = %v, want an outcome-unknown error (504101)", err)
 		}
-		got, err := c.GetTaskStatus(t.Context(), "edge-1", task.CorrelationID, nil)
-		if err != nil {
-			t.Fatal(err)
+		// Within the window: the agent is not connected.
+		notOnline := func(what string, err error) {
+			t.Helper()
+			if !errors.Is(err, iothub.ErrDeviceNotOnline) || iothub.MayHaveRun(err) {
+				t.Errorf("%s in the restart window: err = %v, want 404103 not delivered", what, err)
+			}
+			var ae *edge.AgentError
+			if errors.As(err, &ae) {
+				t.Errorf("%s in the restart window: a hub error matches *edge.AgentError", what)
+			}
 		}
-		if got.Status != edge.TaskUnknown {
-			t.Errorf("task after the restart: %+v, want Unknown", got)
+		_, err = c.GetTaskStatus(t.Context(), "edge-1", task.CorrelationID, nil)
+		notOnline("GetTaskStatus", err)
+		notOnline("Ping", c.Ping(t.Context(), "edge-1", nil))
+		got, err := c.WaitTask(t.Context(), "edge-1", task.CorrelationID, &edge.WaitOptions{MinPollInterval: time.Second})
+		notOnline("WaitTask", err)
+		if got.CorrelationID != task.CorrelationID || got.Status != "" {
+			t.Errorf("WaitTask in the restart window: %+v, want the id and no status", got)
+		}
+		// With a connect timeout the hub waits for the agent, which has
+		// forgotten the task.
+		got, err = c.WaitTask(t.Context(), "edge-1", task.CorrelationID, &edge.WaitOptions{MinPollInterval: time.Second,
+			CallOptions: edge.CallOptions{ConnectTimeoutInSeconds: 30}})
+		if !errors.Is(err, edge.ErrTaskLost) || got.Status != edge.TaskUnknown {
+			t.Errorf("WaitTask across the window: %+v, %v; want Unknown and ErrTaskLost", got, err)
+		}
+		if d := time.Since(start); d != iothubtest.DefaultAgentRestartWindow {
+			t.Errorf("the agent was back after %v, want %v", d, iothubtest.DefaultAgentRestartWindow)
+		}
+		if err := c.Ping(t.Context(), "edge-1", nil); err != nil {
+			t.Errorf("Ping after the window: %v", err)
 		}
 		if n := hub.Device("edge-1").Edge().Restarts("edgeAgent"); n != 1 {
 			t.Errorf("agent restarts %d, want 1", n)

@@ -213,7 +213,10 @@ type WaitOptions struct {
 // *TaskError matching ErrTaskLost, at once: it will never end. When ctx
 // ends first WaitTask returns the last task seen and an error matching
 // ctx.Err(); an error from a poll is returned at once (the client's retry
-// policy retries polls first), with the last task seen.
+// policy retries polls first), with the last task seen. An agent that is
+// not connected, as while it restarts, is such an error: 404103, not
+// delivered; set ConnectTimeoutInSeconds in WaitOptions.CallOptions to
+// have the hub wait for it instead.
 func (c *Client) WaitTask(ctx context.Context, deviceID, correlationID string, options *WaitOptions) (Task, error) {
 	var o WaitOptions
 	if options != nil {

@@ -91,8 +91,9 @@
 //   - IoT Edge: DeviceOptions.Edge adds $edgeAgent and $edgeHub, which
 //     answer the runtime's built-in methods (restart, logs, upload tasks)
 //     as a real agent does; DeviceOptions.EdgeRuntime adds the
-//     deployment's modules and their logs (EdgeOptions); Device.Edge
-//     seeds more logs and restarts the agent.
+//     deployment's modules and their logs (EdgeOptions), and how long a
+//     restarted agent is away; Device.Edge seeds more logs and restarts
+//     the agent.
 //   - Plug and Play: DeviceOptions.ModelID. The hub serves commands
 //     (POST /digitaltwins/{id}/commands/{command} and
 //     /digitaltwins/{id}/components/{component}/commands/{command}) by

@@ -17,8 +17,9 @@ import (
 // 200 on success; 400 {"message":…} for an unknown method, a missing or
 // unparsable payload, or logs over 127,000 bytes; 500 {"message":…} for a
 // schemaVersion whose major is not 1 or a module not in the deployment.
-// Restarting edgeAgent never answers (the call ends 504101) and makes the
-// agent forget its tasks. An upload task reads Running at its first
+// Restarting edgeAgent never answers (the call ends 504101), makes the
+// agent forget its tasks and takes it away for AgentRestartWindow (see
+// there). An upload task reads Running at its first
 // GetTaskStatus, then Completed, or Failed when its SAS URL is not https
 // with a sig parameter; an id the agent does not know reads Unknown.
 type EdgeOptions struct {
@@ -29,7 +30,32 @@ type EdgeOptions struct {
 	// Logs are the modules' log lines by module name (edgeAgent and
 	// edgeHub may have some too), oldest first.
 	Logs map[string][]LogLine
+
+	// AgentRestartWindow is how long the agent is away after a
+	// RestartModule of edgeAgent, counted from when the call reaches it
+	// (in the hub's clock, so a testing/synctest bubble's fake time): the
+	// module $edgeAgent is disconnected (so the registry shows it), every
+	// call to it gets 404 / 404103 DeviceNotOnline at once or, with a
+	// connect timeout, is delivered when the agent is back, and at the
+	// end it connects again. Zero means DefaultAgentRestartWindow; a
+	// negative value means no window.
+	//
+	// That a restarting agent is disconnected follows from IoT Hub's
+	// rules for a module that is not connected; how long a real agent
+	// stays away is not documented, so the default is an assumption.
+	AgentRestartWindow time.Duration
+	// AgentStartupWindow, when positive, is how long the agent, once
+	// back, answers only "ping" and "GetTaskStatus": the other methods get
+	// status 400 {"message":"Command '…' not found. …"}. The real agent
+	// registers those two first and the others once its runtime is ready
+	// (Azure/iotedge, the agent's request handlers); how long that takes
+	// is not documented, so no startup window is the default.
+	AgentStartupWindow time.Duration
 }
+
+// DefaultAgentRestartWindow is how long a restarted agent is away when
+// EdgeOptions.AgentRestartWindow is zero (an assumption; see there).
+const DefaultAgentRestartWindow = 10 * time.Second
 
 // LogLine is a line of a simulated module's log.
 type LogLine struct {
@@ -48,7 +74,7 @@ func (o *EdgeOptions) engine() *httpmock.EdgeOptions {
 	if o == nil {
 		return nil
 	}
-	e := &httpmock.EdgeOptions{Modules: o.Modules}
+	e := &httpmock.EdgeOptions{Modules: o.Modules, AgentRestartWindow: o.AgentRestartWindow, AgentStartupWindow: o.AgentStartupWindow}
 	if o.Logs != nil {
 		e.Logs = make(map[string][]httpmock.EdgeLogLine, len(o.Logs))
 		for m, lines := range o.Logs {
@@ -87,8 +113,10 @@ func (e *Edge) AddLogs(module string, lines ...LogLine) {
 	e.e.AddLogs(module, engineLines(lines)...)
 }
 
-// RestartAgent restarts the agent, as a RestartModule of edgeAgent does:
-// every task it knew then reads "Unknown".
+// RestartAgent simulates a restart of the agent that has already ended:
+// every task it knew then reads "Unknown", as after a RestartModule of
+// edgeAgent, but without the restart and startup windows: the agent
+// answers at once, and a window in progress ends.
 func (e *Edge) RestartAgent() { e.e.RestartAgent() }
 
 // Restarts returns how many times the named module ("tempSensor",

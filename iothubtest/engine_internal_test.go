@@ -16,6 +16,9 @@ func TestConstantsMatchTheEngine(t *testing.T) {
 	if NotImplementedStatus != httpmock.NotImplementedStatus {
 		t.Errorf("NotImplementedStatus = %d, the engine's is %d", NotImplementedStatus, httpmock.NotImplementedStatus)
 	}
+	if DefaultAgentRestartWindow != httpmock.DefaultAgentRestartWindow {
+		t.Errorf("DefaultAgentRestartWindow = %v, the engine's is %v", DefaultAgentRestartWindow, httpmock.DefaultAgentRestartWindow)
+	}
 	for _, op := range []Operation{OperationMethod, OperationRegistry, OperationTwin, OperationQuery, OperationJob} {
 		switch httpmock.Operation(op) {
 		case httpmock.OperationMethod, httpmock.OperationRegistry, httpmock.OperationTwin, httpmock.OperationQuery, httpmock.OperationJob:

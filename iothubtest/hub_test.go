@@ -743,16 +743,57 @@ func TestPanics(t *testing.T) {
 		{"unknown drop", func() { hub.AddFault(iothubtest.Fault{Drop: 9}) }},
 		{"unknown policy", func() { hub.ConnectionStringFor("nobody") }},
 		{"unknown policy token", func() { hub.SASToken("nobody") }},
+		{"duplicate module", func() { hub.Device("dup").AddModule("m", nil); hub.Device("dup").AddModule("m", nil) }},
+		{"empty module id", func() { hub.Device("dup").AddModule("", nil) }},
+		{"unknown tier", func() { iothubtest.New(&iothubtest.Options{Throttle: &iothubtest.Throttle{Tier: "X9"}}) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			defer func() {
-				if recover() == nil {
-					t.Errorf("%s did not panic", tt.name)
+				r := recover()
+				if r == nil {
+					t.Fatalf("%s did not panic", tt.name)
+				}
+				// Users never import the engine: the message names this
+				// package, never the internal one.
+				if msg := fmt.Sprint(r); !strings.HasPrefix(msg, "iothubtest: ") || strings.Contains(msg, "httpmock") {
+					t.Errorf("panic %q, want it to start with \"iothubtest: \" and not name httpmock", msg)
 				}
 			}()
 			tt.fn()
 		})
+	}
+}
+
+// TestErrorTextsNameThisPackage: the errors and answers of the fake that a
+// user reads name iothubtest, never the internal engine.
+func TestErrorTextsNameThisPackage(t *testing.T) {
+	t.Parallel()
+	hub := iothubtest.New(nil)
+	defer hub.Close()
+	hub.AddDevice("d1", &iothubtest.DeviceOptions{Handler: iothubtest.Echo()})
+	hub.AddFault(iothubtest.Fault{Operation: iothubtest.OperationMethod, Drop: iothubtest.DropAfterDelivery})
+	client := &http.Client{Transport: hub.RoundTripper()}
+	do := func(method, path, body string) (*http.Response, error) {
+		req, err := http.NewRequestWithContext(t.Context(), method, "https://"+hub.HostName()+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", hub.SASToken(iothubtest.PolicyService))
+		req.Header.Set("Content-Type", "application/json")
+		return client.Do(req)
+	}
+
+	// A connection the fault breaks.
+	_, err := do(http.MethodPost, "/twins/d1/methods?api-version=2021-04-12", `{"methodName":"m"}`)
+	if err == nil {
+		t.Fatal("the dropped call succeeded")
+	}
+	if msg := err.Error(); !strings.Contains(msg, "iothubtest: connection broken") || strings.Contains(msg, "httpmock") {
+		t.Errorf("broken connection: %q, want it to say \"iothubtest: connection broken\" and not name httpmock", msg)
+	}
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("broken connection: %v, want it to match io.ErrUnexpectedEOF", err)
 	}
 }
 

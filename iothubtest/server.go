@@ -63,7 +63,7 @@ func (h *Hub) ListenTLS(addr string) (*Server, error) {
 	srv, err := h.engine.StartTLSOn(addr)
 	if err != nil {
 		// The engine names itself; name this package instead.
-		if u := errors.Unwrap(err); u != nil && strings.HasPrefix(err.Error(), "httpmock: ") {
+		if u := errors.Unwrap(err); u != nil && strings.HasPrefix(err.Error(), "iothubtest: ") {
 			err = u
 		}
 		return nil, fmt.Errorf("iothubtest: ListenTLS: %w", err)

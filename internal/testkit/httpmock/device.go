@@ -156,12 +156,12 @@ func (h *Hub) AddDevice(id string, opts *DeviceOptions) *Device {
 		o = *opts
 	}
 	if id == "" {
-		panic("httpmock: AddDevice: empty device id")
+		panic("iothubtest: AddDevice: empty device id")
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if _, ok := h.devices[id]; ok {
-		panic(fmt.Sprintf("httpmock: AddDevice: device %q already registered", id))
+		panic(fmt.Sprintf("iothubtest: AddDevice: device %q already registered", id))
 	}
 	now := time.Now()
 	d := &Device{
@@ -227,12 +227,12 @@ func (d *Device) ID() string { return d.id }
 // registered on the device.
 func (d *Device) AddModule(id string) *Module {
 	if id == "" {
-		panic("httpmock: AddModule: empty module id")
+		panic("iothubtest: AddModule: empty module id")
 	}
 	d.hub.mu.Lock()
 	defer d.hub.mu.Unlock()
 	if _, ok := d.modules[id]; ok {
-		panic(fmt.Sprintf("httpmock: AddModule: module %q already registered on device %q", id, d.id))
+		panic(fmt.Sprintf("iothubtest: AddModule: module %q already registered on device %q", id, d.id))
 	}
 	now := time.Now()
 	m := &Module{hub: d.hub, device: d, id: id, ep: newEndpoint(true, 0, nil, nil), reg: d.hub.newEntry(now)}

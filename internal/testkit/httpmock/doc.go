@@ -38,6 +38,9 @@
 // gzip or none, json (double-encoded records) or text, 400 over
 // MaxEdgeLogsBytes; upload tasks NotStarted → Running → Completed or
 // Failed, one state per GetTaskStatus; Unknown after an agent restart.
+// A RestartModule of edgeAgent disconnects $edgeAgent for
+// EdgeOptions.AgentRestartWindow (404103), then only ping and
+// GetTaskStatus answer for EdgeOptions.AgentStartupWindow.
 //
 // The identity registry, with ETags (RegistryRead to read, RegistryWrite
 // to write):

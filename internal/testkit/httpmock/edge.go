@@ -50,6 +50,15 @@ const MaxEdgeLogsBytes = 127000
 // matches them case-insensitively.
 var edgeAgentMethods = []string{"ping", "RestartModule", "GetModuleLogs", "UploadModuleLogs", "UploadSupportBundle", "GetTaskStatus"}
 
+// The methods a starting agent answers before the others are registered.
+var edgeAgentStartupMethods = []string{"ping", "GetTaskStatus"}
+
+// DefaultAgentRestartWindow is how long a restarted agent stays
+// disconnected when EdgeOptions.AgentRestartWindow is zero. How long a real
+// agent takes (its container restarts, then connects) is not documented;
+// ten seconds is an assumption.
+const DefaultAgentRestartWindow = 10 * time.Second
+
 // The task states of the agent's background tasks.
 const (
 	TaskNotStarted = "NotStarted"
@@ -81,6 +90,18 @@ type EdgeOptions struct {
 	// Logs are the modules' log lines by module name (edgeAgent and
 	// edgeHub included), oldest first.
 	Logs map[string][]EdgeLogLine
+	// AgentRestartWindow is how long the agent is away after a
+	// RestartModule of edgeAgent, counted from its delivery: the module
+	// $edgeAgent is disconnected, so that the hub answers its calls 404103
+	// (or, within their connect timeout, waits for it), and connects again
+	// at the end. Zero means DefaultAgentRestartWindow; a negative value
+	// means none (the agent is back at once).
+	AgentRestartWindow time.Duration
+	// AgentStartupWindow is how long the agent, once connected again,
+	// answers only "ping" and "GetTaskStatus"; the other methods get 400
+	// "Command '…' not found", as from an agent that has not registered
+	// them yet. Zero or negative means none.
+	AgentStartupWindow time.Duration
 }
 
 // Edge is the simulated IoT Edge runtime of a device: the modules of its
@@ -90,12 +111,19 @@ type Edge struct {
 	hub    *Hub
 	device string
 
-	mu       sync.Mutex
-	modules  []string // sorted; edgeAgent and edgeHub included
-	logs     map[string][]EdgeLogLine
-	tasks    map[string]*edgeTask
-	restarts map[string]int
-	agentRun int // agent restarts so far
+	agentModule   *Module // $edgeAgent
+	restartWindow time.Duration
+	startupWindow time.Duration
+
+	// mu is taken before Hub.mu, never after it.
+	mu           sync.Mutex
+	modules      []string // sorted; edgeAgent and edgeHub included
+	logs         map[string][]EdgeLogLine
+	tasks        map[string]*edgeTask
+	restarts     map[string]int
+	agentRun     int       // agent restarts so far
+	away         bool      // in a restart window: the restart disconnected $edgeAgent
+	startupUntil time.Time // until then only the startup methods answer
 }
 
 // edgeTask is one background task of the agent (an upload).
@@ -117,7 +145,14 @@ func (d *Device) MakeEdge(opts *EdgeOptions) *Edge {
 		o = *opts
 	}
 	d.SetEdge(true)
-	e := &Edge{hub: d.hub, device: d.id, logs: make(map[string][]EdgeLogLine), tasks: make(map[string]*edgeTask), restarts: make(map[string]int)}
+	e := &Edge{hub: d.hub, device: d.id, logs: make(map[string][]EdgeLogLine), tasks: make(map[string]*edgeTask), restarts: make(map[string]int),
+		restartWindow: o.AgentRestartWindow, startupWindow: max(o.AgentStartupWindow, 0)}
+	switch {
+	case e.restartWindow == 0:
+		e.restartWindow = DefaultAgentRestartWindow
+	case e.restartWindow < 0:
+		e.restartWindow = 0
+	}
 	e.modules = append([]string{EdgeAgentName, EdgeHubName}, o.Modules...)
 	slices.Sort(e.modules)
 	e.modules = slices.Compact(e.modules)
@@ -127,11 +162,12 @@ func (d *Device) MakeEdge(opts *EdgeOptions) *Edge {
 	d.hub.mu.Lock()
 	if d.edge != nil {
 		d.hub.mu.Unlock()
-		panic(fmt.Sprintf("httpmock: MakeEdge: device %q already has an Edge runtime", d.id))
+		panic(fmt.Sprintf("iothubtest: MakeEdge: device %q already has an Edge runtime", d.id))
 	}
 	d.edge = e
 	d.hub.mu.Unlock()
-	d.AddModule(EdgeAgentModule).SetDefaultHandler(e.agent)
+	e.agentModule = d.AddModule(EdgeAgentModule)
+	e.agentModule.SetDefaultHandler(e.agent)
 	d.AddModule(EdgeHubModule).SetDefaultHandler(e.edgeHub)
 	for _, m := range o.Modules {
 		if m != EdgeAgentName && m != EdgeHubName && d.Module(m) == nil {
@@ -155,13 +191,20 @@ func (e *Edge) AddLogs(module string, lines ...EdgeLogLine) {
 	e.logs[module] = append(e.logs[module], lines...)
 }
 
-// RestartAgent simulates a restart of the agent, as RestartModule of
-// edgeAgent causes: the background tasks live in its memory, so every
-// earlier correlation id then reads "Unknown".
+// RestartAgent simulates a restart of the agent that has already
+// finished: the background tasks lived in its memory, so every earlier
+// correlation id then reads "Unknown". Unlike a RestartModule of
+// edgeAgent it has no restart or startup window: the agent answers at
+// once, and a window in progress ends.
 func (e *Edge) RestartAgent() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.restartAgentLocked()
+	e.startupUntil = time.Time{}
+	if e.away {
+		e.away = false
+		e.agentModule.SetOnline(true)
+	}
 }
 
 func (e *Edge) restartAgentLocked() {
@@ -193,6 +236,14 @@ func agentFailure(status int, format string, args ...any) MethodResponse {
 
 // agent answers the built-in methods of $edgeAgent.
 func (e *Edge) agent(ctx context.Context, c MethodCall) MethodResponse {
+	if !slices.ContainsFunc(edgeAgentStartupMethods, func(m string) bool { return strings.EqualFold(m, c.Method) }) {
+		e.mu.Lock()
+		starting := time.Now().Before(e.startupUntil)
+		e.mu.Unlock()
+		if starting {
+			return unknownCommand(c.Method, edgeAgentStartupMethods)
+		}
+	}
 	switch strings.ToLower(c.Method) {
 	case "ping":
 		return MethodResponse{Status: http.StatusOK}
@@ -207,7 +258,12 @@ func (e *Edge) agent(ctx context.Context, c MethodCall) MethodResponse {
 	case "gettaskstatus":
 		return e.getTaskStatus(c.Payload)
 	}
-	return agentFailure(http.StatusBadRequest, "Command '%s' not found. The supported commands are - %s", c.Method, strings.Join(edgeAgentMethods, ","))
+	return unknownCommand(c.Method, edgeAgentMethods)
+}
+
+// unknownCommand is the agent's answer to a method it has not registered.
+func unknownCommand(method string, registered []string) MethodResponse {
+	return agentFailure(http.StatusBadRequest, "Command '%s' not found. The supported commands are - %s", method, strings.Join(registered, ","))
 }
 
 // edgeHub answers the one built-in method of $edgeHub.
@@ -277,8 +333,23 @@ func (e *Edge) restartModule(ctx context.Context, p json.RawMessage) MethodRespo
 	}
 	if req.ID == EdgeAgentName {
 		// The agent restarts and never answers: the hub times out (504101)
-		// and every task is forgotten.
+		// and every task is forgotten. It is away for the restart window,
+		// then answers only its startup methods for the startup window.
 		e.restartAgentLocked()
+		e.startupUntil = time.Now().Add(e.restartWindow + e.startupWindow)
+		if e.restartWindow > 0 {
+			e.away = true
+			e.agentModule.SetOnline(false)
+			run := e.agentRun
+			time.AfterFunc(e.restartWindow, func() {
+				e.mu.Lock()
+				defer e.mu.Unlock()
+				if e.away && e.agentRun == run { // not restarted again since
+					e.away = false
+					e.agentModule.SetOnline(true)
+				}
+			})
+		}
 		e.mu.Unlock()
 		<-ctx.Done()
 		return MethodResponse{Status: http.StatusOK}

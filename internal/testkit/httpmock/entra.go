@@ -147,7 +147,7 @@ func (c *Credential) GetToken(ctx context.Context, opts policy.TokenRequestOptio
 		return azcore.AccessToken{}, c.err
 	}
 	if len(opts.Scopes) == 0 {
-		return azcore.AccessToken{}, errors.New("httpmock: GetToken: no scopes requested")
+		return azcore.AccessToken{}, errors.New("iothubtest: GetToken: no scopes requested")
 	}
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)

@@ -130,7 +130,7 @@ func (h *Hub) RevokePolicy(name string) {
 	defer h.policyMu.Unlock()
 	i := slices.IndexFunc(h.policies, func(p Policy) bool { return p.Name == name })
 	if i < 0 {
-		panic(fmt.Sprintf("httpmock: RevokePolicy: no policy %q", name))
+		panic(fmt.Sprintf("iothubtest: RevokePolicy: no policy %q", name))
 	}
 	h.policies = slices.Delete(slices.Clone(h.policies), i, i+1)
 }
@@ -145,7 +145,7 @@ func (h *Hub) RotateKey(name string) string {
 	defer h.policyMu.Unlock()
 	i := slices.IndexFunc(h.policies, func(p Policy) bool { return p.Name == name })
 	if i < 0 {
-		panic(fmt.Sprintf("httpmock: RotateKey: no policy %q", name))
+		panic(fmt.Sprintf("iothubtest: RotateKey: no policy %q", name))
 	}
 	key := NewKey()
 	h.policies = slices.Clone(h.policies)

@@ -237,16 +237,16 @@ func New(opts *Options) *Hub {
 	seen := make(map[string]bool)
 	for _, p := range policies {
 		if p.Name == "" {
-			panic("httpmock: New: a policy has an empty name")
+			panic("iothubtest: New: a policy has an empty name")
 		}
 		if seen[p.Name] {
-			panic(fmt.Sprintf("httpmock: New: policy %q defined twice", p.Name))
+			panic(fmt.Sprintf("iothubtest: New: policy %q defined twice", p.Name))
 		}
 		seen[p.Name] = true
 		if p.Key == "" {
 			p.Key = NewKey()
 		} else if _, err := base64.StdEncoding.DecodeString(p.Key); err != nil {
-			panic(fmt.Sprintf("httpmock: New: policy %q: key is not standard base64: %v", p.Name, err))
+			panic(fmt.Sprintf("iothubtest: New: policy %q: key is not standard base64: %v", p.Name, err))
 		}
 		h.policies = append(h.policies, p)
 	}
@@ -308,7 +308,7 @@ func (h *Hub) Policy(name string) (Policy, bool) {
 func (h *Hub) ConnectionString(policy string) string {
 	p, ok := h.Policy(policy)
 	if !ok {
-		panic(fmt.Sprintf("httpmock: ConnectionString: no policy %q", policy))
+		panic(fmt.Sprintf("iothubtest: ConnectionString: no policy %q", policy))
 	}
 	return "HostName=" + h.hostName + ";SharedAccessKeyName=" + p.Name + ";SharedAccessKey=" + p.Key
 }

@@ -62,7 +62,7 @@ func (h *Hub) patchEntry(e *entry, patch, deviceID, moduleID string) error {
 		he = h.applyTwinUpdate(e, u, true, time.Now())
 	}
 	if he != nil {
-		return fmt.Errorf("httpmock: PatchTwin: %s", he.message)
+		return fmt.Errorf("iothubtest: PatchTwin: %s", he.message)
 	}
 	return nil
 }

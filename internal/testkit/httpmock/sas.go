@@ -16,15 +16,15 @@ import (
 var (
 	// ErrSASMalformed: the token is not "SharedAccessSignature " followed
 	// by sr, sig, se and skn fields, or se is not a Unix time in seconds.
-	ErrSASMalformed = errors.New("httpmock: malformed SharedAccessSignature")
+	ErrSASMalformed = errors.New("iothubtest: malformed SharedAccessSignature")
 	// ErrSASAudience: the token's resource (sr) is not the hub.
-	ErrSASAudience = errors.New("httpmock: SharedAccessSignature audience is not this hub")
+	ErrSASAudience = errors.New("iothubtest: SharedAccessSignature audience is not this hub")
 	// ErrSASPolicy: skn names no policy of the hub.
-	ErrSASPolicy = errors.New("httpmock: SharedAccessSignature names an unknown policy")
+	ErrSASPolicy = errors.New("iothubtest: SharedAccessSignature names an unknown policy")
 	// ErrSASSignature: the signature does not verify with the policy's key.
-	ErrSASSignature = errors.New("httpmock: SharedAccessSignature signature does not verify")
+	ErrSASSignature = errors.New("iothubtest: SharedAccessSignature signature does not verify")
 	// ErrSASExpired: the token expired longer ago than the clock skew.
-	ErrSASExpired = errors.New("httpmock: SharedAccessSignature has expired")
+	ErrSASExpired = errors.New("iothubtest: SharedAccessSignature has expired")
 )
 
 // sasPrefix starts every SAS token; the hub matches it exactly.

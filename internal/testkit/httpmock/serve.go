@@ -295,7 +295,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if v.serve == nil {
-		routingError(http.StatusNotImplemented, fmt.Sprintf("httpmock: %s %s is not simulated yet.", method, escaped)).write(w, now)
+		routingError(http.StatusNotImplemented, fmt.Sprintf("iothubtest: %s %s is not simulated yet.", method, escaped)).write(w, now)
 		return
 	}
 	if e := h.checkAPIVersion(r); e != nil {

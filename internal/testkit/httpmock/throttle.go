@@ -266,15 +266,15 @@ func newThrottler(opts *ThrottleOptions) *throttler {
 	}
 	lim, ok := limitsOf(o.Tier)
 	if !ok {
-		panic(fmt.Sprintf("httpmock: New: unknown tier %q", o.Tier))
+		panic(fmt.Sprintf("iothubtest: New: unknown tier %q", o.Tier))
 	}
 	switch {
 	case o.Units == 0:
 		o.Units = 1
 	case o.Units < 0:
-		panic(fmt.Sprintf("httpmock: New: %d units", o.Units))
+		panic(fmt.Sprintf("iothubtest: New: %d units", o.Units))
 	case lim.maxUnits > 0 && o.Units > lim.maxUnits:
-		panic(fmt.Sprintf("httpmock: New: tier %s has at most %d unit(s), not %d", o.Tier, lim.maxUnits, o.Units))
+		panic(fmt.Sprintf("iothubtest: New: tier %s has at most %d unit(s), not %d", o.Tier, lim.maxUnits, o.Units))
 	}
 	t := &throttler{
 		tier:       o.Tier,
@@ -473,9 +473,9 @@ func (h *Hub) SetMethodRate(bytesPerSecond int64) {
 	t := h.throttle
 	switch {
 	case t == nil:
-		panic("httpmock: SetMethodRate: the hub has no throttle (Options.Throttle is nil)")
+		panic("iothubtest: SetMethodRate: the hub has no throttle (Options.Throttle is nil)")
 	case bytesPerSecond <= 0:
-		panic(fmt.Sprintf("httpmock: SetMethodRate: %d bytes per second", bytesPerSecond))
+		panic(fmt.Sprintf("iothubtest: SetMethodRate: %d bytes per second", bytesPerSecond))
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -96,7 +96,7 @@ func (h *Hub) startTLS(op, addr string) (*Server, error) {
 func (h *Hub) serveTLS(op, addr string, certPair tls.Certificate, certPEM []byte) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("httpmock: %s: %w", op, err)
+		return nil, fmt.Errorf("iothubtest: %s: %w", op, err)
 	}
 	url := ""
 	if want, ok := loopbackListenAddr(h.hostName); ok && want == ln.Addr().String() {
@@ -195,11 +195,11 @@ func (l *dropListener) Accept() (net.Conn, error) {
 func selfSignedCert(host string, now time.Time) (tls.Certificate, []byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("httpmock: StartTLS: %w", err)
+		return tls.Certificate{}, nil, fmt.Errorf("iothubtest: StartTLS: %w", err)
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("httpmock: StartTLS: %w", err)
+		return tls.Certificate{}, nil, fmt.Errorf("iothubtest: StartTLS: %w", err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
@@ -222,11 +222,11 @@ func selfSignedCert(host string, now time.Time) (tls.Certificate, []byte, error)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("httpmock: StartTLS: %w", err)
+		return tls.Certificate{}, nil, fmt.Errorf("iothubtest: StartTLS: %w", err)
 	}
 	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("httpmock: StartTLS: %w", err)
+		return tls.Certificate{}, nil, fmt.Errorf("iothubtest: StartTLS: %w", err)
 	}
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, certPEM, nil

@@ -275,7 +275,7 @@ func TestTLSOn(t *testing.T) {
 		methodResult(t, send(t.Context(), t, h, srv.Client(), call{path: "/twins/d1/methods", body: methodBody("m", "")}))
 
 		// The address is taken now.
-		if _, err := New(nil).StartTLSOn("127.0.0.1:" + port); err == nil || !strings.Contains(err.Error(), "httpmock: StartTLSOn:") {
+		if _, err := New(nil).StartTLSOn("127.0.0.1:" + port); err == nil || !strings.Contains(err.Error(), "iothubtest: StartTLSOn:") {
 			t.Errorf("second listener on the port: %v", err)
 		}
 	})

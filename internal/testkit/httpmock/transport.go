@@ -19,7 +19,7 @@ import (
 // ErrConnectionBroken is the cause of the error the in-process transport
 // returns when a DropAfterRead or DropAfterDelivery fault breaks the
 // connection after the request was written. It wraps io.ErrUnexpectedEOF.
-var ErrConnectionBroken = fmt.Errorf("httpmock: connection broken by the hub after the request was written: %w", io.ErrUnexpectedEOF)
+var ErrConnectionBroken = fmt.Errorf("iothubtest: connection broken by the hub after the request was written: %w", io.ErrUnexpectedEOF)
 
 // clientAddr and serverAddr are the addresses of the in-process transport's
 // simulated connection.
@@ -55,7 +55,7 @@ type transport struct{ hub *Hub }
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL == nil {
 		closeBody(req)
-		return nil, errors.New("httpmock: nil Request.URL")
+		return nil, errors.New("iothubtest: nil Request.URL")
 	}
 	ctx := req.Context()
 	if err := ctx.Err(); err != nil {
@@ -72,7 +72,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		body, err = io.ReadAll(req.Body)
 		closeBody(req)
 		if err != nil {
-			return nil, fmt.Errorf("httpmock: reading the request body: %w", err)
+			return nil, fmt.Errorf("iothubtest: reading the request body: %w", err)
 		}
 	}
 	if trace != nil && trace.GotConn != nil {
@@ -98,7 +98,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	if aborted {
-		return nil, fmt.Errorf("httpmock: %s %s: %w", req.Method, req.URL.Redacted(), ErrConnectionBroken)
+		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Redacted(), ErrConnectionBroken)
 	}
 	if !rec.wrote {
 		rec.WriteHeader(http.StatusOK)
@@ -130,7 +130,7 @@ func serverRequest(req *http.Request, body []byte) (*http.Request, error) {
 	uri := req.URL.RequestURI()
 	u, err := url.ParseRequestURI(uri)
 	if err != nil {
-		return nil, fmt.Errorf("httpmock: invalid request URI: %w", err)
+		return nil, fmt.Errorf("iothubtest: invalid request URI: %w", err)
 	}
 	method := req.Method
 	if method == "" {
@@ -240,7 +240,7 @@ func (r *recorder) WriteHeader(code int) {
 		return
 	}
 	if code < 100 || code > 999 {
-		panic(fmt.Sprintf("httpmock: invalid WriteHeader code %v", code))
+		panic(fmt.Sprintf("iothubtest: invalid WriteHeader code %v", code))
 	}
 	r.wrote = true
 	r.code = code

@@ -293,17 +293,17 @@ func (d *Device) SetModelID(id string) {
 func (e *entry) setReported(h *Hub, patch string, now time.Time) error {
 	obj, he := decodeTwinObject([]byte(patch))
 	if he != nil {
-		return fmt.Errorf("httpmock: SetReported: %s", he.message)
+		return fmt.Errorf("iothubtest: SetReported: %s", he.message)
 	}
 	if he := validateTwinObject("properties.reported", obj, 0, true); he != nil {
-		return fmt.Errorf("httpmock: SetReported: %s", he.message)
+		return fmt.Errorf("iothubtest: SetReported: %s", he.message)
 	}
 	root := e.twin.reported.root.clone()
 	if !root.merge(obj, now) {
 		return nil
 	}
 	if root.size() > MaxPropertiesSize {
-		return fmt.Errorf("httpmock: SetReported: reported properties exceed %d bytes", MaxPropertiesSize)
+		return fmt.Errorf("iothubtest: SetReported: reported properties exceed %d bytes", MaxPropertiesSize)
 	}
 	e.twin.reported.root = root
 	e.twin.reported.version++
