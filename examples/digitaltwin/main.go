@@ -122,27 +122,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	sub.StringVar(&c.component, "component", "", "the component of PATH; empty for the root component")
 	sub.StringVar(&c.ifMatch, "if-match", "", `update only if the twin's ETag is this one (as get printed it, W/"…")`)
 	sub.Usage = fs.Usage
-	// Flags may come before, between or after the positional arguments.
-	rest := fs.Args()[1:]
-	var positional []string
-	for {
-		if err := sub.Parse(rest); err != nil {
-			return c, cli.ErrFlagsReported
-		}
-		if sub.NArg() == 0 {
-			break
-		}
-		positional = append(positional, sub.Arg(0))
-		rest = sub.Args()[1:]
-	}
-	var bad []string
-	sub.Visit(func(f *flag.Flag) {
-		if !slices.Contains(allowed, f.Name) {
-			bad = append(bad, "-"+f.Name)
-		}
-	})
-	if len(bad) > 0 {
-		return c, fmt.Errorf("%s does not take %s", c.command, strings.Join(bad, ", "))
+	positional, err := cli.ParseCommand(sub, fs.Args()[1:], c.command, allowed)
+	if err != nil {
+		return c, err
 	}
 	if len(positional) == 0 {
 		return c, fmt.Errorf("%s needs a DEVICE", c.command)

@@ -30,7 +30,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/hubkit/iothub"
@@ -99,26 +98,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	sub.StringVar(&c.sasURL, "sas-url", "", "blob container SAS URL (https, write permission)")
 	sub.BoolVar(&c.wait, "wait", false, "wait for the upload to end")
 	// Flags may come before or after MODULE.
-	rest := fs.Args()[1:]
-	var positional []string
-	for {
-		if err := sub.Parse(rest); err != nil {
-			return c, cli.ErrFlagsReported
-		}
-		if sub.NArg() == 0 {
-			break
-		}
-		positional = append(positional, sub.Arg(0))
-		rest = sub.Args()[1:]
-	}
-	var bad []string
-	sub.Visit(func(f *flag.Flag) {
-		if !contains(allowed, f.Name) {
-			bad = append(bad, "-"+f.Name)
-		}
-	})
-	if len(bad) > 0 {
-		return c, fmt.Errorf("%s does not take %s", c.command, strings.Join(bad, ", "))
+	positional, err := cli.ParseCommand(sub, fs.Args()[1:], c.command, allowed)
+	if err != nil {
+		return c, err
 	}
 	wantArgs := 1
 	if c.command == "ping" {
@@ -140,15 +122,6 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		return c, errors.New("upload-logs needs -sas-url")
 	}
 	return c, c.creds.Resolve(getenv)
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {

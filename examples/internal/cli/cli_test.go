@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"io"
 	"strings"
 	"testing"
 
@@ -131,5 +132,37 @@ func TestStderrUsage(t *testing.T) {
 	}
 	if code := s.Usage(errors.New("-x is bad")); code != ExitUsage || b.String() != "p: -x is bad\n" {
 		t.Errorf("code %d, stderr %q", code, b.String())
+	}
+}
+
+func TestParseCommand(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args    []string
+		allowed []string
+		want    []string
+		wantErr string
+	}{
+		{[]string{"a", "b"}, nil, []string{"a", "b"}, ""},
+		{[]string{"-n", "3", "a", "-v", "b"}, []string{"n", "v"}, []string{"a", "b"}, ""},
+		{[]string{"a", "b", "-n", "3"}, []string{"n"}, []string{"a", "b"}, ""},
+		{[]string{"a", "-v", "-n", "3"}, []string{"n"}, nil, "get does not take -v"},
+		{[]string{"-v", "-n", "3"}, nil, nil, "get does not take -n, -v"},
+		{[]string{"a", "-nope"}, nil, nil, ErrFlagsReported.Error()},
+		{nil, nil, nil, ""},
+	}
+	for _, tt := range tests {
+		sub := flag.NewFlagSet("p get", flag.ContinueOnError)
+		sub.SetOutput(io.Discard)
+		sub.Int("n", 0, "")
+		sub.Bool("v", false, "")
+		got, err := ParseCommand(sub, tt.args, "get", tt.allowed)
+		gotErr := ""
+		if err != nil {
+			gotErr = err.Error()
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" || gotErr != tt.wantErr {
+			t.Errorf("ParseCommand(%q, allowed %q) = %q, %q; want %q, %q", tt.args, tt.allowed, got, gotErr, tt.want, tt.wantErr)
+		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 
 	"github.com/hubkit/iothub"
 )
@@ -24,6 +26,35 @@ func Parse(fs *flag.FlagSet, args []string) error {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	return nil
+}
+
+// ParseCommand parses the arguments of a subcommand, command, whose flags
+// (registered on sub, shared by every subcommand) may come before, between
+// or after its positional arguments, and returns those arguments. A flag
+// that command does not take (not in allowed) is an error naming it;
+// ErrFlagsReported when the flag package has printed the error.
+func ParseCommand(sub *flag.FlagSet, args []string, command string, allowed []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := sub.Parse(args); err != nil {
+			return nil, ErrFlagsReported
+		}
+		if sub.NArg() == 0 {
+			break
+		}
+		positional = append(positional, sub.Arg(0))
+		args = sub.Args()[1:]
+	}
+	var bad []string
+	sub.Visit(func(f *flag.Flag) {
+		if !slices.Contains(allowed, f.Name) {
+			bad = append(bad, "-"+f.Name)
+		}
+	})
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("%s does not take %s", command, strings.Join(bad, ", "))
+	}
+	return positional, nil
 }
 
 // Stderr prints a program's messages, each prefixed with the program's
