@@ -1,7 +1,6 @@
 package service_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -13,7 +12,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -22,31 +20,14 @@ import (
 	"github.com/hubkit/iothub"
 	"github.com/hubkit/iothub/auth"
 	"github.com/hubkit/iothub/internal/testkit/httpmock"
+	"github.com/hubkit/iothub/internal/testkit/syncbuf"
 	"github.com/hubkit/iothub/registry"
 	"github.com/hubkit/iothub/service"
 )
 
-// lockedBuffer is a bytes.Buffer safe for concurrent log writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // everythingLogger logs every record at every level (down to Debug-4),
 // with its source, as text and as JSON.
-func everythingLogger(w *lockedBuffer) *slog.Logger {
+func everythingLogger(w *syncbuf.Buffer) *slog.Logger {
 	o := &slog.HandlerOptions{Level: slog.LevelDebug - 4, AddSource: true}
 	return slog.New(fanHandler{slog.NewTextHandler(w, o), slog.NewJSONHandler(w, o)})
 }
@@ -127,7 +108,7 @@ func TestNoSecretInAnyOutput(t *testing.T) {
 		hub.AddDevice("d1", &httpmock.DeviceOptions{Handler: echo})
 		hub.AddDevice("offline", &httpmock.DeviceOptions{Offline: true})
 		pol, _ := hub.Policy("iothubowner")
-		var logs lockedBuffer
+		var logs syncbuf.Buffer
 		opts := &iothub.ClientOptions{Transport: hub.RoundTripper(), Logger: everythingLogger(&logs), Retry: iothub.RetryOptions{MinDelay: time.Millisecond}}
 
 		cred, err := auth.NewSharedAccessKeyCredential(pol.Name, pol.Key, nil)

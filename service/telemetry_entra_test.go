@@ -1,7 +1,6 @@
 package service_test
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
 	"sync"
@@ -17,27 +16,9 @@ import (
 
 	"github.com/hubkit/iothub"
 	"github.com/hubkit/iothub/internal/testkit/httpmock"
+	"github.com/hubkit/iothub/internal/testkit/syncbuf"
 	"github.com/hubkit/iothub/service"
 )
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a log
-// handler shared by calls in flight together.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // telemetryText returns every string the recorded spans and metrics hold:
 // span names, status descriptions, attribute keys and values, event names
@@ -108,7 +89,7 @@ func TestTelemetryEntraRenewals(t *testing.T) {
 				t.Cleanup(hub.Close)
 				hub.AddDevice("d1", &httpmock.DeviceOptions{Handler: echo})
 				cred := hub.TokenCredential(httpmock.DataContributor, &httpmock.TokenOptions{Lifetime: 20 * time.Minute})
-				var logs syncBuffer
+				var logs syncbuf.Buffer
 				o := &observed{spans: tracetest.NewSpanRecorder(), reader: sdkmetric.NewManualReader()}
 				o.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(o.spans))
 				c, err := service.NewClient(hub.HostName(), cred, &iothub.ClientOptions{

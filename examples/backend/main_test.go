@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/hubkit/iothub/examples/internal/cli"
+	"github.com/hubkit/iothub/internal/testkit/syncbuf"
 )
 
 // TestRunFlags checks that bad flags exit 2 before anything starts.
@@ -52,7 +53,7 @@ func TestRunServes(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	pr, pw := io.Pipe()
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	var wg sync.WaitGroup
 	code := -1
 	wg.Go(func() {
@@ -87,22 +88,4 @@ func TestRunServes(t *testing.T) {
 	if !strings.Contains(stderr.String(), "embedded simulated hub") {
 		t.Errorf("stderr does not say it uses the embedded hub:\n%s", stderr.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"github.com/google/go-cmp/cmp"
@@ -10,13 +9,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hubkit/iothub/examples/internal/cli"
 	"github.com/hubkit/iothub/examples/internal/simhub"
 	"github.com/hubkit/iothub/internal/testkit/httpmock"
+	"github.com/hubkit/iothub/internal/testkit/syncbuf"
 	"github.com/hubkit/iothub/iothubtest"
 	"github.com/hubkit/iothub/service"
 )
@@ -27,25 +26,6 @@ const embedded = "no credentials given; using the embedded simulated hub"
 type result struct {
 	code           int
 	stdout, stderr string
-}
-
-// syncBuffer is a bytes.Buffer safe for the progress goroutine and the
-// test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // noEnv is an empty environment.
@@ -64,7 +44,7 @@ func startSim(t *testing.T, opts *simhub.Options) *simhub.Hub {
 
 // runSim runs the program against sim, without credentials.
 func runSim(ctx context.Context, sim *simhub.Hub, args ...string) result {
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	code := runWith(ctx, args, deps{getenv: noEnv, stdout: &stdout, stderr: &stderr, sim: sim, progressEvery: 100 * time.Millisecond})
 	return result{code, stdout.String(), stderr.String()}
 }
@@ -408,7 +388,7 @@ func TestAbort(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		close(abort)
 	}()
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	start := time.Now()
 	code := runWith(ctx, []string{"-devices", strings.Join(ids, ","), "-report", report, "-concurrency", "4"},
 		deps{getenv: noEnv, stdout: &stdout, stderr: &stderr, sim: sim, abort: abort})
@@ -524,7 +504,7 @@ func TestQueryAndCount(t *testing.T) {
 // TestEmbeddedDefault runs with no simulated hub given, as a user would.
 func TestEmbeddedDefault(t *testing.T) {
 	t.Parallel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	code := runWith(t.Context(), []string{"-simulate", "4", "-devices", "sim-device-1,sim-fleet-00001"}, deps{getenv: noEnv, stdout: &stdout, stderr: &stderr})
 	if code != cli.ExitOK || !strings.Contains(stderr.String(), embedded) {
 		t.Errorf("exit %d; stderr:\n%s", code, stderr.String())

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/hubkit/iothub/examples/internal/cli"
 	"github.com/hubkit/iothub/examples/internal/simhub"
+	"github.com/hubkit/iothub/internal/testkit/syncbuf"
 	"github.com/hubkit/iothub/service"
 )
 
@@ -89,7 +90,7 @@ func TestModuleFlags(t *testing.T) {
 		{[]string{"-module", "bad module"}, `-module "bad module"`},
 	}
 	for _, tt := range tests {
-		var stderr syncBuffer
+		var stderr syncbuf.Buffer
 		code := runWith(t.Context(), tt.args, deps{getenv: noEnv, stdout: &stderr, stderr: &stderr})
 		if code != cli.ExitUsage || !strings.Contains(stderr.String(), tt.want) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tt.args, code, stderr.String(), tt.want)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/hubkit/iothub/examples/internal/cli"
+	"github.com/hubkit/iothub/internal/testkit/syncbuf"
 )
 
 // TestOTLPExport runs a fan-out with OTEL_EXPORTER_OTLP_ENDPOINT set: the
@@ -30,7 +31,7 @@ func TestOTLPExport(t *testing.T) {
 		}))
 		env := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": srv.URL, "OTEL_SERVICE_NAME": "fleet-test"}
 		ctx, cancel := context.WithCancel(t.Context())
-		var stdout, stderr syncBuffer
+		var stdout, stderr syncbuf.Buffer
 		d := deps{getenv: func(k string) string { return env[k] }, stdout: &stdout, stderr: &stderr}
 		if interrupted {
 			// The first progress line means the fan-out runs: interrupt it.
