@@ -107,6 +107,24 @@ func TestPatchIDRule(t *testing.T) {
 	}
 }
 
+// TestUpdateBadIfMatch refuses an If-Match a header cannot carry before
+// sending anything.
+func TestUpdateBadIfMatch(t *testing.T) {
+	t.Parallel()
+	hub, client := setup(t)
+	var p digitaltwin.Patch
+	p.AddProperty("p", 1)
+	for _, etag := range []string{"W/\"x\ny\"", "a\rb", `a"b`, "a b"} {
+		_, err := client.Update(t.Context(), "d", p, &digitaltwin.UpdateOptions{IfMatch: etag})
+		if ae, ok := errors.AsType[*iothub.ArgumentError](err); !ok || ae.Field != "UpdateOptions.IfMatch" {
+			t.Errorf("IfMatch %q: %v; want an *iothub.ArgumentError of UpdateOptions.IfMatch", etag, err)
+		}
+	}
+	if n := len(hub.Requests()); n != 0 {
+		t.Errorf("%d requests reached the hub; want none", n)
+	}
+}
+
 func TestPatchJSON(t *testing.T) {
 	t.Parallel()
 	var p digitaltwin.Patch

@@ -5,7 +5,9 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/hubkit/iothub"
 	"github.com/hubkit/iothub/internal/pipeline"
+	"github.com/hubkit/iothub/internal/wire"
 )
 
 // UpdateOptions are the options of Update. A nil *UpdateOptions gives the
@@ -14,7 +16,9 @@ type UpdateOptions struct {
 	// IfMatch makes the update conditional on the twin's ETag: the
 	// DigitalTwin.ETag of a Get, as it is (W/"…"), or a bare value, which
 	// is sent quoted. "*" matches any twin. Empty sends no If-Match: the
-	// update is unconditional.
+	// update is unconditional. An ETag with a character a header cannot
+	// carry (a space, a control character, a '"' inside) fails with an
+	// *iothub.ArgumentError before anything is sent.
 	IfMatch string
 }
 
@@ -58,6 +62,9 @@ func (c *Client) Update(ctx context.Context, digitalTwinID string, patch Patch, 
 	}
 	var h http.Header
 	if options != nil {
+		if rule := wire.CheckETag(options.IfMatch); rule != "" {
+			return UpdateResult{}, &iothub.ArgumentError{Operation: op, Field: "UpdateOptions.IfMatch", Rule: rule}
+		}
 		if im := ifMatch(options.IfMatch); im != "" {
 			h = http.Header{"If-Match": {im}}
 		}

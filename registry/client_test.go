@@ -460,6 +460,53 @@ func TestValidationBeforeSending(t *testing.T) {
 	}
 }
 
+// TestBadETagBeforeSending refuses an ETag with a character a header
+// cannot carry, naming where it came from, before any request: the
+// transport would refuse it only once the request is being sent.
+func TestBadETagBeforeSending(t *testing.T) {
+	t.Parallel()
+	hub, client := setup(t)
+	ctx := t.Context()
+	bad := &registry.WriteOptions{IfMatch: "W/\"x\r\nX-Injected: 1\""}
+	tests := []struct {
+		name  string
+		call  func() error
+		field string
+	}{
+		{"UpdateDevice, entity ETag", func() error {
+			_, err := client.UpdateDevice(ctx, registry.Device{DeviceID: "d", ETag: "a\nb"}, nil)
+			return err
+		}, "Device.ETag"},
+		{"UpdateDevice, WriteOptions.IfMatch", func() error {
+			_, err := client.UpdateDevice(ctx, registry.Device{DeviceID: "d", ETag: "ok"}, bad)
+			return err
+		}, "WriteOptions.IfMatch"},
+		{"UpdateModule, entity ETag", func() error {
+			_, err := client.UpdateModule(ctx, registry.Module{DeviceID: "d", ModuleID: "m", ETag: `a"b`}, nil)
+			return err
+		}, "Module.ETag"},
+		{"DeleteDevice", func() error { return client.DeleteDevice(ctx, "d", bad) }, "WriteOptions.IfMatch"},
+		{"DeleteModule", func() error { return client.DeleteModule(ctx, "d", "m", bad) }, "WriteOptions.IfMatch"},
+		{"UpdateTwin", func() error {
+			_, err := client.UpdateTwin(ctx, "d", registry.TwinPatch{Tags: map[string]any{"a": 1}}, bad)
+			return err
+		}, "WriteOptions.IfMatch"},
+	}
+	for _, tt := range tests {
+		ae, ok := errors.AsType[*iothub.ArgumentError](tt.call())
+		if !ok || ae.Field != tt.field {
+			t.Errorf("%s: %v; want an *iothub.ArgumentError of %s", tt.name, ae, tt.field)
+		}
+	}
+	// Force makes the write unconditional: the entity's ETag is not sent.
+	if _, err := client.UpdateDevice(ctx, registry.Device{DeviceID: "nope", ETag: "a\nb"}, &registry.WriteOptions{Force: true}); errors.Is(err, iothub.ErrInvalidArgument) {
+		t.Errorf("Force with a bad entity ETag: %v", err)
+	}
+	if n := len(hub.Requests()); n != 1 {
+		t.Errorf("%d requests sent, want 1 (the forced update)", n)
+	}
+}
+
 func TestRetriedWritesExplainThemselves(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {

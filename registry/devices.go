@@ -7,6 +7,7 @@ import (
 
 	"github.com/hubkit/iothub"
 	"github.com/hubkit/iothub/internal/pipeline"
+	"github.com/hubkit/iothub/internal/wire"
 )
 
 // WriteOptions are the options of an update or delete. A nil *WriteOptions
@@ -15,7 +16,10 @@ type WriteOptions struct {
 	// IfMatch makes the write conditional on this ETag (quoted or not; the
 	// wildcard "*" makes it unconditional). Empty means the entity's own
 	// ETag for an update, so that an update of a device you read is
-	// conditional on it being unchanged, and "*" for a delete.
+	// conditional on it being unchanged, and "*" for a delete. An ETag
+	// (this one or the entity's) with a character a header cannot carry —
+	// a space, a control character, a '"' inside — fails with an
+	// *iothub.ArgumentError before anything is sent.
 	IfMatch string
 	// Force makes the write unconditional whatever the ETags say.
 	Force bool
@@ -30,14 +34,22 @@ type ReadOptions struct{}
 // BulkCreateDevices. It is reserved for future options; nil is the default.
 type CreateOptions struct{}
 
-func (o *WriteOptions) ifMatch(entityETag string) string {
+// ifMatchHeader is the If-Match header of a write by op: "*" with Force,
+// else o.IfMatch, else entityETag, the ETag of the entity written (its
+// field named entityField; "" for a write of none). An ETag that cannot be
+// sent is an *iothub.ArgumentError naming where it came from.
+func (o *WriteOptions) ifMatchHeader(op, entityField, entityETag string) (http.Header, error) {
+	etag, field := entityETag, entityField
 	switch {
 	case o != nil && o.Force:
-		return ifMatch("*")
+		etag = "*"
 	case o != nil && o.IfMatch != "":
-		return ifMatch(o.IfMatch)
+		etag, field = o.IfMatch, "WriteOptions.IfMatch"
 	}
-	return ifMatch(entityETag)
+	if rule := wire.CheckETag(etag); rule != "" {
+		return nil, &iothub.ArgumentError{Operation: op, Field: field, Rule: rule}
+	}
+	return http.Header{"If-Match": {ifMatch(etag)}}, nil
 }
 
 // GetDevice reads a device identity.
@@ -84,8 +96,11 @@ func (c *Client) UpdateDevice(ctx context.Context, d Device, options *WriteOptio
 	if err := checkIDs(op, d.DeviceID, "", false); err != nil {
 		return out, err
 	}
-	h := http.Header{"If-Match": {options.ifMatch(d.ETag)}}
-	_, err := c.do(ctx, call{op: op, deviceID: d.DeviceID, method: http.MethodPut, path: devicePath(d.DeviceID), header: h, body: writableDevice(d), retry: pipeline.RetryIdempotent}, &out)
+	h, err := options.ifMatchHeader(op, "Device.ETag", d.ETag)
+	if err != nil {
+		return out, err
+	}
+	_, err = c.do(ctx, call{op: op, deviceID: d.DeviceID, method: http.MethodPut, path: devicePath(d.DeviceID), header: h, body: writableDevice(d), retry: pipeline.RetryIdempotent}, &out)
 	return out, err
 }
 
@@ -98,8 +113,11 @@ func (c *Client) DeleteDevice(ctx context.Context, deviceID string, options *Wri
 	if err := checkIDs(op, deviceID, "", false); err != nil {
 		return err
 	}
-	h := http.Header{"If-Match": {options.ifMatch("")}}
-	_, err := c.do(ctx, call{op: op, deviceID: deviceID, method: http.MethodDelete, path: devicePath(deviceID), header: h, retry: pipeline.RetryIdempotent}, nil)
+	h, err := options.ifMatchHeader(op, "", "")
+	if err != nil {
+		return err
+	}
+	_, err = c.do(ctx, call{op: op, deviceID: deviceID, method: http.MethodDelete, path: devicePath(deviceID), header: h, retry: pipeline.RetryIdempotent}, nil)
 	return deletedAnyway(err)
 }
 
@@ -156,8 +174,11 @@ func (c *Client) UpdateModule(ctx context.Context, m Module, options *WriteOptio
 	if err := checkIDs(op, m.DeviceID, m.ModuleID, true); err != nil {
 		return out, err
 	}
-	h := http.Header{"If-Match": {options.ifMatch(m.ETag)}}
-	_, err := c.do(ctx, call{op: op, deviceID: m.DeviceID, module: m.ModuleID, method: http.MethodPut, path: modulePath(m.DeviceID, m.ModuleID), header: h, body: writableModule(m), retry: pipeline.RetryIdempotent}, &out)
+	h, err := options.ifMatchHeader(op, "Module.ETag", m.ETag)
+	if err != nil {
+		return out, err
+	}
+	_, err = c.do(ctx, call{op: op, deviceID: m.DeviceID, module: m.ModuleID, method: http.MethodPut, path: modulePath(m.DeviceID, m.ModuleID), header: h, body: writableModule(m), retry: pipeline.RetryIdempotent}, &out)
 	return out, err
 }
 
@@ -167,8 +188,11 @@ func (c *Client) DeleteModule(ctx context.Context, deviceID, moduleID string, op
 	if err := checkIDs(op, deviceID, moduleID, true); err != nil {
 		return err
 	}
-	h := http.Header{"If-Match": {options.ifMatch("")}}
-	_, err := c.do(ctx, call{op: op, deviceID: deviceID, module: moduleID, method: http.MethodDelete, path: modulePath(deviceID, moduleID), header: h, retry: pipeline.RetryIdempotent}, nil)
+	h, err := options.ifMatchHeader(op, "", "")
+	if err != nil {
+		return err
+	}
+	_, err = c.do(ctx, call{op: op, deviceID: deviceID, module: moduleID, method: http.MethodDelete, path: modulePath(deviceID, moduleID), header: h, retry: pipeline.RetryIdempotent}, nil)
 	return deletedAnyway(err)
 }
 

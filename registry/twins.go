@@ -90,8 +90,11 @@ func (c *Client) writeTwin(ctx context.Context, op, method, deviceID, moduleID s
 		} `json:"properties"`
 	}{Tags: patch.Tags}
 	body.Properties.Desired = patch.Desired
-	h := http.Header{"If-Match": {options.ifMatch("")}}
-	_, err := c.do(ctx, call{op: op, deviceID: deviceID, module: moduleID, method: method, path: twinPath(deviceID, moduleID), header: h, body: body, retry: pipeline.RetryIdempotent}, &t)
+	h, err := options.ifMatchHeader(op, "", "")
+	if err != nil {
+		return t, err
+	}
+	_, err = c.do(ctx, call{op: op, deviceID: deviceID, module: moduleID, method: method, path: twinPath(deviceID, moduleID), header: h, body: body, retry: pipeline.RetryIdempotent}, &t)
 	return t, err
 }
 
