@@ -728,8 +728,6 @@ func (c *Controller) acceptedRate(now time.Time, d time.Duration) float64 {
 	return float64(n) / span.Seconds()
 }
 
-// observeLatency adds an accepted call's latency to the interval's
-// minimum.
 // slowStartRound is how long a round of slow start lasts at least:
 // SlowStartInterval below fastRoundRate, or while the hub's round trip is
 // not known; above it, that round trip (the lowest latency of the baseline
@@ -762,6 +760,8 @@ const (
 	fastRoundRate     = 1000
 )
 
+// observeLatency adds an accepted call's latency to the interval's
+// minimum.
 func (c *Controller) observeLatency(d time.Duration) {
 	if c.intervalN == 0 || d < c.intervalMin {
 		c.intervalMin = d

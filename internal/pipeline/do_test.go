@@ -441,7 +441,7 @@ func TestReadCapped(t *testing.T) {
 		{"abcd", 3, 4, "abc", true},
 		{"", 3, 0, "", false},
 		{"abcdef", 10, 2, "abcdef", false}, // a size that is too small only grows the buffer
-		{"ab", 10, 600, "ab", false},       // one too large allocates no more than 512 bytes
+		{"ab", 10, 600, "ab", false},       // one beyond the limit allocates no more than the limit
 		{long, 5000, -1, long, false},
 		{long, 5000, 3000, long, false},
 		{long, 2999, 3000, long[:2999], true},
@@ -460,9 +460,17 @@ func TestReadCapped(t *testing.T) {
 			}
 		}
 	}
-	// The buffer of a body of known size is that size (plus one byte).
-	if got, _, _ := readCapped(strings.NewReader(`{"status":200,"payload":null}`), 1<<20, 29); cap(got) != 30 {
-		t.Errorf("buffer of a 29-byte body: capacity %d, want 30", cap(got))
+	// The buffer of a body of known size is that size (plus one byte),
+	// small or large.
+	for _, size := range []int64{29, 700_000} {
+		if got, _, _ := readCapped(strings.NewReader(strings.Repeat("x", int(size))), 1<<20, size); cap(got) != int(size)+1 {
+			t.Errorf("body of %d bytes: capacity %d, want %d", size, cap(got), size+1)
+		}
+	}
+	// A size stated beyond the limit is not allocated: the read grows to
+	// the limit and stops.
+	if got, tooLong, _ := readCapped(strings.NewReader(strings.Repeat("x", 2<<20)), 1<<20, 1<<30); !tooLong || cap(got) > 4<<20 {
+		t.Errorf("1 GiB stated, 1 MiB limit: too long %v, capacity %d", tooLong, cap(got))
 	}
 	// A read error comes back with what was read.
 	got, tooLong, err := readCapped(iotest.TimeoutReader(iotest.OneByteReader(strings.NewReader("abc"))), 10, 3)

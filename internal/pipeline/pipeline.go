@@ -414,17 +414,18 @@ func newRequestID() string { return rand.Text() }
 
 // readCapped reads at most limit bytes and reports whether the body was
 // longer. size is the length the body says it has (Content-Length), or
-// negative when unknown: a body of that length is read into a buffer of
-// its size, where growing one from io.ReadAll's 512 bytes would allocate
-// several times the size of a typical answer. A size that is wrong only
-// costs a grown buffer.
+// negative when unknown: a body of that length, up to limit, is read into
+// a buffer of its size, where growing one from io.ReadAll's 512 bytes
+// would allocate several times the size of a small answer, and a dozen
+// buffers for a query page. A size that is wrong only costs a grown
+// buffer, or one allocated larger than needed, never beyond limit.
 func readCapped(r io.Reader, limit, size int64) ([]byte, bool, error) {
 	stop := limit + 1 // reading one byte past the limit tells a longer body
 	if stop <= 0 {
 		stop = math.MaxInt64
 	}
 	n := int64(512)
-	if size >= 0 && size < n {
+	if size >= 0 && size < stop {
 		n = size + 1 // room to see the end without growing
 	}
 	b := make([]byte, 0, min(n, stop))
