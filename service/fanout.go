@@ -138,6 +138,7 @@ type Result struct {
 type FanOut struct {
 	c       *Client
 	params  MethodParams[any]
+	call    methodCall // params encoded, the same for every target
 	opts    FanOutOptions
 	targets iter.Seq2[Target, error]
 
@@ -176,7 +177,9 @@ type FanOut struct {
 // sequence yields twice is invoked twice: the fan-out keeps no set of the
 // targets seen; deduplicate a sequence that may repeat one. It validates
 // params and options first and returns an *iothub.ArgumentError without
-// sending anything.
+// sending anything. It encodes params once, here: every target gets the
+// same request body, and a payload changed after StartFanOut returns
+// changes nothing.
 //
 // One dispatcher paces the starts of calls (first attempts and retries
 // after a 429 alike) at the rate the hub accepts; see FanOutOptions.
@@ -197,7 +200,7 @@ type FanOut struct {
 // are reported. Abort ends the calls in flight too. Either way every
 // target taken from the sequence gets a Result.
 func (c *Client) StartFanOut(ctx context.Context, targets iter.Seq2[Target, error], params MethodParams[any], options *FanOutOptions) (*FanOut, error) {
-	o, cfg, err := fanOutConfig(targets, params, options)
+	o, cfg, m, err := fanOutConfig(targets, params, options)
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +209,7 @@ func (c *Client) StartFanOut(ctx context.Context, targets iter.Seq2[Target, erro
 	limited, release := c.p.WithConnLimit(o.Concurrency)
 	ctx, tel := c.startFanOutTelemetry(ctx, params, o)
 	f := &FanOut{
-		c: &Client{p: limited}, params: params, opts: o, targets: targets, releaseConns: release,
+		c: &Client{p: limited}, params: params, call: m, opts: o, targets: targets, releaseConns: release,
 		ctl:     flow.NewController(flow.DefaultPolicy(), cfg),
 		breaker: flow.NewBreaker(flow.BreakerPolicy{}),
 		jobs:    make(chan Target),

@@ -1,7 +1,6 @@
 package service
 
 import (
-	"bytes"
 	"fmt"
 	"iter"
 	"math"
@@ -12,14 +11,14 @@ import (
 
 // fanOutConfig validates a fan-out's arguments and returns its options
 // with the defaults filled in and the flow controller's configuration.
-func fanOutConfig(targets iter.Seq2[Target, error], params MethodParams[any], options *FanOutOptions) (FanOutOptions, flow.Config, error) {
+func fanOutConfig(targets iter.Seq2[Target, error], params MethodParams[any], options *FanOutOptions) (FanOutOptions, flow.Config, methodCall, error) {
 	const op = "FanOut"
 	var o FanOutOptions
 	if options != nil {
 		o = *options
 	}
-	bad := func(field, rule string) (FanOutOptions, flow.Config, error) {
-		return o, flow.Config{}, &iothub.ArgumentError{Operation: op, Field: "FanOutOptions." + field, Rule: rule}
+	bad := func(field, rule string) (FanOutOptions, flow.Config, methodCall, error) {
+		return o, flow.Config{}, methodCall{}, &iothub.ArgumentError{Operation: op, Field: "FanOutOptions." + field, Rule: rule}
 	}
 	switch {
 	case o.Concurrency < 0:
@@ -37,14 +36,15 @@ func fanOutConfig(targets iter.Seq2[Target, error], params MethodParams[any], op
 	case o.ThrottleGiveUp < 0:
 		return bad("ThrottleGiveUp", fmt.Sprintf("must be 0 (default %v) or more; got %v", DefaultThrottleGiveUp, o.ThrottleGiveUp))
 	case targets == nil:
-		return o, flow.Config{}, &iothub.ArgumentError{Operation: op, Field: "targets", Rule: "must not be nil"}
+		return o, flow.Config{}, methodCall{}, &iothub.ArgumentError{Operation: op, Field: "targets", Rule: "must not be nil"}
 	}
 	if rule := checkTier(o.Tier); rule != "" {
 		return bad("Tier", rule)
 	}
-	// Validate the parameters once with a placeholder target.
-	if _, err := methodBody(op, "x", "", false, params); err != nil {
-		return o, flow.Config{}, err
+	// Every target gets the same request body: encoded once, here.
+	m, err := encodeMethod(op, params)
+	if err != nil {
+		return o, flow.Config{}, methodCall{}, err
 	}
 	if o.Concurrency == 0 {
 		o.Concurrency = 16
@@ -54,11 +54,9 @@ func fanOutConfig(targets iter.Seq2[Target, error], params MethodParams[any], op
 	}
 	cfg := flow.Config{Cap: o.MaxRate, Seed: o.StartRate}
 	if o.Tier != "" {
-		var b bytes.Buffer
-		_ = encodePayload(&b, params.Payload) // it encoded above
-		cfg.Seed = MethodRateLimit(o.Tier, max(o.Units, 1), b.Len())
+		cfg.Seed = MethodRateLimit(o.Tier, max(o.Units, 1), m.payloadBytes)
 	}
-	return o, cfg, nil
+	return o, cfg, m, nil
 }
 
 // validRate reports a rate that is 0 or a positive finite number.

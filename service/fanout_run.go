@@ -182,6 +182,12 @@ func (f *FanOut) invokeOne(ctx context.Context, i int, t Target) Result {
 		res.Outcome, res.Err = OutcomeNotDelivered, &iothub.ArgumentError{Operation: "FanOut", Field: "Target.DeviceID", Rule: rule}
 		return res
 	}
+	if t.ModuleID != "" {
+		if rule := wire.CheckID(t.ModuleID); rule != "" {
+			res.Outcome, res.Err = OutcomeNotDelivered, &iothub.ArgumentError{Operation: "FanOut", Field: "Target.ModuleID", Rule: rule}
+			return res
+		}
+	}
 	// The fan-out handles 429 itself, through its pacing.
 	class, policy := f.opts.Invoke.policy()
 	policy |= leaveThrottled
@@ -202,7 +208,7 @@ func (f *FanOut) invokeOne(ctx context.Context, i int, t Target) Result {
 			f.meter.start()
 		}
 		f.meter.callStarted(i, start)
-		r, answered, err := invoke[json.RawMessage](ctx, f.c, op, t.DeviceID, t.ModuleID, f.params, class, policy)
+		r, answered, err := invokeEncoded[json.RawMessage](ctx, f.c, op, t.DeviceID, t.ModuleID, f.call, class, policy)
 		end := time.Now()
 		f.meter.callEnded(i)
 		res.Attempts += attempts(err, answered)

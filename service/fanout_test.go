@@ -41,7 +41,7 @@ func TestFanOutOutcomes(t *testing.T) {
 		hub.AddDevice("offline", &httpmock.DeviceOptions{Offline: true})
 		hub.AddDevice("slow", &httpmock.DeviceOptions{Latency: time.Minute, Handler: echo})
 		targets := func(yield func(service.Target, error) bool) {
-			for _, t := range []service.Target{{DeviceID: "ok-1"}, {DeviceID: "ok-2", ModuleID: "m1"}, {DeviceID: "fails"}, {DeviceID: "offline"}, {DeviceID: "slow"}, {DeviceID: "missing"}, {DeviceID: "bad id"}} {
+			for _, t := range []service.Target{{DeviceID: "ok-1"}, {DeviceID: "ok-2", ModuleID: "m1"}, {DeviceID: "fails"}, {DeviceID: "offline"}, {DeviceID: "slow"}, {DeviceID: "missing"}, {DeviceID: "bad id"}, {DeviceID: "ok-1", ModuleID: "bad id"}} {
 				if !yield(t, nil) {
 					return
 				}
@@ -55,7 +55,7 @@ func TestFanOutOutcomes(t *testing.T) {
 		want := map[string]service.Outcome{
 			"ok-1/": service.OutcomeSucceeded, "ok-2/m1": service.OutcomeSucceeded, "fails/": service.OutcomeDeviceError,
 			"offline/": service.OutcomeNotDelivered, "slow/": service.OutcomeUnknown, "missing/": service.OutcomeNotDelivered,
-			"bad id/": service.OutcomeNotDelivered,
+			"bad id/": service.OutcomeNotDelivered, "ok-1/bad id": service.OutcomeNotDelivered,
 		}
 		gotOutcomes := map[string]service.Outcome{}
 		for k, r := range got {
@@ -72,6 +72,14 @@ func TestFanOutOutcomes(t *testing.T) {
 		}
 		if r := got["slow/"]; r.ErrorCode != iothub.ErrorCodeGatewayTimeout || r.Latency < 10*time.Second {
 			t.Errorf("slow result: %+v", r)
+		}
+		// A bad id is refused before any call, naming the field.
+		for key, field := range map[string]string{"bad id/": "Target.DeviceID", "ok-1/bad id": "Target.ModuleID"} {
+			r := got[key]
+			ae, ok := errors.AsType[*iothub.ArgumentError](r.Err)
+			if !ok || ae.Field != field || r.Attempts != 0 {
+				t.Errorf("%s: attempts %d, error %v; want an argument error on %s and no attempt", key, r.Attempts, r.Err, field)
+			}
 		}
 		for _, id := range []string{"ok-1", "fails", "slow"} {
 			if n := hub.Deliveries(id, ""); n != 1 {

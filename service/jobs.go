@@ -266,8 +266,7 @@ func (c *Client) ScheduleMethodJob(ctx context.Context, jobID string, spec Metho
 	if err := checkJobID(op, jobID); err != nil {
 		return Job{}, err
 	}
-	// The target id is a placeholder: methodBody checks it, the job does not use it.
-	method, err := methodBody(op, "job", "", false, spec.Method)
+	m, err := encodeMethod(op, spec.Method)
 	if err != nil {
 		return Job{}, err
 	}
@@ -275,7 +274,7 @@ func (c *Client) ScheduleMethodJob(ctx context.Context, jobID string, spec Metho
 	if err != nil {
 		return Job{}, err
 	}
-	body, err := jobRequest(op, jobID, JobTypeScheduleDeviceMethod, cond, spec.StartTime, spec.MaxExecutionTime, "cloudToDeviceMethod", method)
+	body, err := jobRequest(op, jobID, JobTypeScheduleDeviceMethod, cond, spec.StartTime, spec.MaxExecutionTime, "cloudToDeviceMethod", m.body)
 	if err != nil {
 		return Job{}, err
 	}

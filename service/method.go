@@ -211,19 +211,23 @@ const (
 // the hub answered (0 when the pipeline returned an error, which counts
 // them itself).
 func invoke[R, P any](ctx context.Context, c *Client, op, deviceID, moduleID string, params MethodParams[P], class pipeline.RetryClass, policy callPolicy) (MethodResult[R], int, error) {
-	var res MethodResult[R]
-	onModule := op == opModule
-	body, err := methodBody(op, deviceID, moduleID, onModule, params)
+	if err := checkTarget(op, deviceID, moduleID, op == opModule); err != nil {
+		return MethodResult[R]{}, 0, err
+	}
+	m, err := encodeMethod(op, params)
 	if err != nil {
-		return res, 0, err
+		return MethodResult[R]{}, 0, err
 	}
+	return invokeEncoded[R](ctx, c, op, deviceID, moduleID, m, class, policy)
+}
+
+// invokeEncoded sends an encoded invocation to a target whose ids were
+// checked; see invoke.
+func invokeEncoded[R any](ctx context.Context, c *Client, op, deviceID, moduleID string, m methodCall, class pipeline.RetryClass, policy callPolicy) (MethodResult[R], int, error) {
+	var res MethodResult[R]
 	path := "/twins/" + wire.EscapeID(deviceID) + "/methods"
-	if onModule {
+	if op == opModule {
 		path = "/twins/" + wire.EscapeID(deviceID) + "/modules/" + wire.EscapeID(moduleID) + "/methods"
-	}
-	timeout := params.TimeoutInSeconds
-	if timeout == 0 {
-		timeout = DefaultTimeoutInSeconds
 	}
 	req := &pipeline.Request{
 		Operation:        op,
@@ -231,12 +235,12 @@ func invoke[R, P any](ctx context.Context, c *Client, op, deviceID, moduleID str
 		ModuleID:         moduleID,
 		Method:           http.MethodPost,
 		Path:             path,
-		Body:             body,
-		AttemptTimeout:   time.Duration(params.ConnectTimeoutInSeconds+timeout)*time.Second + NetworkMargin,
+		Body:             m.body,
+		AttemptTimeout:   m.attemptTimeout,
 		Retry:            class,
 		Policy:           policy,
 		MaxResponseBytes: maxMethodResponseBytes,
-		MethodName:       params.Name,
+		MethodName:       m.name,
 		ResultStatus:     methodStatus,
 	}
 	resp, err := c.p.Do(ctx, req)
@@ -287,28 +291,43 @@ func decodeMethodResult[R any](op, deviceID, moduleID string, resp *pipeline.Res
 	return res, nil
 }
 
-// methodBody validates the target and parameters and encodes the request
-// body once.
-func methodBody[P any](op, deviceID, moduleID string, onModule bool, params MethodParams[P]) ([]byte, error) {
-	bad := func(field, rule string, err error) error {
-		return &iothub.ArgumentError{Operation: op, Field: field, Rule: rule, Err: err}
-	}
+// checkTarget checks an invocation's device id and, on a module, its
+// module id.
+func checkTarget(op, deviceID, moduleID string, onModule bool) error {
 	if rule := wire.CheckID(deviceID); rule != "" {
-		return nil, bad("deviceID", rule, nil)
+		return &iothub.ArgumentError{Operation: op, Field: "deviceID", Rule: rule}
 	}
 	if onModule {
 		if rule := wire.CheckID(moduleID); rule != "" {
-			return nil, bad("moduleID", rule, nil)
+			return &iothub.ArgumentError{Operation: op, Field: "moduleID", Rule: rule}
 		}
 	}
+	return nil
+}
+
+// methodCall is an invocation as sent, whatever its target: the request
+// body, encoded once (a fan-out sends the same bytes to every target; the
+// pipeline only reads them), and what the pipeline needs besides.
+type methodCall struct {
+	name           string
+	body           []byte
+	payloadBytes   int           // the payload's size as JSON, which the hub meters
+	attemptTimeout time.Duration // the response (and connect) timeout plus NetworkMargin
+}
+
+// encodeMethod validates the parameters and encodes the request body.
+func encodeMethod[P any](op string, params MethodParams[P]) (methodCall, error) {
+	bad := func(field, rule string, err error) error {
+		return &iothub.ArgumentError{Operation: op, Field: field, Rule: rule, Err: err}
+	}
 	if rule := checkMethodName(params.Name); rule != "" {
-		return nil, bad("MethodParams.Name", rule, nil)
+		return methodCall{}, bad("MethodParams.Name", rule, nil)
 	}
 	if t := params.TimeoutInSeconds; t != 0 && (t < MinTimeoutInSeconds || t > MaxTimeoutInSeconds) {
-		return nil, bad("MethodParams.TimeoutInSeconds", fmt.Sprintf("must be 0 (the hub default, %d) or within [%d, %d]; got %d", DefaultTimeoutInSeconds, MinTimeoutInSeconds, MaxTimeoutInSeconds, t), nil)
+		return methodCall{}, bad("MethodParams.TimeoutInSeconds", fmt.Sprintf("must be 0 (the hub default, %d) or within [%d, %d]; got %d", DefaultTimeoutInSeconds, MinTimeoutInSeconds, MaxTimeoutInSeconds, t), nil)
 	}
 	if t := params.ConnectTimeoutInSeconds; t < 0 || t > MaxConnectTimeoutInSeconds {
-		return nil, bad("MethodParams.ConnectTimeoutInSeconds", fmt.Sprintf("must be within [0, %d]; got %d", MaxConnectTimeoutInSeconds, t), nil)
+		return methodCall{}, bad("MethodParams.ConnectTimeoutInSeconds", fmt.Sprintf("must be within [0, %d]; got %d", MaxConnectTimeoutInSeconds, t), nil)
 	}
 	// The name was checked to hold no character that JSON escapes. The
 	// payload is encoded (or, when it is raw JSON, checked and compacted)
@@ -320,10 +339,11 @@ func methodBody[P any](op, deviceID, moduleID string, onModule bool, params Meth
 	b.WriteString(`","payload":`)
 	start := b.Len()
 	if err := encodePayload(&b, params.Payload); err != nil {
-		return nil, bad("MethodParams.Payload", "must encode as JSON", err)
+		return methodCall{}, bad("MethodParams.Payload", "must encode as JSON", err)
 	}
-	if n := b.Len() - start; n > MaxPayloadBytes {
-		return nil, bad("MethodParams.Payload", fmt.Sprintf("must be at most %d bytes as JSON; got %d", MaxPayloadBytes, n), nil)
+	n := b.Len() - start
+	if n > MaxPayloadBytes {
+		return methodCall{}, bad("MethodParams.Payload", fmt.Sprintf("must be at most %d bytes as JSON; got %d", MaxPayloadBytes, n), nil)
 	}
 	if params.TimeoutInSeconds != 0 {
 		b.WriteString(`,"responseTimeoutInSeconds":`)
@@ -334,7 +354,16 @@ func methodBody[P any](op, deviceID, moduleID string, onModule bool, params Meth
 		b.WriteString(strconv.Itoa(params.ConnectTimeoutInSeconds))
 	}
 	b.WriteByte('}')
-	return b.Bytes(), nil
+	timeout := params.TimeoutInSeconds
+	if timeout == 0 {
+		timeout = DefaultTimeoutInSeconds
+	}
+	return methodCall{
+		name:           params.Name,
+		body:           b.Bytes(),
+		payloadBytes:   n,
+		attemptTimeout: time.Duration(params.ConnectTimeoutInSeconds+timeout)*time.Second + NetworkMargin,
+	}, nil
 }
 
 // payloadSizeHint guesses the encoded size of a payload, to size the body

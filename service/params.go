@@ -14,8 +14,6 @@ const opValidate = "MethodParams.Validate"
 // lists its targets. The target ids are not part of MethodParams; each
 // call checks its own.
 func (p MethodParams[P]) Validate() error {
-	// The target is a placeholder that passes the id rule: only the
-	// parameters are checked.
-	_, err := methodBody(opValidate, "validate", "", false, p)
+	_, err := encodeMethod(opValidate, p)
 	return err
 }
