@@ -2,8 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,5 +51,29 @@ func BenchmarkReportAndProgress(b *testing.B) {
 				b.Fatal(err)
 			}
 		})
+	}
+}
+
+// BenchmarkLoadTargets is reading -devices @FILE of 20,000 ids, one per
+// line, and dropping the repeated ones, as a run does before its first
+// call.
+func BenchmarkLoadTargets(b *testing.B) {
+	var sb strings.Builder
+	for i := range 20_000 {
+		fmt.Fprintf(&sb, "sim-fleet-%05d\n", i+1)
+	}
+	file := filepath.Join(b.TempDir(), "devices.txt")
+	if err := os.WriteFile(file, []byte(sb.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		ids, err := parseDevices("@" + file)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n := len(uniq(ids)); n != 20_000 {
+			b.Fatalf("%d ids", n)
+		}
 	}
 }

@@ -67,7 +67,9 @@ func parseDevices(arg string) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("-devices: %w", err)
 		}
-		for line := range strings.Lines(string(data)) {
+		text := string(data)
+		ids = make([]string, 0, strings.Count(text, "\n")+1)
+		for line := range strings.Lines(text) {
 			line = strings.TrimSpace(line)
 			if line == "" || strings.HasPrefix(line, "#") {
 				continue
@@ -91,7 +93,7 @@ func parseDevices(arg string) ([]string, error) {
 
 // uniq drops the repeated ids, keeping the first of each.
 func uniq(ids []string) []string {
-	seen := make(map[string]bool)
+	seen := make(map[string]bool, len(ids))
 	return slices.DeleteFunc(ids, func(id string) bool {
 		dup := seen[id]
 		seen[id] = true
