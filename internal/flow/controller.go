@@ -619,8 +619,11 @@ func (c *Controller) maybeGrow(now time.Time) {
 	if c.slowStart && !math.IsInf(c.rate, 1) {
 		// A round of slow start lasts at least SlowStartCalls calls,
 		// so that a low rate does not double on no evidence.
+		// Short of calls at its end, the round ends with the start that
+		// makes up its count: the decision is taken again at the next
+		// reservation or end of a call, not an interval later.
 		if float64(c.roundReserved) < c.p.SlowStartCalls && now.Sub(c.roundFrom) < c.p.Window {
-			c.nextGrow = now.Add(iv)
+			c.nextGrow = c.roundFrom.Add(iv)
 			return
 		}
 	}
@@ -629,7 +632,10 @@ func (c *Controller) maybeGrow(now time.Time) {
 	c.nextGrow, c.growFrom = now.Add(iv), c.cur
 	queueing, rising := c.queueing()
 	if c.slowStart {
-		c.nextGrow = now.Add(c.slowStartRound()) // the round trip may be known now
+		// The round trip may be known now. The length is that of the
+		// rate this round leaves: the first round at or above
+		// fastRoundRate still lasts SlowStartInterval (package doc).
+		c.nextGrow = now.Add(c.slowStartRound())
 	}
 	c.resetInterval()
 	if now.Before(c.pause) {
@@ -683,6 +689,12 @@ func (c *Controller) maybeGrow(now time.Time) {
 	switch {
 	case c.slowStart:
 		c.setRate(c.rate * c.p.SlowStartGrowth)
+		// The start booked at the old rate's interval moves up to the
+		// new one: otherwise the first round at a rate falls one start
+		// short of it and does not count as held back.
+		if c.interval > 0 && c.next.After(now.Add(c.interval)) {
+			c.next = now.Add(c.interval)
+		}
 	case c.rate < c.limit:
 		c.setRate(min(c.limit, c.rate*(1+c.step)))
 		c.step = min(2*c.step, c.p.MaxProbeStep)

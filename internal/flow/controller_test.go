@@ -466,3 +466,49 @@ func TestLateTimers(t *testing.T) {
 		}
 	})
 }
+
+// TestSlowStartRoundEnds checks when slow start's rounds end against a hub
+// that answers in 2 ms: the first, at 50/s, with its eighth call (past the
+// 50 ms minimum); the one at 100/s with its eighth too (80 ms), not at the
+// next 50 ms tick; each round from 200/s after about 50 ms, with no round
+// lost to the start booked at the old rate; the first round above
+// 1,000/s still 50 ms, and rounds of 5 ms (minSlowStartRound) after it.
+func TestSlowStartRoundEnds(t *testing.T) {
+	t.Parallel()
+	c := NewController(DefaultPolicy(), Config{})
+	type growth struct {
+		at   time.Duration // since the first reservation
+		rate float64
+	}
+	var got []growth
+	now, last := t0, c.Rate()
+	saw := func(at time.Time) {
+		if r := c.Rate(); r != last {
+			got = append(got, growth{at.Sub(t0).Round(time.Millisecond), r})
+			last = r
+		}
+	}
+	for now.Before(t0.Add(500*time.Millisecond)) && len(got) < 8 {
+		now = now.Add(c.Reserve(now))
+		saw(now)
+		end := now.Add(2 * time.Millisecond)
+		c.Done(end, Result{Outcome: Accepted, Latency: 2 * time.Millisecond})
+		saw(end)
+	}
+	// The eighth call at 50/s starts at 140 ms; its end, at 142 ms, ends
+	// the round. At 100/s the eighth starts at 222 ms (the first at
+	// 152 ms, one new interval after the doubling) and ends at 224 ms.
+	want := []growth{
+		{142 * time.Millisecond, 100},
+		{224 * time.Millisecond, 200},
+		{276 * time.Millisecond, 400},
+		{328 * time.Millisecond, 800},
+		{378 * time.Millisecond, 1600},
+		{428 * time.Millisecond, 3200},
+		{433 * time.Millisecond, 6400},
+		{438 * time.Millisecond, 12800},
+	}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(growth{})); diff != "" {
+		t.Errorf("rate changes (-want +got):\n%s", diff)
+	}
+}

@@ -35,12 +35,19 @@
 //     round in which the pacing, not the caller, held the calls back,
 //     until the first congestion signal. A round is SlowStartInterval
 //     (50 ms) or SlowStartCalls (8) calls, whichever is longer, so that a
-//     low rate does not double on no evidence. From 1,000 calls/s on, a
-//     hub whose round trip is shorter gets rounds of that round trip (at
-//     least 5 ms): a 429 or a queue shows within one round trip, so the
-//     doubling never outruns the hub's answer, and a fast hub is not made
-//     to wait 50 ms a doubling; below that rate the 50 ms rounds keep the
-//     overshoot into a small hub's bucket to a few calls. A
+//     low rate does not double on no evidence; it ends at the first
+//     reservation or end of a call at which both hold, and a doubling
+//     moves the start booked at the old rate up to the new rate's
+//     interval, so that the new rate's first round is not one start
+//     short. A round's length is set as it begins: after a round that
+//     began at 1,000 calls/s or more, a hub whose round trip is shorter
+//     gets rounds of that round trip (at least 5 ms). A 429 or a queue
+//     shows within one round trip, so the doubling never outruns the
+//     hub's answer, and a fast hub is not made to wait 50 ms a doubling;
+//     below that rate, and for the first round above it, the 50 ms
+//     rounds keep the overshoot into a small hub's bucket to a few calls
+//     (without that first 50 ms round above 1,000/s, a 40/s hub that
+//     queues gets 3% of its calls throttled, TestSimulation). A
 //     Config.Seed starts at the seed instead.
 //   - On a 429 the rate drops to Backoff (0.95) times the rate the hub
 //     accepted over the last ProbeInterval, never above the current
