@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"runtime"
 	"strconv"
 	"testing"
@@ -145,13 +146,24 @@ func BenchmarkInvokeReferenceTLS(b *testing.B) {
 }
 
 // cannedTransport answers every request with the same method result after
-// reading the request body, as a transport would: it leaves only the
-// client's own work to measure.
+// reading the request body and reporting its progress through httptrace,
+// as net/http's transport would: it leaves only the client's own work to
+// measure.
 type cannedTransport struct{}
 
 var cannedAnswer = []byte(`{"status":200,"payload":{"rebooting":true}}`)
 
 func (cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	trace := httptrace.ContextClientTrace(r.Context())
+	if trace != nil && trace.GetConn != nil {
+		trace.GetConn(r.URL.Host)
+	}
+	if trace != nil && trace.GotConn != nil {
+		trace.GotConn(httptrace.GotConnInfo{Reused: true})
+	}
+	if trace != nil && trace.WroteRequest != nil {
+		defer trace.WroteRequest(httptrace.WroteRequestInfo{})
+	}
 	if r.Body != nil {
 		_, _ = io.Copy(io.Discard, r.Body)
 		r.Body.Close()

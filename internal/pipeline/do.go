@@ -116,6 +116,11 @@ func (c *call) release() {
 	c.attempts, c.anySent, c.lastErr, c.accepted, c.start = 0, false, nil, false, time.Time{}
 	c.earlier = false
 	c.tel = callTelemetry{}
+	if c.first != nil && !c.first.wrote.Load() {
+		// The first attempt's transport may still report on it (a write
+		// that has not ended): the next call gets a trace of its own.
+		c.first = nil
+	}
 	c.p.calls.Put(c)
 }
 
@@ -145,6 +150,10 @@ type call struct {
 	start    time.Time
 
 	tel callTelemetry // spans and metrics, when the pipeline has them
+
+	// first is the trace of the first attempt, kept with the call
+	// between calls while its transport is done with it; see RoundTrip.
+	first *attemptTrace
 }
 
 // attemptError is what an attempt that got no answer returns; it records
@@ -184,6 +193,20 @@ func newAttemptTrace() *attemptTrace {
 	return tr
 }
 
+// reuse readies a trace whose transport is done reporting on it for
+// another attempt. A transport reports a request written in full last of
+// all (GetConn and GotConn come before it, within its RoundTrip), so once
+// wrote is set no hook of the trace runs again. A connection the
+// transport dialled for the attempt may still be in its TLS handshake and
+// read the trace's (unset) TLS hooks: the trace itself is never written
+// after newAttemptTrace, only its flags.
+func (t *attemptTrace) reuse() *attemptTrace {
+	t.getConn.Store(false)
+	t.gotConn.Store(false)
+	t.wrote.Store(false)
+	return t
+}
+
 // sent reports whether the request may have reached the server. A
 // transport that reports nothing through httptrace gets the conservative
 // answer: yes. GetConn alone does not tell: net/http's HTTP/2 transport
@@ -212,7 +235,23 @@ func (c *call) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, &attemptError{auth: true, err: fmt.Errorf("get credential: %w", err)}
 	}
-	tr := newAttemptTrace()
+	// Each attempt has a trace of its own: a transport may report on an
+	// attempt after the next one started. A call's first attempt reuses
+	// the trace of an earlier call's first attempt once that one's
+	// request was written in full (release drops it otherwise), which
+	// saves its four allocations on nearly every call; not when the
+	// context carries a trace of its own, which httptrace would compose
+	// into it.
+	var tr *attemptTrace
+	switch {
+	case attempt > 1 || httptrace.ContextClientTrace(r.Context()) != nil:
+		tr = newAttemptTrace()
+	case c.first != nil:
+		tr = c.first.reuse()
+	default:
+		tr = newAttemptTrace()
+		c.first = tr
+	}
 	actx, cancel := context.WithTimeout(r.Context(), c.timeout)
 	r2 := r.WithContext(httptrace.WithClientTrace(actx, &tr.trace))
 	if attempt > 1 {
