@@ -67,15 +67,10 @@ func (p *Pipeline) Do(ctx context.Context, req *Request) (*Response, error) {
 	for k, v := range req.Header {
 		h[k] = v
 	}
-	// The constant values are shared slices of length and capacity one:
-	// Header.Set replaces them and Header.Add copies them, so no request
-	// can change another's.
-	h["User-Agent"] = p.userAgent
-	h["Accept"] = p.accept
-	h["Request-Id"] = []string{newRequestID()}
-	if req.Body != nil {
-		h["Content-Type"] = p.contentType
-	}
+	// The headers every request carries are set by each attempt
+	// (RoundTrip): http.Client copies the headers a request has when it
+	// is handed over, for redirects the pipeline never follows.
+	c.requestID = []string{newRequestID()}
 	if p.tel != nil {
 		rreq = c.startCall(rreq, u)
 	}
@@ -113,6 +108,7 @@ func (p *Pipeline) newCall() *call {
 func (c *call) release() {
 	c.req = Request{}
 	c.ctx = nil
+	c.requestID = nil
 	c.attempts, c.anySent, c.lastErr, c.accepted, c.start = 0, false, nil, false, time.Time{}
 	c.earlier = false
 	c.tel = callTelemetry{}
@@ -140,6 +136,8 @@ type call struct {
 	ctx     context.Context
 	timeout time.Duration
 	limit   int64
+
+	requestID []string // the Request-Id header value of every attempt
 
 	mu       sync.Mutex
 	attempts int
@@ -261,7 +259,18 @@ func (c *call) RoundTrip(r *http.Request) (*http.Response, error) {
 		// Do built, so it signs that one.
 		r2.Header = r.Header.Clone()
 	}
-	r2.Header["Authorization"] = []string{authz}
+	// The constant values are shared slices of length and capacity one,
+	// and the request id one slice for the attempts of a call: Header.Set
+	// replaces them and Header.Add copies them, so no request can change
+	// another's.
+	h := r2.Header
+	h["User-Agent"] = c.p.userAgent
+	h["Accept"] = c.p.accept
+	h["Request-Id"] = c.requestID
+	if c.req.Body != nil {
+		h["Content-Type"] = c.p.contentType
+	}
+	h["Authorization"] = []string{authz}
 	if c.p.tel != nil {
 		c.inject(r2)
 	}

@@ -190,7 +190,7 @@ func (c *call) startCall(rreq *retryablehttp.Request, u string) *retryablehttp.R
 	ct.start = time.Now()
 	ct.url = redactURL(u)
 	ct.op = AttrOperation.String(c.req.Operation)
-	if v := rreq.Header["Request-Id"]; len(v) > 0 {
+	if v := c.requestID; len(v) > 0 {
 		ct.reqID = v[0]
 	}
 	if t.meter != nil {
