@@ -51,17 +51,21 @@ func (p *Pipeline) Do(ctx context.Context, req *Request) (*Response, error) {
 	if req.Query != "" {
 		u += "&" + req.Query
 	}
-	var body any
-	if req.Body != nil {
-		// Handed over as []byte, each attempt's body is an io.NopCloser
-		// around a *bytes.Reader, which net/http recognises as in memory:
-		// over HTTP/1.1 it then writes headers and body in one flush. A
-		// reader type of our own would cost a second write per request.
-		body = req.Body
-	}
-	rreq, err := retryablehttp.NewRequestWithContext(ctx, req.Method, u, body)
+	hreq, err := http.NewRequestWithContext(ctx, req.Method, u, nil)
 	if err != nil {
 		return nil, &iothub.ArgumentError{Operation: req.Operation, Field: "request", Rule: "must form a valid URL", Err: err}
+	}
+	if b := req.Body; b != nil {
+		// Each attempt gets its own reader of the body (RoundTrip), and
+		// the transport one more through GetBody when it must send the
+		// request again on another connection; retryablehttp, handed no
+		// body, leaves both alone.
+		hreq.ContentLength = int64(len(b))
+		hreq.GetBody = func() (io.ReadCloser, error) { return newBody(b), nil }
+	}
+	rreq, err := retryablehttp.FromRequest(hreq)
+	if err != nil {
+		return nil, &iothub.ArgumentError{Operation: req.Operation, Field: "request", Rule: "must form a valid request", Err: err}
 	}
 	h := rreq.Header
 	for k, v := range req.Header {
@@ -252,6 +256,9 @@ func (c *call) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	actx, cancel := context.WithTimeout(r.Context(), c.timeout)
 	r2 := r.WithContext(httptrace.WithClientTrace(actx, &tr.trace))
+	if c.req.Body != nil {
+		r2.Body = newBody(c.req.Body)
+	}
 	if attempt > 1 {
 		// An earlier attempt's transport may still be reading the header
 		// map (an HTTP/1.1 write that outlived its answer): give this
@@ -296,6 +303,12 @@ func (c *call) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp.Body = &tr.body
 	return resp, nil
 }
+
+// newBody returns a reader of an attempt's body: an io.NopCloser around a
+// *bytes.Reader, which net/http recognises as in memory, so that over
+// HTTP/1.1 it writes headers and body in one flush. A reader type of our
+// own would cost a second write per request.
+func newBody(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }
 
 // attemptTimeout is the error of an attempt whose deadline passed: it
 // matches context.DeadlineExceeded and says what the attempt was waiting

@@ -40,10 +40,11 @@ type step struct {
 // script is an http.RoundTripper that plays steps in order and records what
 // it was sent.
 type script struct {
-	mu    sync.Mutex
-	steps []step
-	got   []*http.Request
-	auths []string
+	mu     sync.Mutex
+	steps  []step
+	got    []*http.Request
+	auths  []string
+	bodies []string // each attempt's body as read
 }
 
 func (s *script) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -71,8 +72,11 @@ func (s *script) RoundTrip(r *http.Request) (*http.Response, error) {
 		trace.GotConn(httptrace.GotConnInfo{})
 	}
 	if r.Body != nil {
-		io.Copy(io.Discard, r.Body)
+		b, _ := io.ReadAll(r.Body)
 		r.Body.Close()
+		s.mu.Lock()
+		s.bodies = append(s.bodies, string(b))
+		s.mu.Unlock()
 	}
 	if trace.WroteRequest != nil {
 		trace.WroteRequest(httptrace.WroteRequestInfo{})
@@ -238,6 +242,24 @@ func TestEachAttemptSignedAndCarriesHeaders(t *testing.T) {
 		for k, v := range want {
 			if got := second.Header.Get(k); got != v {
 				t.Errorf("%s = %q, want %q", k, got, v)
+			}
+		}
+		// Each attempt reads the whole body, of the length it states,
+		// and GetBody (for the transport's own resend) gives it again.
+		body := string(methodRequest(RetryNotDelivered).Body)
+		if diff := cmp.Diff([]string{body, body}, s.bodies); diff != "" {
+			t.Errorf("attempts' bodies (-want +got):\n%s", diff)
+		}
+		for i, r := range s.got {
+			if r.ContentLength != int64(len(body)) || r.GetBody == nil {
+				t.Fatalf("attempt %d: ContentLength %d, GetBody set %v; want %d and set", i+1, r.ContentLength, r.GetBody != nil, len(body))
+			}
+			rc, err := r.GetBody()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b, _ := io.ReadAll(rc); string(b) != body {
+				t.Errorf("attempt %d: GetBody gives %q, want %q", i+1, b, body)
 			}
 		}
 		if got, want := first.URL.String(), "https://test-hub.azure-devices.net/twins/d1/methods?api-version=2021-04-12"; got != want {
