@@ -254,6 +254,9 @@ func invokeEncoded[R any](ctx context.Context, c *Client, op, deviceID, moduleID
 // methodStatus reads the device's status from the hub's answer to an
 // invocation, for telemetry (pipeline.Request.ResultStatus).
 func methodStatus(resp *pipeline.Response) (int, bool) {
+	if status, _, ok := parseMethodAnswer(resp.Body); ok {
+		return status, true
+	}
 	var wire struct {
 		Status *int `json:"status"`
 	}
@@ -266,18 +269,23 @@ func methodStatus(resp *pipeline.Response) (int, bool) {
 // decodeMethodResult decodes the hub's answer to an invocation.
 func decodeMethodResult[R any](op, deviceID, moduleID string, resp *pipeline.Response) (MethodResult[R], error) {
 	var res MethodResult[R]
-	var wire struct {
-		Status  *int            `json:"status"`
-		Payload json.RawMessage `json:"payload"`
-	}
-	if err := json.Unmarshal(resp.Body, &wire); err != nil || wire.Status == nil {
-		if err == nil {
-			err = fmt.Errorf("answer has no status field")
+	// The answer in the hub's own form is read directly; its payload is
+	// a slice of the body, which belongs to this call alone.
+	status, raw, ok := parseMethodAnswer(resp.Body)
+	if !ok {
+		var wire struct {
+			Status  *int            `json:"status"`
+			Payload json.RawMessage `json:"payload"`
 		}
-		return res, &iothub.BodyError{Operation: op, DeviceID: deviceID, ModuleID: moduleID, StatusCode: resp.StatusCode, Err: fmt.Errorf("decode method result: %w", err)}
+		if err := json.Unmarshal(resp.Body, &wire); err != nil || wire.Status == nil {
+			if err == nil {
+				err = fmt.Errorf("answer has no status field")
+			}
+			return res, &iothub.BodyError{Operation: op, DeviceID: deviceID, ModuleID: moduleID, StatusCode: resp.StatusCode, Err: fmt.Errorf("decode method result: %w", err)}
+		}
+		status, raw = *wire.Status, wire.Payload
 	}
-	res.Status = *wire.Status
-	raw := wire.Payload
+	res.Status = status
 	if len(raw) == 0 {
 		raw = json.RawMessage("null")
 	}
