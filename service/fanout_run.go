@@ -264,7 +264,6 @@ func (f *FanOut) observe(start, end time.Time, err error) {
 	f.ctl.Done(end, r)
 	if r.Outcome == flow.Accepted {
 		f.lastAccepted.Store(end.UnixNano())
-		f.meter.accepted(end)
 	}
 	if f.breaker.Observe(end, err) {
 		f.halt(fleetFault(f.breaker.Cause()))

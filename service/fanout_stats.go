@@ -2,7 +2,6 @@ package service
 
 import (
 	"math"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -36,7 +35,7 @@ func (f *FanOut) Stats() FanOutStats {
 	s := FanOutStats{
 		Started:      f.meter.started.Load(),
 		Finished:     f.meter.finished.Load(),
-		AcceptedRate: f.meter.acceptedRate(now),
+		AcceptedRate: f.ctl.AcceptedRate(now),
 	}
 	for i := range f.meter.inFlight {
 		if at := f.meter.inFlight[i].Load(); at != 0 {
@@ -52,21 +51,10 @@ func (f *FanOut) Stats() FanOutStats {
 	return s
 }
 
-// meterSlot is the resolution of AcceptedRate, over meterSlots slots.
-const (
-	meterSlot  = 100 * time.Millisecond
-	meterSlots = 10
-)
-
 // meter counts what FanOutStats reports.
 type meter struct {
 	started, finished atomic.Int64
 	inFlight          []atomic.Int64 // per worker: unix nanoseconds of its call's start, 0 idle
-
-	mu    sync.Mutex
-	slot  int64 // absolute index of the newest slot
-	ring  [meterSlots]int64
-	ready bool
 }
 
 func (m *meter) init(workers int) { m.inFlight = make([]atomic.Int64, workers) }
@@ -75,39 +63,3 @@ func (m *meter) start()                          { m.started.Add(1) }
 func (m *meter) finish()                         { m.finished.Add(1) }
 func (m *meter) callStarted(i int, at time.Time) { m.inFlight[i].Store(at.UnixNano()) }
 func (m *meter) callEnded(i int)                 { m.inFlight[i].Store(0) }
-
-// accepted counts an accepted call at now.
-func (m *meter) accepted(now time.Time) {
-	m.mu.Lock()
-	m.advance(now)
-	m.ring[m.slot%meterSlots]++
-	m.mu.Unlock()
-}
-
-// acceptedRate is the accepted calls per second over the last second.
-func (m *meter) acceptedRate(now time.Time) float64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.advance(now)
-	var n int64
-	for _, c := range m.ring {
-		n += c
-	}
-	return float64(n) / (meterSlot * meterSlots).Seconds()
-}
-
-// advance moves the ring to now's slot, clearing the slots passed.
-func (m *meter) advance(now time.Time) {
-	s := now.UnixNano() / int64(meterSlot)
-	if !m.ready {
-		m.slot, m.ready = s, true
-		return
-	}
-	for ; m.slot < s; m.slot++ {
-		if s-m.slot > meterSlots {
-			m.ring, m.slot = [meterSlots]int64{}, s
-			return
-		}
-		m.ring[(m.slot+1)%meterSlots] = 0
-	}
-}

@@ -112,7 +112,7 @@ func (m *fanOutMetrics) observe(_ context.Context, o metric.Observer) error {
 		if r := f.ctl.State(now).Rate; !math.IsInf(r, 1) {
 			rate += r
 		}
-		accepted += f.meter.acceptedRate(now)
+		accepted += f.ctl.AcceptedRate(now)
 		for i := range f.meter.inFlight {
 			if f.meter.inFlight[i].Load() != 0 {
 				window++

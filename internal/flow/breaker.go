@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -145,6 +146,10 @@ type Breaker struct {
 	mu     sync.Mutex
 	failed int // connection failures in a row
 	cause  *FleetFault
+
+	// clean is failed == 0 && cause == nil, for Observe to take an answer
+	// without the lock when it changes nothing.
+	clean atomic.Bool
 }
 
 // NewBreaker returns a Breaker with policy p.
@@ -152,7 +157,9 @@ func NewBreaker(p BreakerPolicy) *Breaker {
 	if p.UnreachableAfter <= 0 {
 		p.UnreachableAfter = DefaultUnreachableAfter
 	}
-	return &Breaker{after: p.UnreachableAfter}
+	b := &Breaker{after: p.UnreachableAfter}
+	b.clean.Store(true)
+	return b
 }
 
 // Observe records the outcome of one call, err being the error the call
@@ -163,8 +170,12 @@ func NewBreaker(p BreakerPolicy) *Breaker {
 // a fast one.
 func (b *Breaker) Observe(now time.Time, err error) (tripped bool) {
 	kind, answered := classify(err)
+	if kind == FaultNone && answered && b.clean.Load() {
+		return false // an answer, and nothing to reset
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	defer func() { b.clean.Store(b.failed == 0 && b.cause == nil) }()
 	if b.cause != nil {
 		return true
 	}

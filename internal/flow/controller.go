@@ -818,6 +818,23 @@ func (c *Controller) queueing() (queueing, rising bool) {
 	return queueing, last != 0 && low > last+c.p.QueueMargin/2
 }
 
+// AcceptedRate returns, for display, the calls that ended Accepted within
+// the last Window (its slots, the current one included) divided by
+// Window: 4 calls in the last second are 4/s.
+func (c *Controller) AcceptedRate(now time.Time) float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.epoch.IsZero() {
+		return 0
+	}
+	c.advance(now)
+	var n int32
+	for i := range c.ring {
+		n += c.ring[i].accepted
+	}
+	return float64(n) / c.p.Window.Seconds()
+}
+
 // Rate returns the pacing rate in calls per second; +Inf when calls are
 // not paced.
 func (c *Controller) Rate() float64 {

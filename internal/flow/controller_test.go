@@ -512,3 +512,31 @@ func TestSlowStartRoundEnds(t *testing.T) {
 		t.Errorf("rate changes (-want +got):\n%s", diff)
 	}
 }
+
+// TestAcceptedRate counts the calls accepted within the last Window over
+// Window, and only those: at 1,010 ms the window's slots (25 ms each)
+// reach back to 25 ms, past the first three calls' ends.
+func TestAcceptedRate(t *testing.T) {
+	t.Parallel()
+	c := NewController(DefaultPolicy(), Config{Seed: 1000})
+	if got := c.AcceptedRate(t0); got != 0 {
+		t.Errorf("before any call: %v, want 0", got)
+	}
+	for i := range 10 {
+		at := t0.Add(time.Duration(i) * 10 * time.Millisecond)
+		c.Reserve(at)
+		outcome := Accepted
+		if i%5 == 4 {
+			outcome = Throttled // not counted
+		}
+		c.Done(at.Add(time.Millisecond), Result{Outcome: outcome, Latency: time.Millisecond})
+	}
+	for _, tt := range []struct {
+		at   time.Duration
+		want float64
+	}{{500 * time.Millisecond, 8}, {1010 * time.Millisecond, 5}, {2 * time.Second, 0}} {
+		if got := c.AcceptedRate(t0.Add(tt.at)); got != tt.want {
+			t.Errorf("at %v: %v/s, want %v/s", tt.at, got, tt.want)
+		}
+	}
+}
