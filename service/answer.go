@@ -6,9 +6,11 @@ import (
 )
 
 // parseMethodAnswer reads the hub's answer to an invocation when it has
-// the form the hub sends, {"status":N,"payload":V}: those two members in
-// that order, no white space outside V, N an integer of at most nine
-// digits and V one JSON value. It returns what encoding/json would decode
+// the compact form {"status":N,"payload":V}: those two members in that
+// order, no white space outside V, N an integer of at most nine digits and
+// V one JSON value. The simulated hub writes that form; that IoT Hub does
+// too is an assumption (its REST reference shows the members with spaces),
+// and an answer in any other form only takes the slower path. It returns what encoding/json would decode
 // from it into {Status *int; Payload json.RawMessage} (TestParseMethodAnswer
 // and FuzzParseMethodAnswer check that), with payload a slice of b, in one
 // pass over V and no allocation. For any other form ok is false, and the
