@@ -6,46 +6,77 @@ import (
 )
 
 // parseMethodAnswer reads the hub's answer to an invocation when it has
-// the compact form {"status":N,"payload":V}: those two members in that
-// order, no white space outside V, N an integer of at most nine digits and
-// V one JSON value. The simulated hub writes that form; that IoT Hub does
-// too is an assumption (its REST reference shows the members with spaces),
-// and an answer in any other form only takes the slower path. It returns what encoding/json would decode
-// from it into {Status *int; Payload json.RawMessage} (TestParseMethodAnswer
-// and FuzzParseMethodAnswer check that), with payload a slice of b, in one
-// pass over V and no allocation. For any other form ok is false, and the
-// caller decodes b with encoding/json.
+// the form {"status":N,"payload":V}: those two members in that order, JSON
+// white space allowed between the tokens (the REST reference's sample has
+// spaces; the simulated hub writes none), N an integer of at most nine
+// digits and V one JSON value. It returns what encoding/json would decode
+// from it into {Status *int; Payload json.RawMessage}
+// (TestParseMethodAnswer and FuzzParseMethodAnswer check that), with
+// payload a slice of b, in one pass over V and no allocation. For any
+// other form (another order, other members, a status that is not such an
+// integer) ok is false, and the caller decodes b with encoding/json.
 func parseMethodAnswer(b []byte) (status int, payload []byte, ok bool) {
-	const head, mid = `{"status":`, `,"payload":`
-	rest, found := bytes.CutPrefix(b, []byte(head))
-	if !found {
+	p := answerParser{b: b}
+	if !p.token("{") || !p.token(`"status"`) || !p.token(":") {
 		return 0, nil, false
 	}
-	i, neg := 0, false
-	if len(rest) > 0 && rest[0] == '-' {
-		i, neg = 1, true
-	}
-	digits := i
-	for i < len(rest) && '0' <= rest[i] && rest[i] <= '9' {
-		status = status*10 + int(rest[i]-'0')
-		i++
-	}
-	// JSON has no leading zero but in 0 itself; nine digits fit any int.
-	if n := i - digits; n == 0 || n > 9 || n > 1 && rest[digits] == '0' {
+	status, ok = p.integer()
+	if !ok || !p.token(",") || !p.token(`"payload"`) || !p.token(":") {
 		return 0, nil, false
 	}
-	if neg {
-		status = -status
-	}
-	rest, found = bytes.CutPrefix(rest[i:], []byte(mid))
-	if !found || len(rest) < 2 || rest[len(rest)-1] != '}' {
+	// V runs to the closing brace, white space trimmed on both sides.
+	v := bytes.Trim(b[p.i:], " \t\n\r")
+	if len(v) < 2 || v[len(v)-1] != '}' {
 		return 0, nil, false
 	}
-	v := rest[:len(rest)-1]
-	if isJSONSpace(v[0]) || isJSONSpace(v[len(v)-1]) || !json.Valid(v) {
+	v = bytes.TrimRight(v[:len(v)-1], " \t\n\r")
+	if len(v) == 0 || !json.Valid(v) {
 		return 0, nil, false
 	}
 	return status, v, true
+}
+
+// answerParser walks the fixed part of a method answer.
+type answerParser struct {
+	b []byte
+	i int
+}
+
+// token skips white space, then tok, and reports whether it was there.
+func (p *answerParser) token(tok string) bool {
+	for p.i < len(p.b) && isJSONSpace(p.b[p.i]) {
+		p.i++
+	}
+	if !bytes.HasPrefix(p.b[p.i:], []byte(tok)) {
+		return false
+	}
+	p.i += len(tok)
+	return true
+}
+
+// integer skips white space and reads -?(0|[1-9][0-9]*) of at most nine
+// digits, which fit any int; a fraction or exponent after it is refused
+// by the token that must follow.
+func (p *answerParser) integer() (n int, ok bool) {
+	for p.i < len(p.b) && isJSONSpace(p.b[p.i]) {
+		p.i++
+	}
+	neg := p.i < len(p.b) && p.b[p.i] == '-'
+	if neg {
+		p.i++
+	}
+	start := p.i
+	for p.i < len(p.b) && '0' <= p.b[p.i] && p.b[p.i] <= '9' {
+		n = n*10 + int(p.b[p.i]-'0')
+		p.i++
+	}
+	if d := p.i - start; d == 0 || d > 9 || d > 1 && p.b[start] == '0' {
+		return 0, false
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
 }
 
 func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

@@ -47,6 +47,10 @@ func TestParseMethodAnswer(t *testing.T) {
 		{`{"status":-0,"payload":1}`, true},
 		{`{"status":999999999,"payload":1.5e3}`, true},
 		{`{"status":404,"payload":{"error":"no \"disk\""}}`, true},
+		{`{"status": 200, "payload": {"rebooting": true}}`, true}, // the REST reference's sample
+		{"\n{ \"status\" :\t200 ,\r\n \"payload\" : 1 }\n", true},
+		{`{"status":200,"payload": 1}`, true},
+		{`{"status":200,"payload":1 }`, true},
 		// Other forms go to encoding/json.
 		{`{"status":1000000000,"payload":1}`, false}, // ten digits
 		{`{"status":0200,"payload":1}`, false},
@@ -57,16 +61,15 @@ func TestParseMethodAnswer(t *testing.T) {
 		{`{"status":-,"payload":1}`, false},
 		{`{"status":200}`, false},
 		{`{"status":200,"payload":}`, false},
-		{`{"status":200,"payload": 1}`, false},
-		{`{"status":200,"payload":1 }`, false},
 		{`{"status":200,"payload":1}}`, false},
 		{`{"status":200,"payload":1},"x":2}`, false},
 		{`{"status":200,"payload":{"a":1}`, false},
 		{`{"payload":1,"status":200}`, false},
-		{`{ "status":200,"payload":1}`, false},
 		{`{"Status":200,"payload":1}`, false},
 		{`{"status":200,"payload":1,"extra":true}`, false},
-		{` {"status":200,"payload":1}`, false},
+		{`{"status":200,"payload":1,}`, false},
+		{`{"status":200,"payload":1} x`, false},
+		{"{\"status\":200,\"payload\":\v1}", false},
 		{``, false},
 	}
 	for _, tt := range tests {
@@ -84,6 +87,7 @@ func FuzzParseMethodAnswer(f *testing.F) {
 		`{"status":-5,"payload":[1,"}",null]}`,
 		`{"status":200,"payload":"\u00e9\\"}`,
 		`{"status":7,"payload":{"a":{"b":[true,false]}}}`,
+		"{ \"status\" : 200 , \"payload\" : [ 1 ] }\n",
 	} {
 		f.Add([]byte(s))
 	}

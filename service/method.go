@@ -269,9 +269,9 @@ func methodStatus(resp *pipeline.Response) (int, bool) {
 // decodeMethodResult decodes the hub's answer to an invocation.
 func decodeMethodResult[R any](op, deviceID, moduleID string, resp *pipeline.Response) (MethodResult[R], error) {
 	var res MethodResult[R]
-	// An answer in the compact form is read directly (parseMethodAnswer);
-	// its payload is a slice of the body, which belongs to this call
-	// alone.
+	// An answer of the form {"status":N,"payload":V} is read directly
+	// (parseMethodAnswer); its payload is a slice of the body, which
+	// belongs to this call alone.
 	status, raw, ok := parseMethodAnswer(resp.Body)
 	if !ok {
 		var wire struct {
