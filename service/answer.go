@@ -42,11 +42,16 @@ type answerParser struct {
 	i int
 }
 
-// token skips white space, then tok, and reports whether it was there.
-func (p *answerParser) token(tok string) bool {
+// skipSpace moves past JSON white space.
+func (p *answerParser) skipSpace() {
 	for p.i < len(p.b) && isJSONSpace(p.b[p.i]) {
 		p.i++
 	}
+}
+
+// token skips white space, then tok, and reports whether it was there.
+func (p *answerParser) token(tok string) bool {
+	p.skipSpace()
 	if !bytes.HasPrefix(p.b[p.i:], []byte(tok)) {
 		return false
 	}
@@ -58,9 +63,7 @@ func (p *answerParser) token(tok string) bool {
 // digits, which fit any int; a fraction or exponent after it is refused
 // by the token that must follow.
 func (p *answerParser) integer() (n int, ok bool) {
-	for p.i < len(p.b) && isJSONSpace(p.b[p.i]) {
-		p.i++
-	}
+	p.skipSpace()
 	neg := p.i < len(p.b) && p.b[p.i] == '-'
 	if neg {
 		p.i++

@@ -730,14 +730,21 @@ func (c *Controller) advance(now time.Time) *slot {
 // Window (or since the first call, when that is shorter).
 func (c *Controller) acceptedRate(now time.Time, d time.Duration) float64 {
 	k := min(int64(d/c.slotDur), slots)
-	var n int32
-	for i := max(c.cur-k+1, 0); i <= c.cur; i++ {
-		n += c.ring[i%slots].accepted
-	}
+	n := c.acceptedIn(k)
 	// The current slot is partly over.
 	span := time.Duration(k-1)*c.slotDur + now.Sub(c.epoch.Add(time.Duration(c.cur)*c.slotDur))
 	span = max(min(span, now.Sub(c.epoch)), c.slotDur)
 	return float64(n) / span.Seconds()
+}
+
+// acceptedIn counts the accepted calls of the last k slots, the current
+// one included.
+func (c *Controller) acceptedIn(k int64) int32 {
+	var n int32
+	for i := max(c.cur-k+1, 0); i <= c.cur; i++ {
+		n += c.ring[i%slots].accepted
+	}
+	return n
 }
 
 // slowStartRound is how long a round of slow start lasts at least:
@@ -828,11 +835,7 @@ func (c *Controller) AcceptedRate(now time.Time) float64 {
 		return 0
 	}
 	c.advance(now)
-	var n int32
-	for i := range c.ring {
-		n += c.ring[i].accepted
-	}
-	return float64(n) / c.p.Window.Seconds()
+	return float64(c.acceptedIn(slots)) / c.p.Window.Seconds()
 }
 
 // Rate returns the pacing rate in calls per second; +Inf when calls are

@@ -256,9 +256,6 @@ func (c *call) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	actx, cancel := context.WithTimeout(r.Context(), c.timeout)
 	r2 := r.WithContext(httptrace.WithClientTrace(actx, &tr.trace))
-	if c.req.Body != nil {
-		r2.Body = newBody(c.req.Body)
-	}
 	if attempt > 1 {
 		// An earlier attempt's transport may still be reading the header
 		// map (an HTTP/1.1 write that outlived its answer): give this
@@ -275,6 +272,7 @@ func (c *call) RoundTrip(r *http.Request) (*http.Response, error) {
 	h["Accept"] = c.p.accept
 	h["Request-Id"] = c.requestID
 	if c.req.Body != nil {
+		r2.Body = newBody(c.req.Body)
 		h["Content-Type"] = c.p.contentType
 	}
 	h["Authorization"] = []string{authz}
