@@ -8,7 +8,6 @@ import (
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // metricExporter is an sdkmetric.Exporter that posts OTLP/HTTP protobuf.
@@ -127,7 +126,7 @@ func metricsRequest(rm *metricdata.ResourceMetrics) ([]byte, int, error) {
 // 7; Histogram histogram = 9; ExponentialHistogram exponential_histogram =
 // 10; Summary summary = 11}}; false, and b as it was, for an aggregation it
 // does not know.
-func appendMetric(b []byte, num protowire.Number, m metricdata.Metrics) ([]byte, bool) {
+func appendMetric(b []byte, num fieldNum, m metricdata.Metrics) ([]byte, bool) {
 	before := len(b)
 	b, at := beginMessage(b, num)
 	b = appendString(b, 1, m.Name)
@@ -177,7 +176,7 @@ func appendSum[N int64 | float64](b []byte, s metricdata.Sum[N]) []byte {
 		b = appendNumberPoint(b, 1, dp)
 	}
 	b = appendVarint(b, 2, temporality(s.Temporality))
-	b = appendVarint(b, 3, protowire.EncodeBool(s.IsMonotonic))
+	b = appendVarint(b, 3, boolVarint(s.IsMonotonic))
 	return endMessage(b, at)
 }
 
@@ -186,7 +185,7 @@ func appendSum[N int64 | float64](b []byte, s metricdata.Sum[N]) []byte {
 // as_double = 4; sfixed64 as_int = 6}; repeated Exemplar exemplars = 5;
 // repeated KeyValue attributes = 7}. The SDK has no data point flags
 // (field 8).
-func appendNumberPoint[N int64 | float64](b []byte, num protowire.Number, dp metricdata.DataPoint[N]) []byte {
+func appendNumberPoint[N int64 | float64](b []byte, num fieldNum, dp metricdata.DataPoint[N]) []byte {
 	b, at := beginMessage(b, num)
 	b = appendAttributeSet(b, 7, dp.Attributes)
 	b = appendFixed64(b, 2, unixNano(dp.StartTime))
@@ -198,7 +197,7 @@ func appendNumberPoint[N int64 | float64](b []byte, num protowire.Number, dp met
 
 // appendNumber writes v as the oneof's double field asDouble or its
 // sfixed64 field asInt, whichever its type is; zero too.
-func appendNumber[N int64 | float64](b []byte, asDouble, asInt protowire.Number, v N) []byte {
+func appendNumber[N int64 | float64](b []byte, asDouble, asInt fieldNum, v N) []byte {
 	switch v := any(v).(type) {
 	case int64:
 		return setFixed64(b, asInt, uint64(v))
@@ -212,7 +211,7 @@ func appendNumber[N int64 | float64](b []byte, asDouble, asInt protowire.Number,
 // {fixed64 time_unix_nano = 2; oneof value {double as_double = 3; sfixed64
 // as_int = 6}; bytes span_id = 4; bytes trace_id = 5; repeated KeyValue
 // filtered_attributes = 7}.
-func appendExemplars[N int64 | float64](b []byte, num protowire.Number, es []metricdata.Exemplar[N]) []byte {
+func appendExemplars[N int64 | float64](b []byte, num fieldNum, es []metricdata.Exemplar[N]) []byte {
 	for _, e := range es {
 		var at int
 		b, at = beginMessage(b, num)
@@ -289,7 +288,7 @@ func appendExpHistogram[N int64 | float64](b []byte, h metricdata.ExponentialHis
 
 // appendBuckets writes the Buckets field num {sint32 offset = 1; repeated
 // uint64 bucket_counts = 2}, always set (empty for no buckets).
-func appendBuckets(b []byte, num protowire.Number, eb metricdata.ExponentialBucket) []byte {
+func appendBuckets(b []byte, num fieldNum, eb metricdata.ExponentialBucket) []byte {
 	b, at := beginMessage(b, num)
 	b = appendSint32(b, 1, eb.Offset)
 	b = appendPackedVarint(b, 2, eb.Counts)
@@ -325,7 +324,7 @@ func appendSummary(b []byte, s metricdata.Summary) []byte {
 
 // appendExtremum writes a histogram's optional min or max, nothing when it
 // is not recorded.
-func appendExtremum[N int64 | float64](b []byte, num protowire.Number, e metricdata.Extrema[N]) []byte {
+func appendExtremum[N int64 | float64](b []byte, num fieldNum, e metricdata.Extrema[N]) []byte {
 	v, ok := e.Value()
 	if !ok {
 		return b

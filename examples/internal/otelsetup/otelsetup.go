@@ -4,9 +4,10 @@
 // to …/v1/metrics, Content-Type application/x-protobuf. The exporter is the
 // package's own, small one: the OpenTelemetry OTLP/HTTP exporters link gRPC
 // and its gateway into every program, and cost memory even when nothing is
-// exported. It writes the messages with protowire from the SDK's span and
-// metric data: the generated OTLP types and the protobuf runtime would add
-// packages that do work at init, whether or not anything is exported.
+// exported. It writes the messages from the SDK's span and metric data
+// with protobuf wire primitives of its own: the generated OTLP types, the
+// protobuf runtime and even its protowire package would add packages that
+// do work at init, whether or not anything is exported.
 //
 // It honours these variables (a signal's own _TRACES_ or _METRICS_ form
 // wins, whole, over the general one):

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -15,8 +16,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // userAgent names the exporter to the collector.
@@ -219,11 +218,10 @@ func (s *sender) partialSuccess(answer []byte) error {
 	var msg string
 	for f := range fields(ps) {
 		switch {
-		case f.num == 1 && f.typ == protowire.VarintType:
-			rejected, _ = protowire.ConsumeVarint(f.val)
-		case f.num == 2 && f.typ == protowire.BytesType:
-			b, _ := protowire.ConsumeBytes(f.val)
-			msg = string(b)
+		case f.num == 1 && f.typ == varintType:
+			rejected = f.varint
+		case f.num == 2 && f.typ == bytesType:
+			msg = string(f.val)
 		}
 	}
 	if rejected == 0 && msg == "" {
@@ -261,41 +259,68 @@ func utf8Printable(b []byte) bool {
 
 // field is the content of the first length-delimited field num of the
 // protobuf message b.
-func field(b []byte, num protowire.Number) ([]byte, bool) {
+func field(b []byte, num fieldNum) ([]byte, bool) {
 	for f := range fields(b) {
-		if f.num == num && f.typ == protowire.BytesType {
-			c, m := protowire.ConsumeBytes(f.val)
-			return c, m >= 0
+		if f.num == num && f.typ == bytesType {
+			return f.val, true
 		}
 	}
 	return nil, false
 }
 
 // pbField is one field of a protobuf message: its number, its wire type and
-// the bytes of its value (a length-delimited value with its length prefix).
+// its value: the content of a length-delimited value (without its length),
+// the bytes of a fixed one, or the bytes of a varint, whose value is in
+// varint.
 type pbField struct {
-	num protowire.Number
-	typ protowire.Type
-	val []byte
+	num    fieldNum
+	typ    wireType
+	val    []byte
+	varint uint64
 }
 
 // fields yields the fields of the protobuf message b; it stops at the first
-// malformed field.
+// malformed field, and at a group (wire types 3 and 4), which OTLP does not
+// use.
 func fields(b []byte) iter.Seq[pbField] {
 	return func(yield func(pbField) bool) {
 		for len(b) > 0 {
-			num, typ, n := protowire.ConsumeTag(b)
-			if n < 0 {
+			key, n := binary.Uvarint(b)
+			if n <= 0 || key>>3 < 1 || key>>3 > maxFieldNum {
 				return
 			}
-			m := protowire.ConsumeFieldValue(num, typ, b[n:])
-			if m < 0 {
+			f := pbField{num: fieldNum(key >> 3), typ: wireType(key & 7)}
+			b = b[n:]
+			switch f.typ {
+			case varintType:
+				f.varint, n = binary.Uvarint(b)
+				if n <= 0 {
+					return
+				}
+				f.val = b[:n]
+			case fixed64Type, fixed32Type:
+				n = 8
+				if f.typ == fixed32Type {
+					n = 4
+				}
+				if len(b) < n {
+					return
+				}
+				f.val = b[:n]
+			case bytesType:
+				size, m := binary.Uvarint(b)
+				if m <= 0 || size > uint64(len(b)-m) {
+					return
+				}
+				n = m + int(size)
+				f.val = b[m:n]
+			default:
 				return
 			}
-			if !yield(pbField{num, typ, b[n : n+m]}) {
+			if !yield(f) {
 				return
 			}
-			b = b[n+m:]
+			b = b[n:]
 		}
 	}
 }

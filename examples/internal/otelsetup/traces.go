@@ -9,7 +9,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // spanExporter is an sdktrace.SpanExporter that posts OTLP/HTTP protobuf.
@@ -123,7 +122,7 @@ func appendResourceSpans(b []byte, rg *resourceGroup) []byte {
 }
 
 // appendSpan writes the Span field num.
-func appendSpan(b []byte, num protowire.Number, s sdktrace.ReadOnlySpan) []byte {
+func appendSpan(b []byte, num fieldNum, s sdktrace.ReadOnlySpan) []byte {
 	b, at := beginMessage(b, num)
 	sc := s.SpanContext()
 	tid, sid := sc.TraceID(), sc.SpanID()
