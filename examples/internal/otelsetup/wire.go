@@ -42,10 +42,19 @@ func appendTag(b []byte, num fieldNum, typ wireType) []byte {
 	return binary.AppendUvarint(b, uint64(num)<<3|uint64(typ))
 }
 
-// appendLen appends v as a length-delimited value: its length, then it.
-func appendLen[T string | []byte](b []byte, v T) []byte {
+// setLen writes the length-delimited field num: its tag, v's length, then
+// v; empty too, as a field of a oneof is.
+func setLen[T string | []byte](b []byte, num fieldNum, v T) []byte {
+	b = appendTag(b, num, bytesType)
 	b = binary.AppendUvarint(b, uint64(len(v)))
 	return append(b, v...)
+}
+
+// setVarint writes the varint field num, zero too, as a field of a oneof
+// is.
+func setVarint(b []byte, num fieldNum, v uint64) []byte {
+	b = appendTag(b, num, varintType)
+	return binary.AppendUvarint(b, v)
 }
 
 // sizeVarint is the number of bytes binary.AppendUvarint writes for v.
@@ -85,16 +94,14 @@ func appendString(b []byte, num fieldNum, s string) []byte {
 	if s == "" {
 		return b
 	}
-	b = appendTag(b, num, bytesType)
-	return appendLen(b, s)
+	return setLen(b, num, s)
 }
 
 func appendBytes(b []byte, num fieldNum, v []byte) []byte {
 	if len(v) == 0 {
 		return b
 	}
-	b = appendTag(b, num, bytesType)
-	return appendLen(b, v)
+	return setLen(b, num, v)
 }
 
 // appendVarint writes a uint32, uint64, int64, bool or enum field.
@@ -102,8 +109,7 @@ func appendVarint(b []byte, num fieldNum, v uint64) []byte {
 	if v == 0 {
 		return b
 	}
-	b = appendTag(b, num, varintType)
-	return binary.AppendUvarint(b, v)
+	return setVarint(b, num, v)
 }
 
 // appendSint32 writes a sint32 field (zigzag).
@@ -265,19 +271,15 @@ func appendAnyValue(b []byte, num fieldNum, v attribute.Value) []byte {
 	switch v.Type() {
 	case attribute.EMPTY:
 	case attribute.STRING:
-		b = appendTag(b, 1, bytesType)
-		b = appendLen(b, v.AsString())
+		b = setLen(b, 1, v.AsString())
 	case attribute.BOOL:
-		b = appendTag(b, 2, varintType)
-		b = binary.AppendUvarint(b, boolVarint(v.AsBool()))
+		b = setVarint(b, 2, boolVarint(v.AsBool()))
 	case attribute.INT64:
-		b = appendTag(b, 3, varintType)
-		b = binary.AppendUvarint(b, uint64(v.AsInt64()))
+		b = setVarint(b, 3, uint64(v.AsInt64()))
 	case attribute.FLOAT64:
 		b = setDouble(b, 4, v.AsFloat64())
 	case attribute.BYTESLICE:
-		b = appendTag(b, 7, bytesType)
-		b = appendLen(b, v.AsByteSlice())
+		b = setLen(b, 7, v.AsByteSlice())
 	case attribute.BOOLSLICE:
 		b = appendArray(b, v.AsBoolSlice(), attribute.BoolValue)
 	case attribute.INT64SLICE:
@@ -294,8 +296,7 @@ func appendAnyValue(b []byte, num fieldNum, v attribute.Value) []byte {
 		b = appendKeyValues(b, 1, v.AsMap())
 		b = endMessage(b, mat)
 	default:
-		b = appendTag(b, 1, bytesType)
-		b = appendLen(b, "INVALID")
+		b = setLen(b, 1, "INVALID")
 	}
 	return endMessage(b, at)
 }
